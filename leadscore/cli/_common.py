@@ -1,0 +1,48 @@
+"""What every command shares: settings, errors, durations, console output."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from leadscore.settings import Settings, disable_telemetry
+
+console = Console(stderr=True)
+
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([dhw])\s*$")
+_UNITS = {"d": "days", "h": "hours", "w": "weeks"}
+
+
+def settings() -> Settings:
+    """Build the settings for this command, with telemetry off."""
+    disable_telemetry()
+    return Settings()
+
+
+def parse_duration(value: str, *, option: str) -> pd.Timedelta:
+    """'7d', '12h' or '2w' as a Timedelta, or a clear error naming the option."""
+    match = _DURATION_RE.match(value)
+    if not match or int(match.group(1)) <= 0:
+        raise typer.BadParameter(
+            f"{value!r} is not a duration; expected a positive number followed by d, h or w, "
+            "such as '7d'",
+            param_hint=option,
+        )
+    return pd.Timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_timestamp(value: str | None, *, option: str) -> pd.Timestamp | None:
+    """An ISO 8601 timestamp as a UTC Timestamp; naive values are read as UTC."""
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise typer.BadParameter(
+            f"{value!r} is not a timestamp; expected ISO 8601 such as 2026-03-01T00:00:00Z",
+            param_hint=option,
+        ) from exc
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

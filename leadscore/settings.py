@@ -1,0 +1,114 @@
+"""One typed settings object, built at entry points (the CLI, the service start-up).
+
+Importing this module reads no environment variable, creates no directory and sets no
+tracking URI. ``Settings()`` reads ``LEADSCORE_*`` variables (and ``MLFLOW_TRACKING_URI``)
+when an entry point builds it, and validates every value as it is built.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_home", "disable_telemetry"]
+
+_TELEMETRY_OFF = {
+    "BENTOML_DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+}
+
+
+def default_home() -> Path:
+    """The project root of a source checkout, else ``~/.leadscore``.
+
+    Resolved from this file's location, never from the current directory, so that
+    every command finds the same MLflow store wherever it is run from.
+    """
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "features").is_dir():
+        return checkout
+    return Path.home() / ".leadscore"
+
+
+def disable_telemetry() -> None:
+    """Turn off BentoML's and MLflow's usage tracking for this process and its children."""
+    for key, value in _TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+
+
+class Settings(BaseSettings):
+    """Everything an entry point needs to know about its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEADSCORE_", extra="forbid", validate_default=True, frozen=True
+    )
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="Where the local MLflow store (mlflow/) and generated data (data/) live.",
+    )
+    tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "LEADSCORE_TRACKING_URI"),
+        description="MLflow tracking URI. Defaults to SQLite under <home>/mlflow/.",
+    )
+    registry_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_REGISTRY_URI", "LEADSCORE_REGISTRY_URI"),
+        description="MLflow registry URI. Defaults to the tracking URI.",
+    )
+    model_name: str = Field(default="lead-scoring", min_length=1)
+    model_alias: str = Field(default="champion", min_length=1)
+    model_uri: str | None = Field(
+        default=None,
+        description="Serve this exact model URI (e.g. models:/lead-scoring/3) instead of "
+        "resolving the alias. A built Bento pins one this way.",
+    )
+    api_key: str | None = Field(default=None, description="Bearer key the service requires.")
+    allow_unauthenticated: bool = Field(
+        default=False,
+        description="Development only: serve without an API key (a warning is logged).",
+    )
+    poll_interval_s: float = Field(default=30.0, gt=0, description="Alias polling interval.")
+    cold_start_policy: Literal["auto", "model", "rules"] = Field(
+        default="auto",
+        description="Who scores leads with no activities: 'auto' uses whichever had the "
+        "higher ROC AUC on such leads in the test window at training time.",
+    )
+    max_batch: int = Field(default=1000, ge=1, le=100_000)
+    max_body_bytes: int = Field(default=10_000_000, ge=1024)
+    rules_file: Path | None = Field(
+        default=None, description="Rules YAML for the fallback; the packaged default if unset."
+    )
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        """The tracking URI to use: the explicit one, else SQLite under ``mlflow/``."""
+        if self.tracking_uri:
+            return self.tracking_uri
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_location(self) -> str | None:
+        """Where new experiments store artifacts when the store is the local default."""
+        if self.tracking_uri:
+            return None
+        return (self.mlflow_dir / "artifacts").as_uri()

@@ -1,0 +1,42 @@
+"""Test isolation: no test sees the developer's shell, home directories or the network.
+
+Telemetry is off for the whole session. Every test gets its own MLflow store, BentoML
+home and leadscore home under ``tmp_path``, and no ``LEADSCORE_*`` variable leaks in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+XEDU_CSV = REPO.parent / "shared" / "data" / "x-education" / "Leads.csv"
+
+os.environ["BENTOML_DO_NOT_TRACK"] = "true"
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every home and store at ``tmp_path``; return the leadscore home."""
+    for key in list(os.environ):
+        if key.startswith("LEADSCORE_") or key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+            monkeypatch.delenv(key, raising=False)
+    home = tmp_path / "leadscore-home"
+    home.mkdir()
+    monkeypatch.setenv("LEADSCORE_HOME", str(home))
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml-home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return home
+
+
+@pytest.fixture
+def xeducation_csv() -> Path:
+    """The real X Education export, or a clean skip when it is not beside the checkout."""
+    if not XEDU_CSV.is_file():
+        pytest.skip(f"X Education export not found at {XEDU_CSV}; see the README to obtain it")
+    return XEDU_CSV

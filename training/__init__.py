@@ -1,0 +1,1 @@
+"""Training: time-split LightGBM models, calibrated, evaluated and registered in MLflow."""
