@@ -8,7 +8,16 @@ from __future__ import annotations
 import sys
 
 from features.errors import LeadscoreError
-from leadscore.cli import data_cmd, features_cmd, rules_cmd, serve_cmd, train_cmd  # noqa: F401
+from leadscore.cli import (  # noqa: F401  (each module registers its commands)
+    batch_cmd,
+    data_cmd,
+    features_cmd,
+    report_cmd,
+    rules_cmd,
+    serve_cmd,
+    spec_cmd,
+    train_cmd,
+)
 from leadscore.cli._common import console
 from leadscore.cli.app import app
 
