@@ -287,6 +287,32 @@ class DatasetSpec(_Strict):
         """Safe name to original column for the declared leaky columns."""
         return {_entry_name(e): e.column for e in self.columns.leaky}
 
+    def with_role(
+        self, column: str, role: Literal["categorical", "numeric", "ignore", "leaky", "pii"]
+    ) -> DatasetSpec:
+        """A copy of this spec with ``column`` moved to ``role`` (for overrides and tests).
+
+        For example ``spec.with_role("Tags", "categorical")`` un-marks a leaky column so
+        that the leakage audit must find it on its own.
+        """
+        data = self.model_dump(mode="python")
+        cols = data["columns"]
+        list_roles = ("categorical", "numeric", "ignore", "leaky", "pii")
+        if role not in list_roles:
+            raise SpecError(f"role {role!r} is not one of {', '.join(list_roles)}")
+        found = False
+        for r in list_roles:
+            kept = [e for e in cols[r] if e["column"] != column]
+            found |= len(kept) != len(cols[r])
+            cols[r] = kept
+        if not found:
+            raise SpecError(
+                f"{self.origin}: {column!r} is not in any feature, ignore, leaky or pii list"
+                f"{_suggest(column, [c for _, c in self.role_paths()])}"
+            )
+        cols[role].append({"column": column})
+        return parse_spec(data, base_dir=self.base_dir, origin=self.origin)
+
     def resolve_source(self, data_path: str | Path | None = None) -> Path:
         """The data file: ``data_path`` if given, else ``source`` relative to the spec file."""
         if data_path is not None:
