@@ -5,17 +5,43 @@ registry; none keeps its own list. Each feature belongs to a business field (sev
 windows of pricing-page counts are one field, "pricing page visits"), and each field
 knows how to say, in plain language, what the lead's values mean.
 
-(The shapes below are the contract; the feature set itself is filled in by the
-features issue.)
+Bump :data:`FEATURE_SET_VERSION` whenever a feature's name, meaning or computation
+changes: a model trained on one version must not be served rows of another.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Feature", "BusinessField"]
+import pandas as pd
+
+from features.functions import (
+    ACTIVE_DAY_WINDOWS,
+    COUNT_WINDOWS,
+    FEATURE_FUNCTIONS,
+    HALF_LIVES,
+)
+from features.reasons import Reason
+from features.schema import ACTIVITY_TYPES, KEY_ACTIONS
+
+__all__ = [
+    "Feature",
+    "BusinessField",
+    "FEATURE_SET_VERSION",
+    "FEATURES",
+    "FIELDS",
+    "feature_names",
+    "categorical_features",
+    "numeric_features",
+    "field_of",
+    "reasons_for",
+]
+
+FEATURE_SET_VERSION: str = "2026.11.1"
+"""Version of the feature set; recorded with every training set and model."""
 
 
 @dataclass(frozen=True)
@@ -41,3 +67,341 @@ class BusinessField:
     label: str
     features: tuple[str, ...]
     describe: Callable[[Mapping[str, object]], tuple[object, str]]
+
+
+# --- reading a row ---------------------------------------------------------------------------
+
+
+def _num(row: Mapping[str, object], name: str) -> float | None:
+    """A numeric feature value as a float, or None when missing (NaN, NA, absent)."""
+    value = row.get(name)
+    if value is None or value is pd.NA:
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _cat(row: Mapping[str, object], name: str) -> str | None:
+    value = row.get(name)
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value)
+
+
+def _times(n: float) -> str:
+    n = int(round(n))
+    return "once" if n == 1 else f"{n} times"
+
+
+def _days(d: float) -> str:
+    n = int(math.floor(d))
+    if n == 0:
+        return "today"
+    return "1 day ago" if n == 1 else f"{n} days ago"
+
+
+def _plural(n: float, word: str) -> str:
+    n = int(round(n))
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# --- fit fields ----------------------------------------------------------------------------
+
+
+def _category_describer(
+    feature: str, template: str, unknown: str
+) -> Callable[[Mapping[str, object]], tuple[object, str]]:
+    def describe(row: Mapping[str, object]) -> tuple[object, str]:
+        value = _cat(row, feature)
+        return (value, unknown) if value is None else (value, template.format(value=value))
+
+    return describe
+
+
+def _describe_location(row: Mapping[str, object]) -> tuple[object, str]:
+    country, region = _cat(row, "country"), _cat(row, "region")
+    if country is None:
+        return None, "Country not given"
+    if region and region != "Other":
+        return country, f"Based in {country} ({region})"
+    return country, f"Based in {country}"
+
+
+def _describe_company_size(row: Mapping[str, object]) -> tuple[object, str]:
+    band = _cat(row, "company_size_band")
+    if band is None:
+        return None, "Company size not given"
+    return band, f"Works at a company of {band} employees"
+
+
+def _describe_free_mail(row: Mapping[str, object]) -> tuple[object, str]:
+    flag = _num(row, "free_mail")
+    if flag is None:
+        return None, "No email address given"
+    if flag >= 0.5:
+        return "free email", "Signed up with a free email address"
+    return "company email", "Signed up with a company email address"
+
+
+def _describe_completeness(row: Mapping[str, object]) -> tuple[object, str]:
+    share = _num(row, "profile_completeness") or 0.0
+    percent = int(round(share * 100))
+    return percent, f"Profile is {percent}% complete"
+
+
+def _describe_lead_age(row: Mapping[str, object]) -> tuple[object, str]:
+    days = _num(row, "lead_age_days")
+    if days is None:
+        return None, "Lead age unknown"
+    n = int(math.floor(days))
+    return n, f"Became a lead {_days(days)}"
+
+
+# --- engagement fields -----------------------------------------------------------------------
+
+# Per activity type: business field name, past-tense phrase, noun for "none", and (for key
+# actions) the phrase used for "last ... N days ago".
+_TYPE_WORDS: dict[str, tuple[str, str, str, str]] = {
+    "page_view": ("website_visits", "Viewed website pages", "website visits", "visited the website"),
+    "pricing_page_view": (
+        "pricing_page_visits", "Viewed the pricing page", "pricing page visits",
+        "viewed the pricing page",
+    ),
+    "email_open": ("email_opens", "Opened marketing emails", "email opens", "opened an email"),
+    "email_click": (
+        "email_clicks", "Clicked links in marketing emails", "email clicks", "clicked an email",
+    ),
+    "form_submit": ("form_submissions", "Submitted forms", "form submissions", "submitted a form"),
+    "content_download": (
+        "content_downloads", "Downloaded content", "content downloads", "downloaded content",
+    ),
+    "webinar_registered": (
+        "webinar_registrations", "Registered for webinars", "webinar registrations",
+        "registered for a webinar",
+    ),
+    "webinar_attended": (
+        "webinar_attendance", "Attended webinars", "webinars attended", "attended a webinar",
+    ),
+    "demo_request": ("demo_requests", "Requested a demo", "demo requests", "requested a demo"),
+    "trial_signup": ("trial_signups", "Signed up for a trial", "trial sign-ups", "started a trial"),
+    "chat": ("chats", "Chatted with the team", "chats", "chatted with the team"),
+    "unsubscribe": (
+        "unsubscribes", "Unsubscribed from emails", "unsubscribes", "unsubscribed from emails",
+    ),
+}
+
+
+def _type_describer(activity_type: str) -> Callable[[Mapping[str, object]], tuple[object, str]]:
+    _, verb, noun, last_phrase = _TYPE_WORDS[activity_type]
+
+    def describe(row: Mapping[str, object]) -> tuple[object, str]:
+        for days in COUNT_WINDOWS:
+            n = _num(row, f"{activity_type}_count_{days}d") or 0.0
+            if n > 0:
+                return int(round(n)), f"{verb} {_times(n)} in the last {days} days"
+        if activity_type in KEY_ACTIONS:
+            since = _num(row, f"days_since_last_{activity_type}")
+            if since is not None:
+                return 0, f"Last {last_phrase} {_days(since)}"
+        return 0, f"No {noun} in the last {max(COUNT_WINDOWS)} days"
+
+    return describe
+
+
+def _describe_recent_activity(row: Mapping[str, object]) -> tuple[object, str]:
+    since = _num(row, "days_since_last_activity")
+    if since is None:
+        return None, "No recorded activity yet"
+    if since >= 14:
+        days = int(math.floor(since))
+        return days, f"No activity for {days} days"
+    recent = _num(row, "activity_count_7d") or 0.0
+    if recent > 0:
+        n = int(round(recent))
+        return n, f"{n} {'activity' if n == 1 else 'activities'} in the last 7 days"
+    return int(math.floor(since)), f"Last active {_days(since)}"
+
+
+def _describe_engagement(row: Mapping[str, object]) -> tuple[object, str]:
+    short = _num(row, f"engagement_decayed_hl{HALF_LIVES[0]:g}d") or 0.0
+    if short < 0.05:
+        long = _num(row, f"engagement_decayed_hl{HALF_LIVES[-1]:g}d") or 0.0
+        if long < 0.05:
+            return 0.0, "No recent engagement"
+        return round(long, 1), "Engaged in the past weeks but not recently"
+    return round(short, 1), f"Recent engagement score of {short:.1f} (recent, high-intent actions count most)"
+
+
+def _describe_velocity(row: Mapping[str, object]) -> tuple[object, str]:
+    ratio = _num(row, "activity_velocity")
+    if ratio is None:
+        return None, "Activity trend unknown"
+    if ratio >= 1.5:
+        return round(ratio, 1), f"Activity is picking up: {ratio:.1f}x its pace of the 30 days before"
+    if ratio <= 1 / 1.5:
+        return round(ratio, 1), "Activity is slowing down compared with the 30 days before"
+    return round(ratio, 1), "Activity is steady compared with the 30 days before"
+
+
+def _describe_active_days(row: Mapping[str, object]) -> tuple[object, str]:
+    days = max(ACTIVE_DAY_WINDOWS)
+    n = _num(row, f"active_days_{days}d") or 0.0
+    if n == 0:
+        return 0, f"Not active on any day in the last {days} days"
+    return int(n), f"Active on {_plural(n, 'different day')} in the last {days} days"
+
+
+# --- the declaration -------------------------------------------------------------------------
+
+_FIT: list[tuple[str, str, str, tuple[str, ...], Callable]] = [
+    # field, label, kind, features, describe
+    ("industry", "Industry", "categorical", ("industry",),
+     _category_describer("industry", "Works in the {value} industry", "Industry not given")),
+    ("company_size", "Company size", "categorical", ("company_size_band",), _describe_company_size),
+    ("seniority", "Seniority", "categorical", ("seniority",),
+     _category_describer("seniority", "Seniority: {value}", "Seniority not given")),
+    ("job_function", "Job function", "categorical", ("job_function",),
+     _category_describer("job_function", "Works in {value}", "Job function not given")),
+    ("location", "Location", "categorical", ("country", "region"), _describe_location),
+    ("source", "Lead source", "categorical", ("source_channel",),
+     _category_describer("source_channel", "Came in through {value}", "Lead source not recorded")),
+    ("campaign", "Campaign", "categorical", ("campaign",),
+     _category_describer("campaign", "Came from the campaign '{value}'", "No campaign recorded")),
+    ("email_domain", "Email domain", "numeric", ("free_mail",), _describe_free_mail),
+    ("profile_completeness", "Profile completeness", "numeric", ("profile_completeness",),
+     _describe_completeness),
+    ("lead_age", "Lead age", "numeric", ("lead_age_days",), _describe_lead_age),
+]
+
+
+def _declare() -> tuple[tuple[Feature, ...], dict[str, BusinessField]]:
+    features: list[Feature] = []
+    fields: dict[str, BusinessField] = {}
+
+    def add(name: str, label: str, kinds: dict[str, str], describe: Callable) -> None:
+        fields[name] = BusinessField(name, label, tuple(kinds), describe)
+        for feature, kind in kinds.items():
+            doc = (FEATURE_FUNCTIONS[feature].__doc__ or "").strip()
+            features.append(Feature(feature, name, kind, doc))  # type: ignore[arg-type]
+
+    for name, label, kind, feats, describe in _FIT:
+        add(name, label, dict.fromkeys(feats, kind), describe)
+    add(
+        "recent_activity",
+        "Recent activity",
+        {
+            **{f"activity_count_{d}d": "numeric" for d in COUNT_WINDOWS},
+            "days_since_last_activity": "numeric",
+        },
+        _describe_recent_activity,
+    )
+    for activity_type in ACTIVITY_TYPES:
+        field_name = _TYPE_WORDS[activity_type][0]
+        kinds = {f"{activity_type}_count_{d}d": "numeric" for d in COUNT_WINDOWS}
+        if activity_type in KEY_ACTIONS:
+            kinds[f"days_since_last_{activity_type}"] = "numeric"
+        label = field_name.replace("_", " ").capitalize()
+        add(field_name, label, kinds, _type_describer(activity_type))
+    add(
+        "engagement",
+        "Engagement score",
+        {f"engagement_decayed_hl{h:g}d": "numeric" for h in HALF_LIVES},
+        _describe_engagement,
+    )
+    add("activity_trend", "Activity trend", {"activity_velocity": "numeric"}, _describe_velocity)
+    add(
+        "active_days",
+        "Active days",
+        {f"active_days_{d}d": "numeric" for d in ACTIVE_DAY_WINDOWS},
+        _describe_active_days,
+    )
+    add(
+        "first_touch",
+        "First touch",
+        {"first_touch_channel": "categorical"},
+        _category_describer("first_touch_channel", "First reached us through {value}",
+                            "No tracked touches yet"),
+    )
+    add(
+        "last_touch",
+        "Last touch",
+        {"last_touch_channel": "categorical"},
+        _category_describer("last_touch_channel", "Most recent touch was through {value}",
+                            "No tracked touches yet"),
+    )
+    return tuple(features), fields
+
+
+FEATURES, FIELDS = _declare()
+"""Every model input column, in column order, and every business field by name."""
+
+_FIELD_OF = {f.name: f.field for f in FEATURES}
+
+
+def feature_names() -> list[str]:
+    """Model input columns, in the order training sets and live rows carry them."""
+    return [f.name for f in FEATURES]
+
+
+def categorical_features() -> list[str]:
+    """The features that are categories (pandas ``string``; training fits the vocabularies)."""
+    return [f.name for f in FEATURES if f.kind == "categorical"]
+
+
+def numeric_features() -> list[str]:
+    """The features that are numbers (``float64``; NaN where a value does not exist)."""
+    return [f.name for f in FEATURES if f.kind == "numeric"]
+
+
+def field_of(name: str) -> str:
+    """The business field a feature belongs to, e.g. ``"pricing_page_visits"``."""
+    try:
+        return _FIELD_OF[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a feature of feature set {FEATURE_SET_VERSION}") from None
+
+
+def _plain(value: object) -> str | float | int | None:
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float | str):
+        return value
+    if hasattr(value, "item"):
+        return value.item()  # numpy scalar
+    return str(value)
+
+
+def reasons_for(row: Mapping[str, object], impacts: Mapping[str, float]) -> list[Reason]:
+    """Group per-feature impacts by business field and say what each field means for this lead.
+
+    Parameters
+    ----------
+    row
+        The lead's feature values by feature name (a training or live row).
+    impacts
+        Signed contribution of each feature (e.g. SHAP log-odds). Features missing from
+        ``impacts`` contribute nothing; names outside the registry raise ``KeyError``.
+
+    Returns
+    -------
+    list of Reason
+        One per business field with at least one feature in ``impacts``; ``impact`` is the
+        sum over the field's features. Sorted by absolute impact, largest first. The
+        sentence describes the lead's value; the sign of the impact is carried separately.
+    """
+    totals: dict[str, float] = {}
+    for name, impact in impacts.items():
+        field = field_of(name)
+        totals[field] = totals.get(field, 0.0) + float(impact)
+    reasons = []
+    for field, impact in totals.items():
+        spec = FIELDS[field]
+        value, sentence = spec.describe(row)
+        reasons.append(Reason(field, spec.label, _plain(value), impact, sentence))
+    reasons.sort(key=lambda r: -abs(r.impact))
+    return reasons

@@ -1,0 +1,321 @@
+"""Feature functions: each is pure, named after the column it returns, and point-in-time.
+
+Every function takes a :class:`~features.history.PointInTime` (a batch of (lead, as_of)
+pairs that only exposes activity rows with ``occurred_at < as_of``) and returns one value
+per pair: ``float64`` numbers (NaN when a recency does not exist yet, never a sentinel)
+or ``string`` categories (NA when missing). The same functions build training sets
+(:mod:`features.build`) and live rows (:mod:`features.online`).
+
+Fit functions read the lead's own attributes; outcome fields (``converted_at``,
+``disqualified_at``) and PII (email, names, phone) are never read, except the one derived
+fact "free-mail domain".
+
+The per-type activity counts are generated from ``ACTIVITY_TYPES`` (one function per
+type and window) so that a new type in the contract gets its features by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from features.history import DAY_NS, PointInTime
+from features.schema import ACTIVITY_TYPES, KEY_ACTIONS
+
+__all__ = [
+    "FEATURE_FUNCTIONS",
+    "COUNT_WINDOWS",
+    "HALF_LIVES",
+    "COMPANY_SIZE_BANDS",
+    "FREE_MAIL_DOMAINS",
+    "compute_features",
+    "company_size_band_of",
+    "region_of",
+]
+
+COUNT_WINDOWS: tuple[int, ...] = (7, 30, 90)
+HALF_LIVES: tuple[float, ...] = (7.0, 30.0)
+ACTIVE_DAY_WINDOWS: tuple[int, ...] = (30, 90)
+VELOCITY_RECENT_DAYS = 7
+VELOCITY_PRIOR_DAYS = 30
+
+COMPANY_SIZE_BANDS: tuple[tuple[float, str], ...] = (
+    (10, "1-9"),
+    (50, "10-49"),
+    (250, "50-249"),
+    (1000, "250-999"),
+    (5000, "1000-4999"),
+    (np.inf, "5000+"),
+)
+"""Upper bound (exclusive) and label of each company-size band, in employees."""
+
+FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
+    {
+        "gmail.com", "googlemail.com", "yahoo.com", "ymail.com", "hotmail.com", "outlook.com",
+        "live.com", "msn.com", "aol.com", "icloud.com", "me.com", "mac.com", "gmx.com",
+        "gmx.net", "gmx.de", "web.de", "mail.com", "mail.ru", "yandex.com", "yandex.ru",
+        "proton.me", "protonmail.com", "zoho.com", "qq.com", "163.com", "126.com",
+        "orange.fr", "free.fr", "laposte.net", "libero.it", "seznam.cz", "rediffmail.com",
+        "tutanota.com", "fastmail.com", "hey.com",
+    }
+)
+# Providers with one domain per country (yahoo.co.uk, hotmail.fr, ...).
+_FREE_MAIL_PREFIXES = ("yahoo.", "hotmail.", "outlook.", "live.", "gmx.", "yandex.", "aol.")
+
+_REGIONS: dict[str, tuple[str, ...]] = {
+    "North America": ("US", "USA", "CA", "MX", "UNITED STATES", "CANADA", "MEXICO"),
+    "Latin America": ("BR", "AR", "CL", "CO", "PE", "BRAZIL", "ARGENTINA", "CHILE", "COLOMBIA"),
+    "Europe": (
+        "GB", "UK", "DE", "FR", "ES", "IT", "NL", "BE", "SE", "NO", "DK", "FI", "IE", "PL",
+        "PT", "CH", "AT", "CZ", "GR", "RO", "HU", "UNITED KINGDOM", "GERMANY", "FRANCE",
+        "SPAIN", "ITALY", "NETHERLANDS", "SWEDEN", "IRELAND", "POLAND", "SWITZERLAND",
+    ),
+    "Middle East & Africa": (
+        "AE", "SA", "IL", "TR", "ZA", "NG", "KE", "EG", "QA", "KW", "OM", "BH",
+        "UNITED ARAB EMIRATES", "SAUDI ARABIA", "SOUTH AFRICA", "NIGERIA", "KENYA", "QATAR",
+    ),
+    "Asia Pacific": (
+        "IN", "CN", "JP", "KR", "SG", "AU", "NZ", "ID", "MY", "PH", "TH", "VN", "HK", "TW",
+        "INDIA", "CHINA", "JAPAN", "SINGAPORE", "AUSTRALIA", "NEW ZEALAND", "MALAYSIA",
+    ),
+}
+_REGION_OF = {code: region for region, codes in _REGIONS.items() for code in codes}
+
+PROFILE_FIELDS: tuple[str, ...] = (
+    "industry",
+    "company_size",
+    "job_title",
+    "seniority",
+    "job_function",
+    "country",
+    "email",
+)
+"""The optional lead attributes whose presence makes up profile completeness."""
+
+
+# --- helpers (per lead, then gathered onto the pairs) -------------------------------------
+
+
+def _text(pit: PointInTime, column: str) -> pd.Series:
+    """A lead attribute as ``string`` per pair, stripped, with blanks as NA."""
+    if column not in pit.leads.columns:
+        return pd.Series(pd.NA, index=range(len(pit)), dtype="string")
+    values = pit.leads[column].astype("string").str.strip()
+    values = values.mask(values == "")
+    return pit.lead_values(values.reset_index(drop=True)).astype("string")
+
+
+def _present(leads: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in leads.columns:
+        return np.zeros(len(leads), dtype=bool)
+    values = leads[column]
+    present = values.notna().to_numpy(dtype=bool).copy()
+    if not pd.api.types.is_numeric_dtype(values.dtype):
+        text = values.astype("string").str.strip().fillna("")
+        present &= (text != "").to_numpy(dtype=bool)
+    return present
+
+
+def company_size_band_of(size: pd.Series) -> pd.Series:
+    """Employee counts as band labels ("250-999"), NA when unknown."""
+    numbers = pd.to_numeric(size, errors="coerce").astype("float64").to_numpy()
+    bounds = np.array([b for b, _ in COMPANY_SIZE_BANDS])
+    labels = np.array([label for _, label in COMPANY_SIZE_BANDS], dtype=object)
+    which = np.searchsorted(bounds, numbers, side="right")
+    out = np.where(np.isnan(numbers), None, labels[np.minimum(which, len(labels) - 1)])
+    return pd.Series(out, index=size.index, dtype="string")
+
+
+def region_of(country: pd.Series) -> pd.Series:
+    """Countries (ISO 3166 alpha-2 code or English name) as world regions; "Other" if unlisted."""
+    key = country.astype("string").str.strip().str.upper()
+    region = key.map(_REGION_OF).astype("string")
+    return region.mask(key.notna() & (key != "") & region.isna(), "Other").astype("string")
+
+
+# --- fit -----------------------------------------------------------------------------------
+
+
+def industry(pit: PointInTime) -> pd.Series:
+    """The lead's industry as given in the CRM (category)."""
+    return _text(pit, "industry")
+
+
+def company_size_band(pit: PointInTime) -> pd.Series:
+    """The lead's company size as a band of employee counts, e.g. "250-999" (category)."""
+    size = pit.leads["company_size"] if "company_size" in pit.leads.columns else pd.Series(
+        np.nan, index=pit.leads.index
+    )
+    return pit.lead_values(company_size_band_of(size).reset_index(drop=True)).astype("string")
+
+
+def seniority(pit: PointInTime) -> pd.Series:
+    """The contact's seniority level, e.g. "director" (category)."""
+    return _text(pit, "seniority")
+
+
+def job_function(pit: PointInTime) -> pd.Series:
+    """The contact's job function, e.g. "marketing" (category)."""
+    return _text(pit, "job_function")
+
+
+def country(pit: PointInTime) -> pd.Series:
+    """The lead's country as given in the CRM (category)."""
+    return _text(pit, "country")
+
+
+def region(pit: PointInTime) -> pd.Series:
+    """The world region of the lead's country, e.g. "Europe" (category)."""
+    if "country" not in pit.leads.columns:
+        return pd.Series(pd.NA, index=range(len(pit)), dtype="string")
+    return pit.lead_values(region_of(pit.leads["country"]).reset_index(drop=True)).astype("string")
+
+
+def source_channel(pit: PointInTime) -> pd.Series:
+    """The channel that captured the lead, e.g. "paid_search" (category)."""
+    return _text(pit, "source")
+
+
+def campaign(pit: PointInTime) -> pd.Series:
+    """The UTM campaign the lead was captured by (category)."""
+    return _text(pit, "utm_campaign")
+
+
+def free_mail(pit: PointInTime) -> np.ndarray:
+    """1 if the lead signed up with a free-mail address (gmail, yahoo, ...), 0 if not, NaN if no email (flag)."""
+    if "email" not in pit.leads.columns:
+        return np.full(len(pit), np.nan)
+    email = pit.leads["email"].astype("string").str.strip().str.lower()
+    domain = email.str.rsplit("@", n=1).str[-1]
+    domain = domain.where(email.str.contains("@", regex=False).fillna(False))
+    is_free = domain.isin(FREE_MAIL_DOMAINS) | domain.str.startswith(_FREE_MAIL_PREFIXES).fillna(
+        False
+    )
+    flag = np.where(domain.isna().to_numpy(), np.nan, is_free.to_numpy(dtype=bool).astype(float))
+    return pit.lead_values(flag)
+
+
+def profile_completeness(pit: PointInTime) -> np.ndarray:
+    """Share of the optional profile fields the lead filled in (0 to 1)."""
+    present = np.column_stack([_present(pit.leads, c) for c in PROFILE_FIELDS])
+    return pit.lead_values(present.mean(axis=1))
+
+
+def lead_age_days(pit: PointInTime) -> np.ndarray:
+    """Days from the lead's creation to as_of (days)."""
+    created = pit.leads["created_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return (pit.as_of - pit.lead_values(created)) / DAY_NS
+
+
+# --- engagement ----------------------------------------------------------------------------
+
+
+def _count_function(activity_type: str | None, days: int) -> Callable[[PointInTime], np.ndarray]:
+    what = f"{activity_type} activities" if activity_type else "activities of any type"
+
+    def count(pit: PointInTime) -> np.ndarray:
+        return pit.count(days, activity_type)
+
+    stem = f"{activity_type}_count" if activity_type else "activity_count"
+    count.__name__ = count.__qualname__ = f"{stem}_{days}d"
+    count.__doc__ = f"Number of {what} in the {days} days before as_of (count)."
+    return count
+
+
+def days_since_last_activity(pit: PointInTime) -> np.ndarray:
+    """Days since the lead's latest activity of any type; NaN if none yet (days)."""
+    return pit.days_since_last()
+
+
+def _days_since_function(action: str) -> Callable[[PointInTime], np.ndarray]:
+    def days_since(pit: PointInTime) -> np.ndarray:
+        return pit.days_since_last(action)
+
+    days_since.__name__ = days_since.__qualname__ = f"days_since_last_{action}"
+    days_since.__doc__ = f"Days since the lead's latest {action}; NaN if never (days)."
+    return days_since
+
+
+def _decayed_function(half_life: float) -> Callable[[PointInTime], np.ndarray]:
+    def engagement(pit: PointInTime) -> np.ndarray:
+        return pit.decayed(half_life)
+
+    engagement.__name__ = engagement.__qualname__ = f"engagement_decayed_hl{half_life:g}d"
+    engagement.__doc__ = (
+        f"Type-weighted activity, each action's weight halving every {half_life:g} days "
+        "(weighted count)."
+    )
+    return engagement
+
+
+def activity_velocity(pit: PointInTime) -> np.ndarray:
+    """Activity pace of the last 7 days over that of the 30 before, add-one smoothed; 1 is steady (ratio)."""
+    recent = pit.count(VELOCITY_RECENT_DAYS)
+    prior = pit.count(VELOCITY_PRIOR_DAYS, skip_days=VELOCITY_RECENT_DAYS)
+    # Smoothing keeps the ratio finite for a lead with no prior activity, and near 1 for a
+    # lead with almost none either way; the prior count is scaled to a 7-day pace.
+    return (recent + 1.0) / (prior * VELOCITY_RECENT_DAYS / VELOCITY_PRIOR_DAYS + 1.0)
+
+
+def _active_days_function(days: int) -> Callable[[PointInTime], np.ndarray]:
+    def active_days(pit: PointInTime) -> np.ndarray:
+        return pit.active_days(days)
+
+    active_days.__name__ = active_days.__qualname__ = f"active_days_{days}d"
+    active_days.__doc__ = f"Distinct UTC days with any activity in the {days} days before as_of (days)."
+    return active_days
+
+
+def first_touch_channel(pit: PointInTime) -> pd.Series:
+    """Channel of the lead's earliest tracked activity, e.g. "email" (category; NA if none)."""
+    return pit.touch_channel("first")
+
+
+def last_touch_channel(pit: PointInTime) -> pd.Series:
+    """Channel of the lead's latest activity before as_of, e.g. "webinar" (category; NA if none)."""
+    return pit.touch_channel("last")
+
+
+def _functions() -> dict[str, Callable[[PointInTime], object]]:
+    funcs: list[Callable[[PointInTime], object]] = [
+        industry,
+        company_size_band,
+        seniority,
+        job_function,
+        country,
+        region,
+        source_channel,
+        campaign,
+        free_mail,
+        profile_completeness,
+        lead_age_days,
+    ]
+    funcs += [_count_function(None, d) for d in COUNT_WINDOWS]
+    funcs += [_count_function(t, d) for t in ACTIVITY_TYPES for d in COUNT_WINDOWS]
+    funcs += [days_since_last_activity]
+    funcs += [_days_since_function(a) for a in KEY_ACTIONS]
+    funcs += [_decayed_function(h) for h in HALF_LIVES]
+    funcs += [activity_velocity]
+    funcs += [_active_days_function(d) for d in ACTIVE_DAY_WINDOWS]
+    funcs += [first_touch_channel, last_touch_channel]
+    return {f.__name__: f for f in funcs}
+
+
+FEATURE_FUNCTIONS: dict[str, Callable[[PointInTime], object]] = _functions()
+"""Every feature function by output name (column order is the registry's)."""
+
+
+def compute_features(
+    pit: PointInTime, names: list[str], categorical: set[str]
+) -> dict[str, pd.Series | np.ndarray]:
+    """Run the named feature functions over ``pit``, each coerced to its declared dtype."""
+    out: dict[str, pd.Series | np.ndarray] = {}
+    for name in names:
+        value = FEATURE_FUNCTIONS[name](pit)
+        if name in categorical:
+            out[name] = pd.Series(value).reset_index(drop=True).astype("string")
+        else:
+            out[name] = np.asarray(value, dtype=np.float64)
+    return out

@@ -1,0 +1,71 @@
+"""The online path: feature rows for live requests, by the builder's own code.
+
+A lead scored by the API gets exactly the values the training-set builder gives it for
+the same ``as_of`` (STYLE principle 3): both index the activities with
+:func:`features.history.index_activities` and run :func:`features.functions.compute_features`;
+``tests/features/test_online.py`` checks equality on synthetic data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.functions import HALF_LIVES, compute_features
+from features.history import PointInTime, index_activities
+from features.registry import categorical_features, feature_names
+
+__all__ = ["features_at"]
+
+
+def features_at(
+    leads: pd.DataFrame,
+    activities: pd.DataFrame,
+    as_of: pd.Timestamp | pd.Series,
+) -> pd.DataFrame:
+    """Feature rows of ``leads`` at ``as_of``, one per lead, in the input order.
+
+    Parameters
+    ----------
+    leads, activities
+        Tables already validated by :mod:`features.schema`. Activities of leads not in
+        ``leads`` are ignored; activities at or after a lead's ``as_of`` are never used.
+    as_of
+        One UTC timestamp for every lead, or a Series of them, one per lead, in the
+        leads' order (its index is ignored).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``lead_id``, ``as_of`` (UTC), then :func:`features.registry.feature_names`.
+    """
+    leads = leads.reset_index(drop=True)
+    n = len(leads)
+    if isinstance(as_of, pd.Series):
+        if len(as_of) != n:
+            raise ValueError(
+                f"The 'as_of' parameter must have one timestamp per lead ({n}). "
+                f"Got {len(as_of)} instead."
+            )
+        stamps = pd.DatetimeIndex(pd.to_datetime(as_of.to_numpy(), utc=True))
+    else:
+        stamp = pd.Timestamp(as_of)
+        if stamp.tzinfo is None:
+            raise ValueError(
+                f"The 'as_of' parameter must be a UTC timestamp. Got the naive {stamp!r} instead."
+            )
+        stamps = pd.DatetimeIndex([stamp.tz_convert("UTC")] * n)
+    if stamps.isna().any():
+        raise ValueError("The 'as_of' parameter must not contain missing timestamps.")
+    stamps = stamps.tz_convert("UTC").as_unit("ns")
+
+    index = index_activities(activities, leads["lead_id"], half_lives=HALF_LIVES)
+    pit = PointInTime(leads, index, np.arange(n, dtype=np.int64), stamps.asi8)
+    values = compute_features(pit, feature_names(), set(categorical_features()))
+    return pd.DataFrame(
+        {
+            "lead_id": leads["lead_id"].astype("string"),
+            "as_of": stamps.rename(None),
+            **values,
+        }
+    )
