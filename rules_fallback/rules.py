@@ -48,7 +48,7 @@ from pydantic import (
 )
 
 from features.errors import RulesError
-from features.grading import GRADES, Grading
+from features.grading import Grading
 from features.schema import (
     ACTIVITY_OPTIONAL_FIELDS,
     ACTIVITY_TYPES,
@@ -81,6 +81,18 @@ _ACTIVITY_FIELDS = ACTIVITY_OPTIONAL_FIELDS
 _NAME_RE = r"^[a-z][a-z0-9_]*$"
 
 Scalar = str | int | float | bool
+
+
+class _At(ValueError):
+    """A schema problem that knows where it is below the validator that found it.
+
+    Cross-rule checks run on the whole rule set or section, so pydantic alone would
+    locate them there; ``loc`` points the message (and the YAML line) at the rule.
+    """
+
+    def __init__(self, message: str, *loc: str | int):
+        super().__init__(message)
+        self.loc = loc
 
 
 class _Strict(BaseModel):
@@ -408,58 +420,77 @@ class RuleSet(_Strict):
     @field_validator("fit_rules", "engagement_rules")
     @classmethod
     def _positive(cls, rules: list[Rule]) -> list[Rule]:
-        for rule in rules:
+        for index, rule in enumerate(rules):
             if rule.points < 0:
-                raise ValueError(
+                raise _At(
                     f"rule {rule.name!r} has points {rule.points}; rules in this section "
-                    "must add points (> 0). Put penalties under negative_rules"
+                    "must add points (> 0). Put penalties under negative_rules",
+                    index,
+                    "points",
                 )
         return rules
 
     @field_validator("negative_rules")
     @classmethod
     def _negative(cls, rules: list[Rule]) -> list[Rule]:
-        for rule in rules:
+        for index, rule in enumerate(rules):
             if rule.points > 0:
-                raise ValueError(
+                raise _At(
                     f"rule {rule.name!r} has points {rule.points}; negative_rules must "
-                    "take points away (< 0)"
+                    "take points away (< 0)",
+                    index,
+                    "points",
                 )
         return rules
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleSet:
-        rules = self.rules
-        if not rules:
+        located = [
+            (section, index, rule)
+            for section in ("fit_rules", "engagement_rules", "negative_rules")
+            for index, rule in enumerate(getattr(self, section))
+        ]
+        if not located:
             raise ValueError(
                 "the rule set has no rules; expected at least one of fit_rules, "
                 "engagement_rules, negative_rules"
             )
-        seen: set[str] = set()
-        for rule in rules:
-            if rule.name in seen:
-                raise ValueError(f"rule name {rule.name!r} is used twice; names must be unique")
-            seen.add(rule.name)
+        first: dict[str, str] = {}
+        for section, index, rule in located:
+            if rule.name in first:
+                raise _At(
+                    f"rule name {rule.name!r} is used twice (first at {first[rule.name]}); "
+                    "names must be unique",
+                    section,
+                    index,
+                    "name",
+                )
+            first[rule.name] = f"{section}[{index}]"
         known = (*ACTIVITY_TYPES, *self.custom_activities)
         negative_types = set()
-        for rule in rules:
+        for section, index, rule in located:
             if isinstance(rule, EngagementRule):
                 if rule.activity not in known:
-                    raise ValueError(
-                        f"rule {rule.name!r} names unknown activity type {rule.activity!r}; "
-                        f"expected one of {list(known)} (declare others under "
-                        "custom_activities)"
+                    raise _At(
+                        f"unknown activity type {rule.activity!r}; expected one of "
+                        f"{list(known)} (declare others under custom_activities)",
+                        section,
+                        index,
+                        "activity",
                     )
                 if rule.points < 0:
                     negative_types.add(rule.activity)
-        for rule in rules:
+        for section, index, rule in located:
             if isinstance(rule, InactivityRule):
                 counted_negative = sorted(negative_types - set(rule.ignore_activities))
                 if counted_negative:
-                    raise ValueError(
-                        f"rule {rule.name!r} counts {counted_negative} as engagement, but "
-                        "negative rules penalise them: one more such event would lift the "
-                        "inactivity penalty. Add them to its ignore_activities"
+                    raise _At(
+                        f"counts {counted_negative} as engagement, but negative rules "
+                        "penalise them: one more such event would lift the inactivity "
+                        "penalty. Add them to ignore_activities",
+                        section,
+                        index,
+                        "ignore_activities",
                     )
         return self
 
@@ -518,6 +549,9 @@ def _node_at(root: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
 
 def _describe_error(error: dict, data: Any, root: yaml.Node | None) -> str:
     loc = tuple(error["loc"])
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, _At):
+        loc = loc + cause.loc
     where = []
     if len(loc) >= 2 and isinstance(loc[1], int) and isinstance(data, dict):
         section, index = loc[0], loc[1]
@@ -526,7 +560,8 @@ def _describe_error(error: dict, data: Any, root: yaml.Node | None) -> str:
         if isinstance(rules, list) and index < len(rules) and isinstance(rules[index], dict):
             name = rules[index].get("name")
         where.append(f"rule {name!r} ({section}[{index}])" if name else f"{section}[{index}]")
-        key_path = [str(p) for p in loc[2:] if not (isinstance(p, str) and p in ("fit", "engagement", "inactivity"))]
+        tags = ("fit", "engagement", "inactivity")
+        key_path = [str(p) for p in loc[2:] if p not in tags]
     else:
         key_path = [str(p) for p in loc]
     if key_path:
@@ -563,6 +598,9 @@ def parse_rules(text: str, *, source: str = "<string>") -> RuleSet:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark:
+            problem += f" ({context} at line {context_mark.line + 1})"
         raise RulesError(f"{source}: not valid YAML{line}: {problem}") from exc
     if data is None:
         raise RulesError(f"{source}: the file is empty; expected a mapping with rule sections")
