@@ -75,7 +75,7 @@ def test_missing_file_names_the_path(tmp_path: Path):
 def test_bad_yaml_syntax_gives_the_line():
     message = rejected(MINIMAL.replace("  - name: pricing_page_visits", "  - name: [oops"))
     assert "not valid YAML at line 4" in message
-    assert "started at line 3" in message
+    assert "flow sequence at line 3" in message
 
 
 @pytest.mark.parametrize(
