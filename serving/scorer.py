@@ -1,0 +1,490 @@
+"""The scoring core: raw leads and activities in, scores, grades, routes and reasons out.
+
+One code path for the API and the batch job. :func:`score_frame` takes frames (the
+API converts its pydantic payload once; the Dask batch job passes partitions) and
+returns a frame with one row per lead, in input order:
+
+    raw leads + activities
+      -> features.schema validation (the one error vocabulary)
+      -> features.online.features_at (the same feature path as training)
+      -> LeadModel: calibrated probability and TreeSHAP contributions, one tree pass
+      -> score / grade / route via the model's own Grading
+      -> reasons: contributions grouped by business field (features.registry.reasons_for)
+
+and the rules fallback (``rules_fallback.score_leads``) for the leads the model does
+not answer, each marked with ``scored_by`` and ``fallback_reason``:
+
+- ``no_model``: no model is loaded (no champion, or it could not be loaded);
+- ``cold_start``: the lead has no activity before its as_of, and the cold-start
+  policy says the rules answer such leads;
+- ``model_error``: the model failed on this lead. The batch is retried lead by lead so
+  that one bad lead never takes the others down; failures are logged by lead_id only.
+
+Everything here is immutable per call: :class:`Engine` is a frozen snapshot of what is
+being served (model bundle, rules, policy). The service swaps engines atomically; a
+call keeps the engine it started with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from features.errors import DataValidationError, ValidationIssue
+from features.online import features_at
+from features.reasons import Reason
+from features.registry import reasons_for
+from features.schema import validate_activities, validate_leads
+from rules_fallback import score_leads
+
+__all__ = [
+    "ModelBundle",
+    "Engine",
+    "RESULT_COLUMNS",
+    "score_frame",
+    "explain_one",
+    "select_reasons",
+    "frames_from_payload",
+]
+
+logger = logging.getLogger("leadscore.serving")
+
+RESULT_COLUMNS: tuple[str, ...] = (
+    "lead_id",
+    "as_of",
+    "probability",
+    "score",
+    "grade",
+    "route",
+    "scored_by",
+    "fallback_reason",
+    "model_name",
+    "model_version",
+    "rules_version",
+    "reasons",
+)
+"""Columns of :func:`score_frame`'s result, in order. ``reasons`` holds lists of Reason."""
+
+_LEAD_COLUMNS = (
+    "lead_id", "created_at", "source", "utm_campaign", "country", "industry",
+    "company_size", "job_title", "seniority", "job_function", "email",
+)
+_ACTIVITY_COLUMNS = ("lead_id", "occurred_at", "type", "url", "campaign", "duration_s")
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A loaded model and where it came from. Immutable: swapped whole, never edited.
+
+    Parameters
+    ----------
+    model : training.model.LeadModel
+        The fitted model (feature_names, grading, cold_start, metrics, ...).
+    name, version, alias, uri : str
+        Registry name and version, the alias it was resolved from (None when pinned)
+        and the URI it was loaded from.
+    loaded_at : datetime
+    """
+
+    model: Any
+    name: str
+    version: str | None
+    alias: str | None
+    uri: str
+    loaded_at: datetime
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What scores right now: an optional model bundle, the rules, the cold-start policy.
+
+    Parameters
+    ----------
+    model : ModelBundle or None
+        None means every lead is answered by the rules with ``no_model``.
+    rules : rules_fallback.RuleSet
+    cold_start_policy : {"auto", "model", "rules"}
+        ``auto`` uses what the model recorded at training time as better on leads with
+        no activities (``LeadModel.cold_start["preferred"]``), defaulting to the rules
+        when the model recorded nothing.
+    """
+
+    model: ModelBundle | None
+    rules: Any
+    cold_start_policy: Literal["auto", "model", "rules"] = "auto"
+    _preferred: str = field(init=False, repr=False, default="rules")
+
+    def __post_init__(self) -> None:
+        preferred = "rules"
+        if self.model is not None:
+            if self.cold_start_policy == "auto":
+                recorded = (getattr(self.model.model, "cold_start", None) or {}).get("preferred")
+                preferred = "model" if recorded == "model" else "rules"
+            else:
+                preferred = self.cold_start_policy
+        object.__setattr__(self, "_preferred", preferred)
+
+    @property
+    def cold_start_effective(self) -> Literal["model", "rules"]:
+        """Who answers leads with no activities, given the policy and the model."""
+        return self._preferred  # type: ignore[return-value]
+
+    @property
+    def rules_version(self) -> str:
+        return str(self.rules.provenance)
+
+
+# --------------------------------------------------------------------------- payload
+
+
+def frames_from_payload(
+    leads: Sequence[Any], *, default_as_of: pd.Timestamp
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """Pydantic leads (``serving.contract.Lead``) as ``(leads, activities, as_of)`` frames.
+
+    Built column-wise from plain lists, once, which is far cheaper than a frame per lead.
+    ``as_of`` is a UTC Series aligned with ``leads`` (a lead's own as_of, else the
+    request's).
+    """
+    lead_cols: dict[str, list[Any]] = {c: [] for c in _LEAD_COLUMNS}
+    act_cols: dict[str, list[Any]] = {c: [] for c in _ACTIVITY_COLUMNS}
+    as_of: list[Any] = []
+    for lead in leads:
+        for c in _LEAD_COLUMNS:
+            lead_cols[c].append(getattr(lead, c))
+        as_of.append(lead.as_of if lead.as_of is not None else default_as_of)
+        for act in lead.activities:
+            act_cols["lead_id"].append(lead.lead_id)
+            act_cols["occurred_at"].append(act.occurred_at)
+            act_cols["type"].append(act.type)
+            act_cols["url"].append(act.url)
+            act_cols["campaign"].append(act.campaign)
+            act_cols["duration_s"].append(act.duration_s)
+    lead_frame = pd.DataFrame(lead_cols)
+    lead_frame["created_at"] = pd.to_datetime(lead_frame["created_at"], utc=True)
+    act_frame = pd.DataFrame(act_cols)
+    act_frame["occurred_at"] = pd.to_datetime(act_frame["occurred_at"], utc=True)
+    as_of_series = pd.Series(pd.to_datetime(as_of, utc=True), name="as_of")
+    return lead_frame, act_frame, as_of_series
+
+
+# --------------------------------------------------------------------------- reasons
+
+
+def select_reasons(reasons: Iterable[Reason], top: int) -> list[Reason]:
+    """The ``top`` largest positive reasons, then the ``top`` most negative ones."""
+    if top <= 0:
+        return []
+    reasons = list(reasons)
+    positive = sorted((r for r in reasons if r.impact > 0), key=lambda r: -r.impact)[:top]
+    negative = sorted((r for r in reasons if r.impact < 0), key=lambda r: r.impact)[:top]
+    return positive + negative
+
+
+# --------------------------------------------------------------------------- core
+
+
+def _as_of_series(
+    n: int, as_of: pd.Timestamp | pd.Series | datetime | None
+) -> pd.Series:
+    if isinstance(as_of, pd.Series):
+        if len(as_of) != n:
+            raise ValueError(f"as_of has {len(as_of)} values for {n} leads")
+        return pd.Series(pd.to_datetime(as_of.to_numpy(), utc=True), name="as_of")
+    stamp = pd.Timestamp.now(tz="UTC") if as_of is None else pd.Timestamp(as_of)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return pd.Series([stamp] * n, name="as_of", dtype="datetime64[ns, UTC]")
+
+
+def _validate(
+    leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Series
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The contract checks of features.schema, plus "not created after its as_of"."""
+    clean = validate_leads(leads)
+    acts = validate_activities(activities, lead_ids=clean["lead_id"]).frame
+    late = (clean["created_at"].to_numpy() > as_of.to_numpy())
+    if late.any():
+        raise DataValidationError(
+            [
+                ValidationIssue(
+                    table="leads", field="created_at",
+                    value=clean["created_at"].iloc[r].isoformat(),
+                    expected=f"is after the lead's as_of {as_of.iloc[r].isoformat()}; a "
+                    "lead cannot be scored before it exists",
+                    row=int(r), lead_id=str(clean["lead_id"].iloc[r]),
+                )
+                for r in np.flatnonzero(late)[:100]
+            ]
+        )
+    return clean, acts
+
+
+def _has_history(leads: pd.DataFrame, acts: pd.DataFrame, as_of: pd.Series) -> np.ndarray:
+    """Per lead: does it have at least one activity strictly before its as_of?"""
+    if acts.empty:
+        return np.zeros(len(leads), dtype=bool)
+    cutoff = pd.Series(as_of.to_numpy(), index=leads["lead_id"].to_numpy())
+    before = acts["occurred_at"].to_numpy() < cutoff.reindex(acts["lead_id"].to_numpy()).to_numpy()
+    active = set(acts.loc[before, "lead_id"].tolist())
+    return leads["lead_id"].isin(active).to_numpy()
+
+
+def _subset(
+    leads: pd.DataFrame, acts: pd.DataFrame, as_of: pd.Series, rows: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """The leads at ``rows`` (re-indexed from 0), their activities and their as_of."""
+    if len(rows) == len(leads):
+        return leads, acts, as_of
+    part = leads.iloc[rows].reset_index(drop=True)
+    return (part, acts[acts["lead_id"].isin(part["lead_id"])],
+            as_of.iloc[rows].reset_index(drop=True))
+
+
+def _model_rows(
+    bundle: ModelBundle, leads: pd.DataFrame, acts: pd.DataFrame, as_of: pd.Series,
+    top_reasons: int,
+) -> list[dict[str, Any]]:
+    """Score leads with the model (as_of aligned by position). Raises on any failure."""
+    model = bundle.model
+    X = features_at(leads, acts, as_of)[model.feature_names]
+    if top_reasons > 0:
+        # One pass over the trees gives both the probability and the contributions.
+        probability, contrib, _ = model.predict_margin_and_contributions(X)
+    else:
+        probability = model.predict_proba(X)
+    probability = np.asarray(probability, dtype=float)
+    if not np.all(np.isfinite(probability)):
+        raise ValueError("the model returned a non-finite probability")
+    score, grade, route = model.grade(probability)
+    records = X.to_dict("records") if top_reasons > 0 else None
+    names = model.feature_names
+    rows = []
+    for i, (lead_id, stamp) in enumerate(zip(leads["lead_id"].tolist(), as_of, strict=True)):
+        reasons: list[Reason] = []
+        if records is not None:
+            impacts = dict(zip(names, contrib[i].tolist(), strict=True))
+            reasons = select_reasons(reasons_for(records[i], impacts), top_reasons)
+        rows.append({
+            "lead_id": lead_id, "as_of": stamp, "probability": float(probability[i]),
+            "score": int(score[i]), "grade": str(grade[i]), "route": str(route[i]),
+            "scored_by": "model", "fallback_reason": None,
+            "model_name": bundle.name, "model_version": bundle.version, "reasons": reasons,
+        })
+    return rows
+
+
+def _rules_rows(
+    engine: Engine, leads: pd.DataFrame, acts: pd.DataFrame, as_of: pd.Series,
+    top_reasons: int, reason: str,
+) -> list[dict[str, Any]]:
+    out = score_leads(engine.rules, leads, acts, as_of, top_reasons=top_reasons,
+                      reasons=top_reasons > 0)
+    has_reasons = "reasons" in out.columns
+    return [
+        {
+            "lead_id": lead_id, "as_of": stamp, "probability": float(p),
+            "score": int(sc), "grade": str(g), "route": str(rt),
+            "scored_by": "rules", "fallback_reason": reason,
+            "model_name": None, "model_version": None,
+            "reasons": list(rs) if has_reasons else [],
+        }
+        for lead_id, stamp, p, sc, g, rt, rs in zip(
+            leads["lead_id"].tolist(), as_of, out["probability"], out["score"], out["grade"],
+            out["route"], out["reasons"] if has_reasons else [None] * len(out), strict=True,
+        )
+    ]
+
+
+def score_frame(
+    leads: pd.DataFrame,
+    activities: pd.DataFrame,
+    engine: Engine,
+    *,
+    as_of: pd.Timestamp | pd.Series | datetime | None = None,
+    top_reasons: int = 3,
+) -> pd.DataFrame:
+    """Score raw leads with their activities; one row per lead, in input order.
+
+    Parameters
+    ----------
+    leads : DataFrame
+        Raw leads as in the data contract (``lead_id``, ``created_at`` and optional
+        fit fields). Validated here with :func:`features.schema.validate_leads`.
+    activities : DataFrame
+        Raw activities of those leads (``lead_id``, ``occurred_at``, ``type``, ...).
+        May be empty.
+    engine : Engine
+        The model bundle (or None), the rules and the cold-start policy.
+    as_of : Timestamp, Series or None
+        Score as of this time: one timestamp for all, a Series aligned with ``leads``
+        by position (one per lead), or None for now. Only activities strictly before
+        it count.
+    top_reasons : int, default 3
+        Positive and negative reasons to keep per lead; 0 skips explanations (cheaper).
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`RESULT_COLUMNS`, one row per lead in input order. ``reasons``
+        holds lists of :class:`features.reasons.Reason`.
+
+    Raises
+    ------
+    DataValidationError
+        When any lead or activity breaks the data contract; nothing is scored.
+    """
+    as_of_s = _as_of_series(len(leads), as_of)
+    leads, acts = _validate(leads, activities, as_of_s)
+    n = len(leads)
+
+    rows: list[dict[str, Any] | None] = [None] * n
+    fallback: dict[str, list[int]] = {"no_model": [], "cold_start": [], "model_error": []}
+    if engine.model is None:
+        fallback["no_model"] = list(range(n))
+        model_positions = np.empty(0, dtype=int)
+    else:
+        if engine.cold_start_effective == "rules":
+            cold = ~_has_history(leads, acts, as_of_s)
+        else:
+            cold = np.zeros(n, dtype=bool)
+        fallback["cold_start"] = np.flatnonzero(cold).tolist()
+        model_positions = np.flatnonzero(~cold)
+
+    if len(model_positions):
+        m_leads, m_acts, m_as_of = _subset(leads, acts, as_of_s, model_positions)
+        scored = _model_rows_or_fallback(engine.model, m_leads, m_acts, m_as_of, top_reasons)
+        for pos, row in zip(model_positions, scored, strict=True):
+            if row is None:
+                fallback["model_error"].append(int(pos))
+            else:
+                rows[pos] = row
+
+    for reason, positions in fallback.items():
+        if positions:
+            where = np.asarray(sorted(positions))
+            r_leads, r_acts, r_as_of = _subset(leads, acts, as_of_s, where)
+            for pos, row in zip(
+                where, _rules_rows(engine, r_leads, r_acts, r_as_of, top_reasons, reason),
+                strict=True,
+            ):
+                rows[pos] = row
+
+    out = pd.DataFrame.from_records(
+        rows, columns=[c for c in RESULT_COLUMNS if c != "rules_version"]
+    )
+    out.insert(RESULT_COLUMNS.index("rules_version"), "rules_version", engine.rules_version)
+    return out
+
+
+def _model_rows_or_fallback(
+    bundle: ModelBundle, leads: pd.DataFrame, acts: pd.DataFrame, as_of: pd.Series,
+    top_reasons: int,
+) -> list[dict[str, Any] | None]:
+    """Model rows for the leads; on failure retry lead by lead, None where it fails."""
+    try:
+        return _model_rows(bundle, leads, acts, as_of, top_reasons)
+    except Exception as exc:  # noqa: BLE001  (retried per lead below, then logged)
+        if len(leads) == 1:
+            _log_model_error(leads["lead_id"].tolist(), exc, bundle)
+            return [None]
+        logger.warning(
+            "model failed on a batch of %d leads (%s); retrying lead by lead",
+            len(leads), type(exc).__name__,
+        )
+    out: list[dict[str, Any] | None] = []
+    for i in range(len(leads)):
+        one, one_acts, one_as_of = _subset(leads, acts, as_of, np.array([i]))
+        try:
+            out.extend(_model_rows(bundle, one, one_acts, one_as_of, top_reasons))
+        except Exception as exc:  # noqa: BLE001  (this lead falls back to the rules)
+            _log_model_error(one["lead_id"].tolist(), exc, bundle)
+            out.append(None)
+    return out
+
+
+def _log_model_error(lead_ids: list[Any], exc: BaseException, bundle: ModelBundle) -> None:
+    # Only the exception type and the lead id: messages may quote field values (PII).
+    logger.error(
+        "model %s v%s failed on lead_id=%s (%s); answered by the rules (model_error)",
+        bundle.name, bundle.version, ",".join(map(str, lead_ids)), type(exc).__name__,
+    )
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def explain_one(
+    leads: pd.DataFrame,
+    activities: pd.DataFrame,
+    engine: Engine,
+    *,
+    as_of: pd.Timestamp | datetime | None = None,
+) -> dict[str, Any]:
+    """Every contribution for one lead, with the base value, grouped and ungrouped.
+
+    Returns a dict with ``result`` (the :func:`score_frame` row, with every reason),
+    ``base_value``, ``raw_margin``, ``contributions`` (list of ``(feature, value,
+    contribution)`` sorted by absolute size) and ``reasons`` (every business field,
+    by impact). When the rules answer, contributions are empty and the base and margin
+    are None.
+    """
+    if len(leads) != 1:
+        raise ValueError(f"explain_one takes exactly one lead; got {len(leads)}")
+    # A large top_reasons keeps every reason; the result row then holds them all.
+    result = score_frame(leads, activities, engine, as_of=as_of, top_reasons=10_000)
+    row = result.iloc[0].to_dict()
+    reasons = sorted(row["reasons"], key=lambda r: -r.impact)
+    if row["scored_by"] != "model":
+        return {"result": row, "base_value": None, "raw_margin": None,
+                "contributions": [], "reasons": reasons}
+
+    model = engine.model.model
+    stamp = pd.Series([pd.Timestamp(row["as_of"])])
+    clean, acts = _validate(leads, activities, stamp)
+    X = features_at(clean, acts, stamp)[model.feature_names]
+    contrib, base = model.contributions(X)
+    values = X.iloc[0].tolist()
+    impacts = dict(zip(model.feature_names, contrib[0].tolist(), strict=True))
+    contributions = sorted(
+        (
+            {"feature": name, "value": _plain(v), "contribution": float(c)}
+            for name, v, c in zip(model.feature_names, values, contrib[0], strict=True)
+        ),
+        key=lambda d: -abs(d["contribution"]),
+    )
+    grouped = sorted(reasons_for(X.iloc[0].to_dict(), impacts), key=lambda r: -r.impact)
+    return {
+        "result": row,
+        "base_value": float(base[0]),
+        "raw_margin": float(base[0] + contrib[0].sum()),
+        "contributions": contributions,
+        "reasons": grouped,
+    }
+
+
+def _plain(value: Any) -> str | float | int | None:
+    """A JSON-friendly feature value (NaN and missing become None)."""
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float, str)):
+        return value
+    if pd.isna(value):
+        return None
+    return str(value)
+
+
+def reasons_as_dicts(reasons: Iterable[Reason]) -> list[Mapping[str, Any]]:
+    """Reasons as plain dicts (for JSON or a frame)."""
+    return [r.to_dict() for r in reasons]

@@ -1,0 +1,225 @@
+"""The lead-scoring API: calibrated scores, grades, routes and plain-language reasons.
+
+Run it with ``leadscore serve`` (or ``bentoml serve serving.service:LeadScoring``).
+
+Endpoints
+---------
+``POST /score``
+    One to 1,000 leads, each with its activities, scored in request order.
+``POST /explain``
+    Every SHAP contribution for one lead, plus the base value, grouped by business field
+    and ungrouped.
+``GET /model``
+    What is being served: model name, version, alias, metrics, when it was loaded, the
+    last version refused and why, the rules version, the cold-start policy.
+``GET /healthz`` (live), ``GET /readyz`` (``ready``, or ``degraded`` when the rules answer
+everything because no model is loaded), ``GET /`` and ``/docs.json`` (OpenAPI).
+
+Every answer says where it came from (``scored_by``, ``fallback_reason``, model name and
+version, rules version). All but health and docs need ``Authorization: Bearer <key>``.
+The methods here are thin: the scoring core is :mod:`serving.scorer`, the model
+lifecycle :mod:`serving.lifecycle`, auth/limits/errors :mod:`serving.gateway`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import bentoml
+from fastapi import FastAPI
+from starlette.responses import JSONResponse
+
+from serving.contract import (
+    BATCH_POLICY,
+    ExplainRequest,
+    ExplainResponse,
+    ModelInfo,
+    ScoreRequest,
+    ScoreResponse,
+)
+from serving.gateway import Gateway, error_body
+
+with bentoml.importing():
+    import pandas as pd
+
+    from features.errors import DataValidationError
+    from leadscore.settings import Settings, disable_telemetry
+    from serving.lifecycle import ModelLifecycle, mlflow_loader, mlflow_resolver
+    from serving.scorer import explain_one, frames_from_payload, score_frame
+
+__all__ = ["LeadScoring"]
+
+logger = logging.getLogger("leadscore.serving")
+
+# GET endpoints live on a small FastAPI app (BentoML API methods are POST-only); its
+# routes join the service's OpenAPI document. Its own docs pages are off: BentoML's are
+# the ones.
+info_app = FastAPI(title="leadscore", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@bentoml.asgi_app(info_app, path="/")
+@bentoml.service(
+    name="LeadScoring",
+    description="Lead scoring for CRMs: calibrated propensity, grade, route and reasons.",
+    traffic={"timeout": 30},
+    http={"cors": {"enabled": False}},
+)
+class LeadScoring:
+    """Scores leads with the champion model, or the rules when it cannot answer.
+
+    Start-up builds :class:`~leadscore.settings.Settings` from the environment, refuses
+    to start without an API key unless ``LEADSCORE_ALLOW_UNAUTHENTICATED=true``, loads
+    the rules, resolves the model alias (or the pinned ``LEADSCORE_MODEL_URI``) and
+    starts polling it.
+    """
+
+    def __init__(self) -> None:
+        disable_telemetry()
+        self.settings = Settings()
+        if self.settings.api_key is None:
+            if not self.settings.allow_unauthenticated:
+                from features.errors import LeadscoreError
+
+                raise LeadscoreError(
+                    "LEADSCORE_API_KEY is not set. Set it to the key CRMs must send as "
+                    "'Authorization: Bearer <key>', or set LEADSCORE_ALLOW_UNAUTHENTICATED=true "
+                    "to run without one (development only)."
+                )
+            logger.warning(
+                "DEVELOPMENT MODE: no API key, every endpoint is open "
+                "(LEADSCORE_ALLOW_UNAUTHENTICATED=true). Never do this in production."
+            )
+        from rules_fallback import load_rules
+
+        with bentoml.importing():
+            from features.registry import FEATURE_SET_VERSION
+
+        self.lifecycle = ModelLifecycle(
+            load_rules(self.settings.rules_file),
+            resolver=mlflow_resolver(self.settings),
+            loader=mlflow_loader(self.settings),
+            feature_set_version=FEATURE_SET_VERSION,
+            cold_start_policy=self.settings.cold_start_policy,
+            # A pinned model is pinned: nothing to poll.
+            poll_interval_s=None if self.settings.model_uri else self.settings.poll_interval_s,
+        )
+        self.lifecycle.start()
+
+    @bentoml.on_shutdown
+    def _stop_polling(self) -> None:
+        self.lifecycle.stop()
+
+    @bentoml.api(route="/score")
+    def score(self, request: ScoreRequest, /) -> ScoreResponse:
+        """Score 1 to 1,000 leads; one result per lead, in request order.
+
+        Each result carries the calibrated probability, the 0-100 score, the grade
+        (A-D), the route (sales or nurture), who answered (``scored_by``: model or
+        rules, with ``fallback_reason``), the model name and version, the rules version,
+        and the top positive then top negative reasons. Errors: 401 (key), 413 (body or
+        more than 1,000 leads), 422 (``leads[i].field: ...``). Validation is
+        all-or-nothing: if any lead is malformed the whole request is rejected with 422,
+        and the error lists every bad field. Scoring is per lead: if the model fails on
+        one lead, that lead alone is scored by the rules with ``fallback_reason:
+        model_error``.
+        """
+        engine = self.lifecycle.engine  # one snapshot for the whole request
+        as_of = pd.Timestamp(request.as_of) if request.as_of else pd.Timestamp.now(tz="UTC")
+        leads, acts, lead_as_of = frames_from_payload(request.leads, default_as_of=as_of)
+        try:
+            out = score_frame(leads, acts, engine, as_of=lead_as_of,
+                              top_reasons=request.top_reasons)
+        except DataValidationError as exc:
+            return _unprocessable(exc, request.leads)  # type: ignore[return-value]
+        logger.info("scored %d leads (%s)", len(out), _by_counts(out))
+        return ScoreResponse.model_validate({"results": _records(out)})
+
+    @bentoml.api(route="/explain")
+    def explain(self, request: ExplainRequest, /) -> ExplainResponse:
+        """Every SHAP contribution for one lead, plus the base value.
+
+        ``base_value + sum(contributions) == raw_margin`` (log-odds before calibration).
+        ``reasons`` groups the contributions by business field, with sentences. When the
+        rules answer (no model, or a cold start the policy gives to the rules),
+        ``contributions`` is empty and ``reasons`` lists every rule that fired.
+        """
+        engine = self.lifecycle.engine
+        as_of = pd.Timestamp(request.as_of) if request.as_of else pd.Timestamp.now(tz="UTC")
+        leads, acts, lead_as_of = frames_from_payload([request.lead], default_as_of=as_of)
+        try:
+            out = explain_one(leads, acts, engine, as_of=lead_as_of.iloc[0])
+        except DataValidationError as exc:
+            return _unprocessable(exc, [request.lead], prefix="lead")  # type: ignore[return-value]
+        result = _records(pd.DataFrame([out["result"]]))[0]
+        return ExplainResponse.model_validate({
+            **out,
+            "result": result,
+            "reasons": [r.to_dict() for r in out["reasons"]],
+        })
+
+    @info_app.get("/model", response_model=ModelInfo, summary="What is being served")
+    def model_info(self) -> ModelInfo:
+        """The model being served (name, version, alias, metrics, when loaded), the last
+        version refused and why, the rules version and the cold-start policy."""
+        life = self.lifecycle
+        engine = life.engine
+        bundle = engine.model
+        refusal = life.last_refusal
+        model = bundle.model if bundle else None
+        return ModelInfo(
+            status=life.status,
+            model_name=bundle.name if bundle else None,
+            model_version=bundle.version if bundle else None,
+            model_alias=bundle.alias if bundle else None,
+            model_uri=bundle.uri if bundle else None,
+            pinned=self.settings.model_uri is not None,
+            feature_set_version=str(model.feature_set_version) if model else None,
+            metrics={k: float(v) for k, v in (getattr(model, "metrics", None) or {}).items()
+                     if isinstance(v, (int, float))},
+            loaded_at=bundle.loaded_at if bundle else None,
+            last_refusal=refusal.__dict__ if refusal else None,
+            last_poll_at=life.last_poll_at,
+            last_poll_error=life.last_poll_error,
+            poll_interval_s=self.settings.poll_interval_s,
+            rules_version=engine.rules_version,
+            cold_start_policy=self.settings.cold_start_policy,
+            cold_start_effective=engine.cold_start_effective,
+        )
+
+
+LeadScoring.add_asgi_middleware(Gateway)
+LeadScoring.description = f"{LeadScoring.description}\n\n{BATCH_POLICY}"
+
+
+def _records(out: pd.DataFrame) -> list[dict]:
+    records = out.to_dict("records")
+    for r in records:
+        r["reasons"] = [reason.to_dict() for reason in r["reasons"]]
+        r["as_of"] = pd.Timestamp(r["as_of"]).to_pydatetime()
+    return records
+
+
+def _by_counts(out: pd.DataFrame) -> str:
+    # Counts only: never a lead field in the log.
+    counts = out.groupby(["scored_by", out["fallback_reason"].fillna("-")]).size()
+    return ", ".join(f"{by}/{why}={n}" for (by, why), n in counts.items())
+
+
+def _unprocessable(exc: DataValidationError, leads: list, prefix: str = "leads"
+                   ) -> JSONResponse:
+    """422 naming each bad field as ``leads[i].field`` or ``leads[i].activities[j].field``."""
+    # Activities were flattened lead by lead, in order; map a row back to (lead, index).
+    where = [(i, j) for i, lead in enumerate(leads) for j in range(len(lead.activities))]
+    details = []
+    for issue in exc.issues:
+        if issue.table == "activities" and issue.row is not None and issue.row < len(where):
+            i, j = where[issue.row]
+            path = f"{prefix}[{i}].activities[{j}].{issue.field}"
+        elif issue.row is not None:
+            path = f"{prefix}[{issue.row}].{issue.field}"
+        else:
+            path = f"{prefix}.{issue.field}"
+        if prefix == "lead":
+            path = path.replace("lead[0]", "lead")
+        details.append(f"{path}: {issue.expected}")
+    return JSONResponse(error_body("invalid request", details), status_code=422)
