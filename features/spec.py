@@ -316,7 +316,7 @@ class DatasetSpec(_Strict):
     def resolve_source(self, data_path: str | Path | None = None) -> Path:
         """The data file: ``data_path`` if given, else ``source`` relative to the spec file."""
         if data_path is not None:
-            return Path(data_path).expanduser()
+            return Path(data_path).expanduser().resolve()
         if self.source is None:
             raise SpecError(
                 f"{self.origin}: spec.source: no data file; set 'source' in the spec "
@@ -893,6 +893,12 @@ def load_dataset(spec: DatasetSpec, data_path: str | Path | None = None) -> Spec
     }
     if fmt == "parquet":
         raw = pd.read_parquet(path, columns=wanted)
+        if spec.read.na_values:
+            # read_csv applies na_values while parsing; do the same for text columns here
+            # so that one spec means the same thing for both formats.
+            for col in raw.columns:
+                if not pd.api.types.is_numeric_dtype(raw[col].dtype):
+                    raw[col] = raw[col].mask(raw[col].isin(spec.read.na_values))
     else:
         # Text everywhere except numeric columns, which pandas parses with the
         # decimal/thousands options; a stray word leaves such a column as text and
