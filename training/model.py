@@ -1,0 +1,381 @@
+"""The fitted lead-scoring model: vocabularies, LightGBM booster, calibrator and grades.
+
+:class:`LeadModel` is what the registry ships and what serving loads. It is a plain
+picklable object with a scikit-learn-like contract: ``__init__`` stores parameters,
+``fit`` learns the attributes whose names end in ``_`` and returns ``self``, and every
+prediction method refuses to run before ``fit``.
+
+Everything learned from data is fitted here once and shipped with the model
+(STYLE principle 5): the category vocabularies, the booster, the calibration map and
+the grade thresholds. Serving never recomputes any of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.errors import ModelError
+from features.grading import Grading, score_from_probability
+from training.calibration import fit_calibrator
+
+__all__ = ["LeadModel", "DEFAULT_PARAMS", "DEFAULT_GRADE_SHARES", "grading_from_scores"]
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    # 31 leaves: explanations (pred_contrib) cost grows with leaves more than with depth.
+    "num_leaves": 31,
+    "min_data_in_leaf": 50,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    # Categorical handling: smooth rare categories rather than give them a split each.
+    "cat_smooth": 10.0,
+    "min_data_per_group": 50,
+    "max_cat_to_onehot": 4,
+    "verbose": -1,
+}
+"""LightGBM parameters used unless overridden. ``seed`` and the imbalance weight are
+added by :meth:`LeadModel.fit`."""
+
+DEFAULT_GRADE_SHARES: tuple[float, float, float] = (0.10, 0.15, 0.25)
+"""Share of validation leads in grades A, B and C (D is the remaining 50%).
+
+A is the top 10% by calibrated score, B the next 15% and C the next 25%. With the
+default ``sales_grades=("A", "B")`` the top quarter goes to sales, a common sales
+capacity. Override with ``LeadModel(grade_shares=...)`` or a fixed ``grading=``.
+"""
+
+# Vocabulary cap per categorical feature: beyond it, categories are rare enough that
+# LightGBM would pool them anyway, and codes must stay small ints.
+MAX_CATEGORIES = 1000
+
+
+def grading_from_scores(
+    probability: np.ndarray, shares: Sequence[float] = DEFAULT_GRADE_SHARES
+) -> Grading:
+    """Grade thresholds that put ``shares`` of the given leads into A, B and C.
+
+    Thresholds are on the 0-100 score and taken from its upper quantiles, so they are
+    as many integers as the score distribution allows (ties at a threshold go up).
+    """
+    shares = tuple(float(s) for s in shares)
+    if len(shares) != 3 or any(s < 0 for s in shares) or sum(shares) > 1:
+        raise ValueError(
+            "The 'grade_shares' parameter of LeadModel must be three non-negative shares "
+            f"(A, B, C) summing to at most 1. Got {shares} instead."
+        )
+    score = score_from_probability(probability).astype(float)
+    cum = np.cumsum(shares)
+    a, b, c = (float(np.quantile(score, 1.0 - q)) if q > 0 else 100.0 for q in cum)
+    # A lead at score 0 is never graded above D: keep thresholds at least 1.
+    a, b, c = max(a, 1.0), max(b, 1.0), max(c, 1.0)
+    return Grading(a=a, b=min(b, a), c=min(c, b, a))
+
+
+class LeadModel:
+    """Calibrated LightGBM lead-scoring model over a declared feature schema.
+
+    Parameters
+    ----------
+    feature_names : list of str
+        Model inputs, in order. ``prepare`` returns columns in this order.
+    categorical_features : list of str
+        The subset of ``feature_names`` handled as LightGBM native categoricals.
+    feature_set_version : str
+        Version of the feature registry (or dataset spec fingerprint) these features
+        come from. Promotion compares it between champion and challenger.
+    params : dict, optional
+        LightGBM parameters overriding :data:`DEFAULT_PARAMS`.
+    num_boost_round : int, default=1000
+        Maximum number of trees; early stopping on the validation rows picks fewer.
+    early_stopping_rounds : int, default=50
+        Patience of early stopping, on validation ROC AUC.
+    class_weight : {"sqrt", "balanced", None}, default="sqrt"
+        Weight of the converted class: ``sqrt(neg/pos)``, ``neg/pos`` or 1. Weighting
+        helps the trees find splits for the rare class; the calibrator then restores
+        the probability scale.
+    calibration : {"auto", "isotonic", "platt"}, default="auto"
+        ``auto`` picks the lower cross-validated Brier score on the validation rows.
+    grade_shares : tuple of 3 floats, default=DEFAULT_GRADE_SHARES
+        Shares of validation leads in grades A, B, C when ``grading`` is not given.
+    grading : Grading, optional
+        Fixed grade thresholds; when given, ``grade_shares`` is ignored.
+    random_state : int, default=0
+
+    Attributes
+    ----------
+    categories_ : dict of str to list of str
+        Fitted vocabulary per categorical feature. At prediction time an unseen or
+        missing category becomes missing (NaN), which LightGBM routes without error.
+    booster_ : lightgbm.Booster
+        Trained booster, truncated at the best iteration.
+    best_iteration_ : int
+    calibrator_ : PlattCalibrator or IsotonicCalibrator
+    calibration_brier_ : dict of str to float
+        Cross-validated validation Brier score of each calibrator candidate.
+    grading : Grading
+        Grade thresholds (derived in ``fit`` unless given). Part of the serving
+        contract, hence no trailing underscore.
+    metrics, cold_start, data_window, field_labels : dict
+        Metadata filled by the training pipeline: test-window metrics, the cold-start
+        comparison with the rules, the data time window, display labels of BYO fields.
+    """
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        categorical_features: Sequence[str] = (),
+        feature_set_version: str = "",
+        *,
+        params: Mapping[str, Any] | None = None,
+        num_boost_round: int = 1000,
+        early_stopping_rounds: int = 50,
+        class_weight: str | None = "sqrt",
+        calibration: str = "auto",
+        grade_shares: Sequence[float] = DEFAULT_GRADE_SHARES,
+        grading: Grading | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.feature_names = list(feature_names)
+        self.categorical_features = list(categorical_features)
+        self.feature_set_version = str(feature_set_version)
+        self.params = dict(params or {})
+        self.num_boost_round = num_boost_round
+        self.early_stopping_rounds = early_stopping_rounds
+        self.class_weight = class_weight
+        self.calibration = calibration
+        self.grade_shares = tuple(grade_shares)
+        self.grading = grading
+        self.random_state = random_state
+        self.metrics: dict[str, float] = {}
+        self.cold_start: dict[str, Any] = {}
+        self.data_window: dict[str, Any] = {}
+        self.field_labels: dict[str, str] = {}
+        self._validate_params()
+
+    def _validate_params(self) -> None:
+        unknown = [c for c in self.categorical_features if c not in self.feature_names]
+        if unknown:
+            raise ValueError(
+                "The 'categorical_features' parameter of LeadModel must be a subset of "
+                f"feature_names. Got {unknown} instead."
+            )
+        if len(set(self.feature_names)) != len(self.feature_names) or not self.feature_names:
+            raise ValueError(
+                "The 'feature_names' parameter of LeadModel must be non-empty and unique. "
+                f"Got {self.feature_names} instead."
+            )
+        if self.class_weight not in ("sqrt", "balanced", None):
+            raise ValueError(
+                "The 'class_weight' parameter of LeadModel must be 'sqrt', 'balanced' or "
+                f"None. Got {self.class_weight!r} instead."
+            )
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit_vocabulary(self, X: pd.DataFrame) -> LeadModel:
+        """Learn ``categories_`` from the training rows (most frequent first, capped)."""
+        cats: dict[str, list[str]] = {}
+        for name in self.categorical_features:
+            counts = X[name].dropna().astype(str).value_counts(sort=True)
+            # Frequency order, then name: deterministic, and the cap drops the rarest.
+            ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            cats[name] = [k for k, _ in ordered[:MAX_CATEGORIES]]
+        self.categories_ = cats
+        self._code_maps_ = {n: {v: float(i) for i, v in enumerate(c)} for n, c in cats.items()}
+        self._cat_mask_ = np.array([n in cats for n in self.feature_names])
+        return self
+
+    def lgb_params(self, y_train: np.ndarray) -> dict[str, Any]:
+        """The LightGBM parameters ``fit`` trains with (defaults, overrides, weight, seed)."""
+        y_train = np.asarray(y_train)
+        pos = max(int(y_train.sum()), 1)
+        neg = max(int(len(y_train) - y_train.sum()), 1)
+        weight = {"sqrt": np.sqrt(neg / pos), "balanced": neg / pos, None: 1.0}[self.class_weight]
+        return {
+            **DEFAULT_PARAMS,
+            "metric": ["auc", "binary_logloss"],
+            "first_metric_only": True,
+            "scale_pos_weight": float(weight),
+            "seed": self.random_state,
+            **self.params,
+        }
+
+    def fit(
+        self,
+        X_train: pd.DataFrame,
+        y_train: np.ndarray,
+        X_valid: pd.DataFrame,
+        y_valid: np.ndarray,
+        *,
+        booster: lgb.Booster | None = None,
+    ) -> LeadModel:
+        """Fit vocabularies and booster on train, early stopping + calibration on valid.
+
+        ``booster`` lets a distributed trainer (see :mod:`training.distributed`) supply
+        a booster trained elsewhere on the same prepared columns; the vocabularies must
+        then have been fitted first with :meth:`fit_vocabulary`.
+        """
+        y_train = np.asarray(y_train, dtype=int)
+        y_valid = np.asarray(y_valid, dtype=int)
+        if booster is None:
+            self.fit_vocabulary(X_train)
+            train_set = self._dataset(self.prepare(X_train), y_train)
+            valid_set = self._dataset(self.prepare(X_valid), y_valid, reference=train_set)
+            trained = lgb.train(
+                self.lgb_params(y_train),
+                train_set,
+                num_boost_round=self.num_boost_round,
+                valid_sets=[valid_set],
+                valid_names=["valid"],
+                callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+            )
+            best = trained.best_iteration or trained.current_iteration()
+        else:
+            if not hasattr(self, "categories_"):
+                raise ModelError("fit_vocabulary must run before fit(booster=...).")
+            trained, best = booster, booster.current_iteration()
+        # Truncate at the best iteration so that predict, pred_contrib and the saved
+        # booster.txt all mean the same trees, whatever num_iteration callers pass.
+        self.booster_ = lgb.Booster(model_str=trained.model_to_string(num_iteration=best))
+        self.best_iteration_ = int(best)
+        margin_valid = self.raw_margin(X_valid)
+        self.calibrator_, self.calibration_brier_ = fit_calibrator(
+            margin_valid, y_valid, method=self.calibration, random_state=self.random_state
+        )
+        if self.grading is None:
+            self.grading = grading_from_scores(
+                self.calibrator_.predict(margin_valid), self.grade_shares
+            )
+        return self
+
+    def _dataset(
+        self, X: np.ndarray, y: np.ndarray, reference: lgb.Dataset | None = None
+    ) -> lgb.Dataset:
+        return lgb.Dataset(
+            X,
+            label=y,
+            feature_name=self.feature_names,
+            categorical_feature=self.categorical_features or "auto",
+            reference=reference,
+            free_raw_data=False,
+            params={"verbose": -1},
+        )
+
+    # --------------------------------------------------------------- predicting
+
+    def _check_fitted(self, attribute: str = "calibrator_") -> None:
+        if not hasattr(self, attribute):
+            raise ModelError(
+                "This LeadModel instance is not fitted yet. Call 'fit' with training "
+                "and validation rows before using it to predict."
+            )
+
+    def prepare(self, X: pd.DataFrame | Mapping[str, Sequence[Any]]) -> np.ndarray:
+        """The model matrix: float64, columns in ``feature_names`` order.
+
+        Categories become their code in the fitted vocabulary; unseen or missing ones
+        become NaN. Numbers that are not numbers become NaN. Works on a DataFrame or a
+        mapping of column to values (the cheaper form for one row).
+        """
+        self._check_fitted("categories_")
+        missing = [n for n in self.feature_names if n not in X]
+        if missing:
+            raise ModelError(
+                f"The frame to score lacks feature columns {missing}; expected every one "
+                f"of the model's {len(self.feature_names)} features."
+            )
+        n = len(X) if isinstance(X, pd.DataFrame) else len(next(iter(X.values()), ()))
+        out = np.empty((n, len(self.feature_names)), dtype=np.float64)
+        for j, name in enumerate(self.feature_names):
+            col = X[name]
+            codes = self._code_maps_.get(name)
+            if codes is not None:
+                # Dict lookups beat pd.Categorical for the one-row requests serving sends.
+                values = col.tolist() if hasattr(col, "tolist") else list(col)
+                out[:, j] = [codes.get(v if isinstance(v, str) else _as_key(v), np.nan)
+                             for v in values]
+            else:
+                out[:, j] = _as_float(col)
+        return out
+
+    def raw_margin(self, X: pd.DataFrame | Mapping[str, Sequence[Any]]) -> np.ndarray:
+        """LightGBM's raw score (log-odds of the *weighted* model, before calibration)."""
+        self._check_fitted("booster_")
+        return self.booster_.predict(self.prepare(X), raw_score=True)
+
+    def predict_proba(self, X: pd.DataFrame | Mapping[str, Sequence[Any]]) -> np.ndarray:
+        """Calibrated P(convert within the horizon), shape (n,)."""
+        self._check_fitted()
+        return self.calibrator_.predict(self.raw_margin(X))
+
+    def contributions(
+        self, X: pd.DataFrame | Mapping[str, Sequence[Any]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """TreeSHAP contributions in raw log-odds: ``(per_feature (n, k), base (n,))``.
+
+        ``per_feature.sum(axis=1) + base`` equals :meth:`raw_margin`. They explain the
+        uncalibrated margin; the calibrator is monotone, so signs and ranks carry over.
+        """
+        self._check_fitted("booster_")
+        contrib = self.booster_.predict(self.prepare(X), pred_contrib=True)
+        return contrib[:, :-1], contrib[:, -1]
+
+    def predict_margin_and_contributions(
+        self, X: pd.DataFrame | Mapping[str, Sequence[Any]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(probability, per_feature, base)`` from a single pass over the trees."""
+        self._check_fitted()
+        per_feature, base = self.contributions(X)
+        return self.calibrator_.predict(per_feature.sum(axis=1) + base), per_feature, base
+
+    def grade(self, probability: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(score, grade, route)`` for calibrated probabilities."""
+        self._check_fitted()
+        score = score_from_probability(probability)
+        grade = self.grading.grade(score)
+        return score, grade, self.grading.route(grade)
+
+    @property
+    def calibration_method(self) -> str:
+        self._check_fitted()
+        return self.calibrator_.method
+
+    def feature_importance(self, importance_type: str = "gain") -> pd.Series:
+        """Booster importance per feature, largest first."""
+        self._check_fitted()
+        imp = self.booster_.feature_importance(importance_type=importance_type)
+        return pd.Series(imp, index=self.feature_names).sort_values(ascending=False)
+
+    def __repr__(self) -> str:
+        state = (f"fitted, {self.best_iteration_} trees, {self.calibrator_.method}"
+                 if hasattr(self, "calibrator_") else "not fitted")
+        return (f"LeadModel({len(self.feature_names)} features, "
+                f"feature_set_version={self.feature_set_version!r}, {state})")
+
+
+def _as_key(value: Any) -> Any:
+    """Category lookup key for non-str values: NaN/None/NA miss, others compare as str."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value)
+
+
+def _as_float(col: Any) -> np.ndarray:
+    if isinstance(col, pd.Series):
+        if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+            return col.to_numpy(dtype=np.float64, na_value=np.nan)
+        return pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        return np.asarray(col, dtype=np.float64)
+    except (TypeError, ValueError):
+        return pd.to_numeric(pd.Series(list(col)), errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan)
+

@@ -1,0 +1,509 @@
+"""End to end: training frame -> audited, split, fitted, evaluated, logged, registered.
+
+The pipeline is generic over the feature schema: :class:`FeatureSchema` says which
+columns are features and which of them are categorical. For our CRM data model it
+comes from :mod:`features.registry` (:func:`training_data_from_dir`); for a user's
+export it comes from the dataset spec (:func:`training_data_from_spec`).
+
+Order of work in :func:`train`:
+
+1. minimum data (:func:`training.split.check_min_data`);
+2. split: by time with purge gaps (snapshot sets), by ``created_at`` for specs with a
+   timestamp, else stratified random 60/20/20 (:mod:`training.split`);
+3. leakage audit on the training rows (:mod:`training.leakage`); flagged columns are
+   dropped unless allowed;
+4. fit booster (locally or on Dask), calibrator and grades (:class:`LeadModel`);
+5. evaluate on the test rows (:mod:`training.evaluate`), including the oracle AUC when
+   ground truth exists and the rules fallback's AUC when activities exist;
+6. one MLflow run: params, tags, metrics, plots, tables, the test frame (for the
+   promotion gate) and the model, logged once and registered;
+7. optionally the promotion gate (:mod:`training.promote`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from features.errors import InsufficientDataError
+from training.evaluate import (
+    classification_metrics,
+    decile_table,
+    metric_key,
+    plot_calibration,
+    plot_gains,
+    plot_importance,
+    plot_lift,
+    plot_shap_summary,
+    safe_auc,
+    segment_auc,
+)
+from training.leakage import LEAK_THRESHOLD, LeakageReport, audit_leakage
+from training.model import LeadModel
+from training.split import MIN_PER_CLASS, Split, check_min_data, random_split, time_split
+
+if TYPE_CHECKING:
+    from leadscore.settings import Settings
+    from training.promote import PromotionDecision
+
+__all__ = [
+    "FeatureSchema",
+    "TrainingData",
+    "TrainOptions",
+    "TrainResult",
+    "train",
+    "training_data_from_dir",
+    "training_data_from_spec",
+    "dataset_fingerprint",
+    "TEST_FRAME_ARTIFACT",
+]
+
+TEST_FRAME_ARTIFACT = "evaluation/test_frame.parquet"
+"""Where each run keeps its test rows, so promotion can re-score a champion on them."""
+
+SEGMENT_COLUMNS = ("source", "industry")
+SHAP_SAMPLE = 2000
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """Which columns of a training frame are features, and how to treat them."""
+
+    names: tuple[str, ...]
+    categorical: tuple[str, ...]
+    version: str
+    field_labels: dict[str, str] = field(default_factory=dict)
+    declared_leaky: tuple[str, ...] = ()
+    segments: tuple[str, ...] = SEGMENT_COLUMNS
+
+
+@dataclass
+class TrainingData:
+    """A training frame and what is known about where it came from.
+
+    ``frame`` holds ``lead_id``, the time column (if any), ``label`` and every column
+    of ``schema.names``. ``leads``/``activities`` (validated) enable the rules
+    comparison and the cold-start analysis; ``truth`` (lead_id, as_of, p_convert)
+    enables the oracle AUC on synthetic data.
+    """
+
+    frame: pd.DataFrame
+    schema: FeatureSchema
+    time_column: str | None = "as_of"
+    purge_gap: pd.Timedelta = pd.Timedelta(0)
+    leads: pd.DataFrame | None = None
+    activities: pd.DataFrame | None = None
+    truth: pd.DataFrame | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What ``leadscore train`` lets a user choose."""
+
+    experiment: str = "lead-scoring"
+    run_name: str | None = None
+    allow_leaky: tuple[str, ...] = ()
+    leak_threshold: float = LEAK_THRESHOLD
+    params: dict[str, Any] = field(default_factory=dict)
+    num_boost_round: int = 1000
+    early_stopping_rounds: int = 50
+    valid_frac: float = 0.2
+    test_frac: float = 0.2
+    random_state: int = 0
+    scheduler: str | None = None
+    promote: bool = False
+    register: bool = True
+    min_per_class: int = MIN_PER_CLASS
+    max_test_rows_logged: int = 500_000
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model: LeadModel
+    metrics: dict[str, float]
+    split: Split
+    leakage: LeakageReport
+    model_version: str | None = None
+    model_uri: str | None = None
+    promotion: PromotionDecision | None = None
+    train_seconds: float = 0.0
+
+
+def dataset_fingerprint(frame: pd.DataFrame) -> str:
+    """Content hash of a frame (values and column names), 16 hex characters."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------- loading
+
+
+def training_data_from_dir(
+    path: str | Path,
+    *,
+    every: pd.Timedelta | None = None,
+    horizon: pd.Timedelta | None = None,
+    assume_utc: bool = False,
+) -> TrainingData:
+    """Read ``leads.parquet``/``activities.parquet`` (and ``truth.parquet`` if present)."""
+    from features import registry
+    from features.build import build_training_set
+    from features.grid import DEFAULT_EVERY, DEFAULT_HORIZON
+    from features.schema import validate_activities, validate_leads
+
+    path = Path(path)
+    every = every or DEFAULT_EVERY
+    horizon = horizon or DEFAULT_HORIZON
+    files = {name: path / f"{name}.parquet" for name in ("leads", "activities", "truth")}
+    for name in ("leads", "activities"):
+        if not files[name].is_file():
+            raise InsufficientDataError(
+                f"--data {path}: {files[name].name} not found; expected leads.parquet and "
+                "activities.parquet (as written by 'leadscore generate')."
+            )
+    leads = validate_leads(pd.read_parquet(files["leads"]), assume_utc=assume_utc)
+    activities = validate_activities(
+        pd.read_parquet(files["activities"]), lead_ids=leads["lead_id"], assume_utc=assume_utc
+    ).frame
+    frame = build_training_set(leads, activities, every=every, horizon=horizon)
+    truth = pd.read_parquet(files["truth"]) if files["truth"].is_file() else None
+    schema = FeatureSchema(
+        names=tuple(registry.feature_names()),
+        categorical=tuple(registry.categorical_features()),
+        version=registry.FEATURE_SET_VERSION,
+    )
+    return TrainingData(
+        frame=frame, schema=schema, time_column="as_of", purge_gap=horizon,
+        leads=leads, activities=activities, truth=truth,
+        info={"kind": "crm", "source": str(path.resolve()), "every": str(every),
+              "horizon": str(horizon), "n_leads": len(leads),
+              "n_activities": len(activities)},
+    )
+
+
+def training_data_from_spec(
+    spec_path: str | Path, data_path: str | Path | None = None
+) -> TrainingData:
+    """Load a user's export through its dataset spec; leaky columns ride along for the audit."""
+    from features.spec import load_dataset, load_spec
+
+    ds = load_dataset(load_spec(spec_path), data_path)
+    leaky = [c for c in ds.leaky_frame.columns if c != "lead_id"]
+    frame = pd.concat(
+        [ds.frame.reset_index(drop=True), ds.leaky_frame[leaky].reset_index(drop=True)], axis=1
+    )
+    leaky_categorical = [
+        c for c in leaky if not pd.api.types.is_numeric_dtype(ds.leaky_frame[c].dtype)
+    ]
+    for c in leaky_categorical:
+        frame[c] = frame[c].astype("string")
+    names = (*ds.features, *leaky)
+    schema = FeatureSchema(
+        names=tuple(names),
+        categorical=(*ds.categorical, *leaky_categorical),
+        version=f"spec:{ds.spec.name}:{ds.fingerprint[:12]}",
+        field_labels=dict(ds.labels),
+        declared_leaky=tuple(ds.leaky),
+    )
+    return TrainingData(
+        frame=frame, schema=schema,
+        time_column="created_at" if ds.has_time else None,
+        purge_gap=pd.Timedelta(0),
+        info={"kind": "spec", "source": str(ds.source), "spec": str(Path(spec_path).resolve()),
+              "spec_name": ds.spec.name, "fingerprint": ds.fingerprint,
+              "original_names": dict(ds.original_names)},
+    )
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _resolve_allowed(allow: Sequence[str], data: TrainingData) -> tuple[str, ...]:
+    """Map ``--allow-leaky`` names (safe or original column names) to frame columns."""
+    original = data.info.get("original_names", {})
+    by_original = {orig: safe for safe, orig in original.items()}
+    out = []
+    for name in allow:
+        resolved = name if name in data.schema.names else by_original.get(name)
+        if resolved is None:
+            raise ValueError(
+                f"--allow-leaky {name!r} names no feature column; expected one of "
+                f"{sorted(data.schema.names)[:20]}"
+            )
+        out.append(resolved)
+    return tuple(out)
+
+
+def _no_activity_mask(activities: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """True where the lead had no activity strictly before the row's ``as_of``."""
+    first = activities.groupby("lead_id", observed=True)["occurred_at"].min()
+    first_at = rows["lead_id"].map(first)
+    as_of = pd.to_datetime(rows["as_of"], utc=True)
+    return (first_at.isna() | (pd.to_datetime(first_at, utc=True) >= as_of)).to_numpy()
+
+
+def _rules_probability(
+    leads: pd.DataFrame, activities: pd.DataFrame, rows: pd.DataFrame
+) -> np.ndarray:
+    """The default rules' probability for each (lead_id, as_of) row."""
+    from rules_fallback import load_rules, score_leads
+
+    lead_rows = leads.set_index("lead_id").loc[rows["lead_id"].to_numpy()].reset_index()
+    scored = score_leads(load_rules(None), lead_rows, activities,
+                         pd.Series(rows["as_of"].to_numpy()), reasons=False)
+    return scored["probability"].to_numpy(dtype=float)
+
+
+def _fit(model: LeadModel, X_train, y_train, X_valid, y_valid, scheduler: str | None):
+    if scheduler:
+        from training.distributed import train_booster_dask
+
+        model.fit_vocabulary(X_train)
+        booster = train_booster_dask(model, X_train, y_train, X_valid, y_valid, scheduler)
+        return model.fit(X_train, y_train, X_valid, y_valid, booster=booster)
+    return model.fit(X_train, y_train, X_valid, y_valid)
+
+
+# ----------------------------------------------------------------------- train
+
+
+def train(data: TrainingData, settings: Settings, options: TrainOptions | None = None) -> TrainResult:
+    """Train, evaluate, log and register one model; promote it if asked."""
+    options = options or TrainOptions()
+    frame = data.frame.reset_index(drop=True)
+    schema = data.schema
+    y = frame["label"].to_numpy(dtype=int)
+    check_min_data(y, options.min_per_class)
+
+    # 2. split
+    if data.time_column is not None:
+        split = time_split(frame[data.time_column], y, horizon=data.purge_gap,
+                           valid_frac=options.valid_frac, test_frac=options.test_frac)
+    else:
+        split = random_split(y, valid_frac=options.valid_frac, test_frac=options.test_frac,
+                             random_state=options.random_state)
+    train_rows, valid_rows, test_rows = (frame.iloc[split.train], frame.iloc[split.valid],
+                                         frame.iloc[split.test])
+
+    # 3. leakage audit, on training rows only: the audit must not peek at the test window.
+    allow = _resolve_allowed(options.allow_leaky, data)
+    leakage = audit_leakage(
+        train_rows[list(schema.names)], y[split.train], schema.categorical,
+        declared_leaky=schema.declared_leaky, allow=allow, threshold=options.leak_threshold,
+        random_state=options.random_state,
+    )
+    features = [n for n in schema.names if n not in set(leakage.excluded)]
+    if not features:
+        raise InsufficientDataError("The leakage audit excluded every feature; nothing to train on.")
+    categorical = [n for n in schema.categorical if n in features]
+
+    # 4. fit
+    model = LeadModel(
+        features, categorical, schema.version, params=options.params,
+        num_boost_round=options.num_boost_round,
+        early_stopping_rounds=options.early_stopping_rounds,
+        random_state=options.random_state,
+    )
+    started = time.perf_counter()
+    _fit(model, train_rows[features], y[split.train], valid_rows[features], y[split.valid],
+         options.scheduler)
+    train_seconds = time.perf_counter() - started
+
+    # 5. evaluate
+    y_test = y[split.test]
+    X_test = test_rows[features]
+    prob = model.predict_proba(X_test)
+    metrics = classification_metrics(y_test, prob)
+    metrics["valid_roc_auc"] = safe_auc(y[split.valid], model.predict_proba(valid_rows[features]))
+    metrics["train_seconds"] = train_seconds
+    metrics["best_iteration"] = float(model.best_iteration_)
+    for name, brier in model.calibration_brier_.items():
+        metrics[f"calibration_cv_brier_{name}"] = brier
+    segments = segment_auc(y_test, prob, test_rows[[c for c in schema.segments if c in frame]])
+    for row in segments.itertuples():
+        if not np.isnan(row.roc_auc):
+            metrics[metric_key("segment_auc", row.segment, row.value)] = float(row.roc_auc)
+
+    if data.truth is not None and data.time_column == "as_of":
+        truth = data.truth.assign(
+            as_of=pd.to_datetime(data.truth["as_of"], utc=True)
+        ).drop_duplicates(["lead_id", "as_of"])
+        joined = test_rows[["lead_id", "as_of"]].assign(
+            lead_id=test_rows["lead_id"].astype(str), as_of=pd.to_datetime(test_rows["as_of"], utc=True)
+        ).merge(truth.assign(lead_id=truth["lead_id"].astype(str)), on=["lead_id", "as_of"],
+                how="left")
+        matched = joined["p_convert"].notna().to_numpy()
+        metrics["oracle_matched_share"] = float(matched.mean())
+        if matched.any():
+            oracle_p = joined["p_convert"].to_numpy(dtype=float)[matched]
+            metrics["oracle_roc_auc"] = safe_auc(y_test[matched], oracle_p)
+            metrics["oracle_gap"] = metrics["oracle_roc_auc"] - safe_auc(y_test[matched], prob[matched])
+            metrics["oracle_ece"] = classification_metrics(y_test[matched], oracle_p)["ece"]
+
+    cold_start: dict[str, Any] = {"preferred": "model"}
+    if data.leads is not None and data.activities is not None:
+        rules_p = _rules_probability(data.leads, data.activities, test_rows)
+        metrics["rules_roc_auc"] = safe_auc(y_test, rules_p)
+        metrics["rules_ece"] = classification_metrics(y_test, rules_p)["ece"]
+        quiet = _no_activity_mask(data.activities, test_rows)
+        cold_start = {
+            "n": int(quiet.sum()),
+            "n_converted": int(y_test[quiet].sum()),
+            "model_auc": safe_auc(y_test[quiet], prob[quiet]),
+            "rules_auc": safe_auc(y_test[quiet], rules_p[quiet]),
+        }
+        if np.isnan(cold_start["model_auc"]) or np.isnan(cold_start["rules_auc"]):
+            cold_start.update(preferred="model", reason="too few no-activity test leads of "
+                              "both classes to compare; the model scores them")
+        else:
+            cold_start.update(preferred="rules" if cold_start["rules_auc"] > cold_start["model_auc"]
+                              else "model", reason="higher ROC AUC on no-activity test leads")
+        for key in ("n", "model_auc", "rules_auc"):
+            metrics[f"cold_start_{key}"] = float(cold_start[key])
+    else:
+        cold_start["reason"] = "no activity history in this dataset to define cold-start leads"
+    metrics = {k: float(v) for k, v in metrics.items()}
+
+    model.metrics = {k: v for k, v in metrics.items() if not k.startswith("decile_")}
+    model.cold_start = cold_start
+    model.field_labels = dict(schema.field_labels)
+    model.data_window = {**split.boundaries, "split": split.kind,
+                         "time_column": data.time_column or ""}
+
+    # 6. log
+    from training import tracking
+
+    client = tracking.configure(settings)
+    experiment_id = tracking.ensure_experiment(client, options.experiment, settings)
+    result = TrainResult(run_id="", model=model, metrics=metrics, split=split,
+                         leakage=leakage, train_seconds=train_seconds)
+    _log_run(result, data, frame, X_test, y_test, prob, segments, options, settings,
+             experiment_id)
+    # 7. promote
+    if options.promote and result.model_version is not None:
+        from training.promote import promote
+
+        result.promotion = promote(settings, result.model_version, client=client)
+    return result
+
+
+def _log_run(result: TrainResult, data: TrainingData, frame: pd.DataFrame, X_test, y_test,
+             prob, segments: pd.DataFrame, options: TrainOptions, settings: Settings,
+             experiment_id: str) -> None:
+    from mlflow.models import infer_signature
+
+    import mlflow
+    from training import tracking
+    from training.pyfunc import LeadScoringModel, pip_requirements, write_artifacts
+
+    model, split, leakage = result.model, result.split, result.leakage
+    schema = data.schema
+    commit = tracking.git_commit()
+    fingerprint = data.info.get("fingerprint") or dataset_fingerprint(frame)
+    tags = {
+        "feature_set_version": schema.version,
+        "dataset_fingerprint": fingerprint,
+        "dataset_kind": data.info.get("kind", "frame"),
+        "dataset_source": data.info.get("source", ""),
+        "git_commit": commit or "unknown",
+        "split": split.kind,
+        "calibration": model.calibration_method,
+        "trainer": "dask" if options.scheduler else "local",
+        "cold_start_preferred": model.cold_start.get("preferred", "model"),
+        **{f"window.{k}": v for k, v in split.boundaries.items()},
+        **leakage.to_tags(),
+    }
+    if commit:
+        tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
+    params = {
+        "n_features": len(model.feature_names),
+        "n_categorical": len(model.categorical_features),
+        "num_boost_round": options.num_boost_round,
+        "early_stopping_rounds": options.early_stopping_rounds,
+        "class_weight": model.class_weight,
+        "valid_frac": options.valid_frac,
+        "test_frac": options.test_frac,
+        "random_state": options.random_state,
+        "scheduler": options.scheduler or "none",
+        "allow_leaky": ",".join(options.allow_leaky) or "none",
+        "grading": json.dumps(model.grading.to_dict()),
+        **{k: v for k, v in data.info.items() if k in ("every", "horizon", "n_leads", "n_activities",
+                                                        "spec_name")},
+        **split.summary(),
+        **{f"lgb.{k}": v for k, v in model.lgb_params(np.asarray([0, 1])).items()
+           if k != "scale_pos_weight"},
+    }
+    with mlflow.start_run(experiment_id=experiment_id, run_name=options.run_name) as run, \
+            tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        result.run_id = run.info.run_id
+        mlflow.set_tags(tags)
+        mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+        mlflow.log_metrics(result.metrics)
+        mlflow.log_dict(model.cold_start, "evaluation/cold_start.json")
+        mlflow.log_dict(model.data_window, "evaluation/data_window.json")
+        mlflow.log_dict({"features": model.feature_names,
+                         "categorical": model.categorical_features,
+                         "categories": model.categories_}, "model_inputs.json")
+        mlflow.log_text(leakage.table.to_csv(index=False), "leakage/audit.csv")
+        mlflow.log_text(decile_table(y_test, prob).to_csv(), "evaluation/deciles.csv")
+        mlflow.log_text(segments.to_csv(index=False), "evaluation/segment_auc.csv")
+
+        # Plots: matplotlib Figure objects, Agg canvas (see training.evaluate).
+        sample = np.random.default_rng(0).permutation(len(X_test))[:SHAP_SAMPLE]
+        X_sample = X_test.iloc[np.sort(sample)]
+        contrib, _ = model.contributions(X_sample)
+        for name, fig in {
+            "calibration_curve": plot_calibration(y_test, prob),
+            "cumulative_gains": plot_gains(y_test, prob),
+            "lift_by_decile": plot_lift(decile_table(y_test, prob)),
+            "shap_summary": plot_shap_summary(contrib, model.prepare(X_sample), model.feature_names),
+            "feature_importance": plot_importance(model.feature_importance()),
+        }.items():
+            mlflow.log_figure(fig, f"plots/{name}.png")
+
+        # The test rows, with every candidate feature (also excluded ones), so that the
+        # promotion gate can re-score a champion with another feature list on them.
+        keep = [c for c in ("lead_id", data.time_column, "label") if c] + list(schema.names)
+        test_frame = frame.iloc[split.test][keep]
+        if len(test_frame) > options.max_test_rows_logged:
+            test_frame = test_frame.sample(options.max_test_rows_logged, random_state=0)
+        test_path = tmp_path / "test_frame.parquet"
+        test_frame.to_parquet(test_path, index=False)
+        mlflow.log_artifact(str(test_path), "evaluation")
+
+        artifacts = write_artifacts(model, tmp_path / "model")
+        example = X_test.head(5)
+        out_example = LeadScoringModel(model).predict(None, example)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=LeadScoringModel(),
+            artifacts=artifacts,
+            pip_requirements=pip_requirements(),
+            signature=infer_signature(example, out_example),
+            input_example=example,
+            registered_model_name=settings.model_name if options.register else None,
+            metadata={"feature_set_version": schema.version},
+        )
+        result.model_uri = info.model_uri
+        if options.register and info.registered_model_version is not None:
+            result.model_version = str(info.registered_model_version)
+            client = mlflow.MlflowClient()
+            for key in ("feature_set_version", "dataset_fingerprint", "git_commit"):
+                client.set_model_version_tag(settings.model_name, result.model_version, key,
+                                             tags[key])
+            client.set_model_version_tag(settings.model_name, result.model_version,
+                                         "test_roc_auc", f"{result.metrics['roc_auc']:.4f}")

@@ -1,0 +1,193 @@
+"""Train / validation / test splits, and the minimum-data checks that guard them.
+
+**Time split** (:func:`time_split`, the default for snapshot training sets): rows are
+ordered by ``as_of``; the latest ~``test_frac`` of rows test, the ~``valid_frac`` before
+them validate, the earliest train. Every boundary is a whole ``as_of`` value, so the
+snapshots of one date never straddle two splits.
+
+*Purge gap.* A row's label looks ``horizon`` ahead of its ``as_of`` ("converted within
+90 days"). A training row at ``as_of = t`` therefore knows what happened up to
+``t + horizon``. To stop training labels from seeing outcomes inside the validation
+window (and validation labels inside the test window), rows whose label window runs
+past the next split's start are purged:
+
+- train:       ``as_of <= valid_start - horizon``
+- validation:  ``valid_start <= as_of <= test_start - horizon``
+- test:        ``as_of >= test_start``
+
+*One lead on both sides.* A lead may have snapshots in train and in test (it was open
+at both dates); that is what the model faces in production, where it scores leads it
+saw as open earlier. The gap guarantees its *training* labels only describe what
+happened before the validation window begins: if it converts in the test window, its
+training rows are labelled 0 because their horizon ended earlier. No lead identity is
+a feature, so the model cannot memorise a lead.
+
+**Random split** (:func:`random_split`): for dataset specs without timestamps (e.g. the
+X Education export), a stratified random 60/20/20 split. It is the only option when
+there is no time, and it is optimistic compared to a time split: document figures from
+it as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from features.errors import InsufficientDataError
+
+__all__ = ["Split", "time_split", "random_split", "check_min_data", "MIN_PER_CLASS"]
+
+MIN_PER_CLASS = 40
+"""Fewest converted and fewest unconverted examples to train on (Dynamics 365 Sales
+uses the same threshold)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row positions of each part, how they were chosen, and what was dropped."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    kind: str
+    boundaries: dict[str, str] = field(default_factory=dict)
+    purged: int = 0
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "split": self.kind,
+            "n_train": len(self.train),
+            "n_valid": len(self.valid),
+            "n_test": len(self.test),
+            "n_purged": self.purged,
+            **self.boundaries,
+        }
+
+
+def check_min_data(y: np.ndarray, min_per_class: int = MIN_PER_CLASS) -> None:
+    """Refuse to train on fewer than ``min_per_class`` converted or unconverted rows."""
+    y = np.asarray(y)
+    pos = int((y == 1).sum())
+    neg = int((y == 0).sum())
+    if pos < min_per_class or neg < min_per_class:
+        raise InsufficientDataError(
+            f"Training needs at least {min_per_class} converted and {min_per_class} "
+            f"unconverted examples; got {pos} converted and {neg} unconverted. Add more "
+            "history (a longer time range or more leads) before training a model; until "
+            "then the rules fallback scores leads."
+        )
+
+
+def _check_parts(split: Split, y: np.ndarray, what: str) -> Split:
+    for name in ("train", "valid", "test"):
+        part = y[getattr(split, name)]
+        if len(part) == 0 or part.min() == part.max():
+            raise InsufficientDataError(
+                f"The {what} leaves the {name} part "
+                f"{'empty' if len(part) == 0 else 'with a single class'} "
+                f"({split.summary()}). {_HINT[split.kind]}"
+            )
+    return split
+
+
+_HINT = {
+    "time": "The time range is too short to split: it must cover the training, "
+    "validation and test windows plus two purge gaps of one horizon each. Provide "
+    "a longer history or a shorter --horizon.",
+    "random": "Provide more rows of each class.",
+}
+
+
+def time_split(
+    as_of: pd.Series | np.ndarray,
+    y: np.ndarray,
+    *,
+    horizon: pd.Timedelta,
+    valid_frac: float = 0.2,
+    test_frac: float = 0.2,
+) -> Split:
+    """Split rows by ``as_of`` with a purge gap of ``horizon`` before validation and test."""
+    if not (0 < valid_frac < 1 and 0 < test_frac < 1 and valid_frac + test_frac < 1):
+        raise ValueError(
+            "The 'valid_frac' and 'test_frac' parameters of time_split must be in (0, 1) "
+            f"with a sum below 1. Got {valid_frac} and {test_frac} instead."
+        )
+    t = pd.DatetimeIndex(pd.to_datetime(as_of, utc=True))
+    y = np.asarray(y)
+    horizon = pd.Timedelta(horizon)
+
+    def start_of_last(mask: np.ndarray, frac: float) -> pd.Timestamp | None:
+        """Latest as_of such that rows at or after it are at least ``frac`` of ``mask``."""
+        times = t[mask]
+        if len(times) == 0:
+            return None
+        counts = pd.Series(1, index=times).groupby(level=0).size().sort_index()
+        share_from = counts[::-1].cumsum()[::-1] / counts.sum()
+        eligible = share_from[share_from >= frac]
+        # At least two distinct dates are needed for the earlier part to exist at all.
+        return eligible.index.max() if len(counts) > 1 else None
+
+    everything = np.ones(len(t), dtype=bool)
+    test_start = start_of_last(everything, test_frac)
+    if test_start is None:
+        raise InsufficientDataError(
+            f"The training set has a single snapshot date; {_HINT['time']}"
+        )
+    before_test = np.asarray(t <= test_start - horizon)
+    valid_start = start_of_last(before_test, valid_frac / (1 - test_frac))
+    if valid_start is None:
+        raise InsufficientDataError(
+            f"Rows span {t.min()} to {t.max()}, too little to hold validation rows one "
+            f"horizon ({horizon}) before the test window starting {test_start}. {_HINT['time']}"
+        )
+    train = np.flatnonzero(t <= valid_start - horizon)
+    valid = np.flatnonzero((t >= valid_start) & before_test)
+    test = np.flatnonzero(t >= test_start)
+    split = Split(
+        train=train,
+        valid=valid,
+        test=test,
+        kind="time",
+        boundaries={
+            "train_start": _iso(t[train].min()) if len(train) else "",
+            "train_end": _iso(t[train].max()) if len(train) else "",
+            "valid_start": _iso(valid_start),
+            "valid_end": _iso(t[valid].max()) if len(valid) else "",
+            "test_start": _iso(test_start),
+            "test_end": _iso(t.max()),
+            "purge_gap": str(horizon),
+        },
+        purged=len(t) - len(train) - len(valid) - len(test),
+    )
+    return _check_parts(split, y, "time split")
+
+
+def random_split(
+    y: np.ndarray, *, valid_frac: float = 0.2, test_frac: float = 0.2, random_state: int = 0
+) -> Split:
+    """Stratified random train/valid/test split: the fallback when rows have no time."""
+    y = np.asarray(y)
+    idx = np.arange(len(y))
+    try:
+        rest, test = train_test_split(
+            idx, test_size=test_frac, stratify=y, random_state=random_state
+        )
+        train, valid = train_test_split(
+            rest, test_size=valid_frac / (1 - test_frac), stratify=y[rest],
+            random_state=random_state,
+        )
+    except ValueError as exc:  # a class too small to stratify
+        raise InsufficientDataError(f"Cannot split {len(y)} rows by class: {exc}") from exc
+    split = Split(
+        train=np.sort(train), valid=np.sort(valid), test=np.sort(test), kind="random",
+        boundaries={"split_fractions": f"{1 - valid_frac - test_frac:.2f}/{valid_frac:.2f}/"
+                    f"{test_frac:.2f}", "stratified": "true", "split_seed": str(random_state)},
+    )
+    return _check_parts(split, y, "random split")
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return pd.Timestamp(ts).isoformat()
