@@ -379,6 +379,9 @@ def score_frame(
         rows, columns=[c for c in RESULT_COLUMNS if c != "rules_version"]
     )
     out.insert(RESULT_COLUMNS.index("rules_version"), "rules_version", engine.rules_version)
+    for column in ("fallback_reason", "model_name", "model_version"):
+        # Keep None as None (pandas would infer a string column with NaN for missing).
+        out[column] = pd.Series([r[column] for r in rows], dtype=object)
     return out
 
 
