@@ -64,6 +64,7 @@ __all__ = [
     "training_data_from_dir",
     "training_data_from_spec",
     "dataset_fingerprint",
+    "resolve_allowed",
     "TEST_FRAME_ARTIFACT",
 ]
 
@@ -231,7 +232,7 @@ def training_data_from_spec(
 # --------------------------------------------------------------------- helpers
 
 
-def _resolve_allowed(allow: Sequence[str], data: TrainingData) -> tuple[str, ...]:
+def resolve_allowed(allow: Sequence[str], data: TrainingData) -> tuple[str, ...]:
     """Map ``--allow-leaky`` names (safe or original column names) to frame columns."""
     original = data.info.get("original_names", {})
     by_original = {orig: safe for safe, orig in original.items()}
@@ -299,7 +300,7 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
                                          frame.iloc[split.test])
 
     # 3. leakage audit, on training rows only: the audit must not peek at the test window.
-    allow = _resolve_allowed(options.allow_leaky, data)
+    allow = resolve_allowed(options.allow_leaky, data)
     leakage = audit_leakage(
         train_rows[list(schema.names)], y[split.train], schema.categorical,
         declared_leaky=schema.declared_leaky, allow=allow, threshold=options.leak_threshold,

@@ -1,1 +1,116 @@
-"""Commands: (to be filled in by the owning issue)."""
+"""Commands: ``train`` (fit, evaluate, log, register) and ``promote`` (the gate)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from leadscore.cli._common import console, parse_duration, settings
+from leadscore.cli.app import app
+
+
+@app.command("train")
+def train_command(
+    data: Path | None = typer.Option(
+        None, "--data", help="Directory with leads.parquet and activities.parquet "
+        "(and truth.parquet for synthetic data).", file_okay=False,
+    ),
+    dataset: Path | None = typer.Option(
+        None, "--dataset", help="A dataset spec (YAML) for your own CRM export.", dir_okay=False,
+    ),
+    dataset_file: Path | None = typer.Option(
+        None, "--dataset-file", help="The export the spec describes, overriding its 'source'.",
+        dir_okay=False,
+    ),
+    experiment: str = typer.Option("lead-scoring", "--experiment", help="MLflow experiment."),
+    promote: bool = typer.Option(False, "--promote", help="Run the promotion gate afterwards."),
+    every: str = typer.Option("7d", "--every", help="Snapshot spacing (--data only)."),
+    horizon: str = typer.Option(
+        "90d", "--horizon", help="Label horizon, also the purge gap between splits (--data only)."
+    ),
+    allow_leaky: list[str] = typer.Option(
+        [], "--allow-leaky", help="Keep this flagged column as a feature (repeatable)."
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Train on Dask: 'local' (2-worker LocalCluster) or tcp://host:port."
+    ),
+    num_boost_round: int = typer.Option(1000, "--num-boost-round", min=1, help="Maximum trees."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (LightGBM, random splits)."),
+    assume_utc: bool = typer.Option(
+        False, "--assume-utc", help="Read naive timestamps in --data as UTC."
+    ),
+) -> None:
+    """Train a calibrated LightGBM model, log it to MLflow and register it as lead-scoring."""
+    from training.pipeline import (
+        TrainOptions,
+        resolve_allowed,
+        train,
+        training_data_from_dir,
+        training_data_from_spec,
+    )
+
+    if (data is None) == (dataset is None):
+        raise typer.BadParameter("give exactly one of --data DIR or --dataset SPEC",
+                                 param_hint="--data/--dataset")
+    if scheduler is not None and scheduler != "local" and not scheduler.startswith("tcp://"):
+        raise typer.BadParameter(f"{scheduler!r} is not 'local' or a tcp://host:port address",
+                                 param_hint="--scheduler")
+    cfg = settings()
+    if data is not None:
+        training_data = training_data_from_dir(
+            data, every=parse_duration(every, option="--every"),
+            horizon=parse_duration(horizon, option="--horizon"), assume_utc=assume_utc,
+        )
+    else:
+        training_data = training_data_from_spec(dataset, dataset_file)
+    try:
+        resolve_allowed(allow_leaky, training_data)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--allow-leaky") from exc
+    result = train(training_data, cfg, TrainOptions(
+        experiment=experiment, allow_leaky=tuple(allow_leaky), scheduler=scheduler,
+        promote=promote, num_boost_round=num_boost_round, random_state=seed,
+    ))
+    m = result.metrics
+    console.print(
+        f"run {result.run_id}: test ROC AUC {m['roc_auc']:.4f}, ECE {m['ece']:.4f}, "
+        f"Brier {m['brier']:.4f}"
+        + (f", oracle AUC {m['oracle_roc_auc']:.4f}" if "oracle_roc_auc" in m else "")
+        + (f", rules AUC {m['rules_roc_auc']:.4f}" if "rules_roc_auc" in m else ""),
+        highlight=False,
+    )
+    if result.leakage.flagged:
+        console.print(f"leakage audit flagged {list(result.leakage.flagged)}; excluded "
+                      f"{list(result.leakage.excluded)}", highlight=False)
+    summary = {
+        "run_id": result.run_id,
+        "model_name": cfg.model_name,
+        "model_version": result.model_version,
+        "metrics": {k: m[k] for k in ("roc_auc", "pr_auc", "brier", "log_loss", "ece",
+                                      "oracle_roc_auc", "rules_roc_auc") if k in m},
+        "leakage_excluded": list(result.leakage.excluded),
+        "promotion": result.promotion.to_dict() if result.promotion else None,
+    }
+    typer.echo(json.dumps(summary, default=str))
+
+
+@app.command("promote")
+def promote_command(
+    version: int | None = typer.Option(
+        None, "--version", min=1, help="Registered version to promote (default: the latest)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Move the alias even if the gate refuses (recorded as forced)."
+    ),
+) -> None:
+    """Move the champion alias to a version if it passes the gate on the same test window."""
+    from training.promote import promote
+
+    cfg = settings()
+    decision = promote(cfg, version, force=force)
+    console.print(decision.reason, highlight=False)
+    typer.echo(json.dumps(decision.to_dict(), default=str))
+    if not decision.promoted:
+        raise typer.Exit(code=1)

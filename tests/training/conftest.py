@@ -51,3 +51,53 @@ def make_frame(n_rows: int = 4000, weeks: int = 60, seed: int = 0, base: float =
 @pytest.fixture(scope="session")
 def small_frame() -> pd.DataFrame:
     return make_frame()[0]
+
+
+def reset_mlflow_uris() -> None:
+    """Forget the URIs training.tracking.configure set globally, for the next test's store."""
+    import mlflow
+
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+
+
+@pytest.fixture(autouse=True)
+def _forget_mlflow_uris():
+    yield
+    reset_mlflow_uris()
+
+
+@pytest.fixture(scope="module")
+def module_settings(tmp_path_factory):
+    """Settings on one MLflow store shared by a module (SQLite creation takes seconds).
+
+    Built with explicit values, not from the environment, because module fixtures are
+    set up before the per-test environment isolation runs.
+    """
+    from leadscore.settings import Settings
+
+    root = tmp_path_factory.mktemp("mlflow-store")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        import os
+
+        for key in list(os.environ):
+            if key.startswith("LEADSCORE_") or key.startswith("MLFLOW_") and "URI" in key:
+                mp.delenv(key, raising=False)
+        settings = Settings(home=root, MLFLOW_TRACKING_URI=uri, MLFLOW_REGISTRY_URI=uri)
+    yield settings
+    reset_mlflow_uris()
+
+
+def schema_for_tests(version: str = "test-1"):
+    from training.pipeline import FeatureSchema
+
+    return FeatureSchema(tuple(FEATURES), tuple(CATEGORICAL), version)
+
+
+# MLflow 3.17 with SQLAlchemy 2.1 and pandas 3 warns from inside its own code; these are
+# not ours to fix, and filterwarnings=error would turn them into failures.
+MLFLOW_WARNINGS = [
+    pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Operation with range is deprecated"),
+]
