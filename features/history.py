@@ -230,7 +230,7 @@ class PointInTime:
 
     Every method answers for all pairs at once and uses only activities with
     ``occurred_at < as_of`` of the pair's own lead. ``leads`` is the leads table the index
-    was built for (codes are its row positions).
+    was built for: by default codes are its row positions, else ``lead_row`` gives them.
     """
 
     def __init__(
@@ -239,10 +239,14 @@ class PointInTime:
         index: ActivityIndex,
         lead_code: np.ndarray,
         as_of: np.ndarray,
+        lead_row: np.ndarray | None = None,
     ):
         self.leads = leads
         self.index = index
         self.lead_code = np.asarray(lead_code, dtype=np.int64)
+        # Row of ``leads`` for each pair; the index code by default (the builder's case).
+        # The online path may list a lead twice, so its rows and codes can differ.
+        self.lead_row = self.lead_code if lead_row is None else np.asarray(lead_row, np.int64)
         self.as_of = np.asarray(as_of, dtype=np.int64)  # ns since epoch, UTC
         self._positions: dict[int, np.ndarray] = {}
         self._type_counts: dict[tuple[float, float], np.ndarray] = {}
@@ -330,5 +334,5 @@ class PointInTime:
     def lead_values(self, per_lead: pd.Series | np.ndarray) -> np.ndarray | pd.Series:
         """Gather a per-lead value (aligned with ``leads``) onto the pairs."""
         if isinstance(per_lead, pd.Series):
-            return per_lead.take(self.lead_code).reset_index(drop=True)
-        return np.asarray(per_lead)[self.lead_code]
+            return per_lead.take(self.lead_row).reset_index(drop=True)
+        return np.asarray(per_lead)[self.lead_row]

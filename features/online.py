@@ -59,8 +59,12 @@ def features_at(
         raise ValueError("The 'as_of' parameter must not contain missing timestamps.")
     stamps = stamps.tz_convert("UTC").as_unit("ns")
 
-    index = index_activities(activities, leads["lead_id"], half_lives=HALF_LIVES)
-    pit = PointInTime(leads, index, np.arange(n, dtype=np.int64), stamps.asi8)
+    # A request may list a lead twice (e.g. at two as_of): index each lead's history once.
+    codes, unique_ids = pd.factorize(leads["lead_id"].astype("string"))
+    index = index_activities(activities, pd.Series(unique_ids), half_lives=HALF_LIVES)
+    pit = PointInTime(
+        leads, index, codes.astype(np.int64), stamps.asi8, lead_row=np.arange(n, dtype=np.int64)
+    )
     values = compute_features(pit, feature_names(), set(categorical_features()))
     return pd.DataFrame(
         {
