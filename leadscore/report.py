@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.errors import DataValidationError, ValidationIssue
 from features.grading import GRADES
@@ -143,6 +144,36 @@ def _read_parquet(path: Path, table: str, hint: str) -> pd.DataFrame:
         ) from exc
 
 
+def _check_timestamp_range(frame: pd.DataFrame, table: str, path: Path) -> None:
+    """Reject timestamps that pandas cannot hold in nanoseconds (years 1677 to 2262).
+
+    Parquet stores microseconds, so a corrupt export can hold year -290253; converting
+    it would otherwise fail deep inside pandas without naming the file or the field.
+    """
+    issues: list[ValidationIssue] = []
+    for column in frame.columns:
+        values = frame[column]
+        if not pd.api.types.is_datetime64_any_dtype(values.dtype):
+            continue
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            values = values.dt.tz_localize(None)
+        bad = ((values < pd.Timestamp.min) | (values > pd.Timestamp.max)).to_numpy(bool)
+        raw = values.to_numpy()
+        ids = frame["lead_id"] if "lead_id" in frame.columns else None
+        for r in np.flatnonzero(bad)[:_MAX_ISSUES]:
+            issues.append(
+                ValidationIssue(
+                    table=f"{table} ({path})", field=str(column), value=str(raw[r]),
+                    expected=f"is out of range; expected a timestamp between "
+                    f"{pd.Timestamp.min.date()} and {pd.Timestamp.max.date()} "
+                    f"({int(bad.sum())} such values in this column)",
+                    row=int(r), lead_id=None if ids is None else str(ids.iloc[r]),
+                )
+            )
+    if issues:
+        raise DataValidationError(issues)
+
+
 def load_report_inputs(
     data_dir: Path | str,
     scores_path: Path | str | None = None,
@@ -183,6 +214,8 @@ def load_report_inputs(
     raw_activities = _read_parquet(
         activities_file, "activities", "an activities table such as `leadscore generate` writes"
     )
+    _check_timestamp_range(raw_leads, "leads", leads_file)
+    _check_timestamp_range(raw_activities, "activities", activities_file)
     try:
         leads = validate_leads(raw_leads, assume_utc=assume_utc)
     except DataValidationError as exc:
@@ -200,6 +233,7 @@ def load_report_inputs(
         raw_scores = _read_parquet(
             scores_path, "scores", "scores from batch rescoring or `leadscore rules score`"
         )
+        _check_timestamp_range(raw_scores, "scores", scores_path)
         try:
             scores = validate_scores(raw_scores, lead_ids=leads["lead_id"], assume_utc=assume_utc)
         except DataValidationError as exc:
@@ -264,7 +298,7 @@ def validate_scores(
     no_id = ids.isna().to_numpy()
     issues += _issues(no_id, ids, ids, column="lead_id", expected="is missing; every score needs a lead_id")
     if lead_ids is not None:
-        unknown = ~ids.isin(pd.Index(pd.Series(lead_ids).astype("string").unique())).to_numpy() & ~no_id
+        unknown = ~_isin(ids.fillna(""), pd.Series(lead_ids).astype("string").unique()) & ~no_id
         issues += _issues(
             unknown, ids, ids, column="lead_id",
             expected="is not a known lead; every score must belong to a lead in leads.parquet",
@@ -352,6 +386,27 @@ def _wilson(successes: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.n
     return centre - half, centre + half
 
 
+def _isin(values: pd.Series | pd.Index | np.ndarray, allowed: object) -> np.ndarray:
+    """``values.isin(allowed)`` for string ids, as a boolean array.
+
+    pandas' arrow-string ``isin`` turns ``allowed`` into Python scalars one by one,
+    which takes seconds for 100k lead ids; pyarrow's ``is_in`` does it in C.
+    """
+    def as_arrow(x: object) -> pa.Array:
+        return pa.array(np.asarray(x, dtype=object), type=pa.large_string(), from_pandas=True)
+
+    found = pc.is_in(as_arrow(values), value_set=as_arrow(allowed))
+    return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _is_sales_ready(types: pd.Series) -> pd.Series:
+    # A few equality tests beat isin on millions of arrow strings by an order of magnitude.
+    mask = pd.Series(False, index=types.index)
+    for action in SALES_READY_ACTIONS:
+        mask |= (types == action).fillna(False)
+    return mask
+
+
 def funnel_counts(
     leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Timestamp
 ) -> pd.DataFrame:
@@ -361,12 +416,15 @@ def funnel_counts(
     activity), so the stages need not be nested.
     """
     scoped = _leads_as_of(leads, as_of)
-    acts = activities.loc[
-        (activities["occurred_at"] <= as_of) & activities["lead_id"].isin(scoped["lead_id"])
-    ]
+    known = pd.Index(scoped["lead_id"])
+    # Filter the (large) activities by time and type first and match lead ids only on
+    # the unique ids left: isin over millions of strings is the slow part otherwise.
+    recent = activities.loc[activities["occurred_at"] <= as_of, ["lead_id", "type"]]
+    engaged_ids = pd.Index(recent.loc[recent["type"] != "unsubscribe", "lead_id"].unique())
+    ready_ids = pd.Index(recent.loc[_is_sales_ready(recent["type"]), "lead_id"].unique())
     created = len(scoped)
-    engaged = acts.loc[acts["type"] != "unsubscribe", "lead_id"].nunique()
-    ready = acts.loc[acts["type"].isin(SALES_READY_ACTIONS), "lead_id"].nunique()
+    engaged = int(_isin(engaged_ids, known).sum())
+    ready = int(_isin(ready_ids, known).sum())
     converted = int(scoped["converted_at"].notna().sum())
     disqualified = int(scoped["disqualified_at"].notna().sum())
     frame = pd.DataFrame(
@@ -449,13 +507,10 @@ def qualified_at_from_actions(
     leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Timestamp
 ) -> pd.Series:
     """When each lead first took a sales-ready action (by ``as_of``), indexed by lead_id."""
+    acts = activities.loc[_is_sales_ready(activities["type"]) & (activities["occurred_at"] <= as_of)]
+    first = acts.groupby("lead_id")["occurred_at"].min().rename("qualified_at")
     scoped_ids = leads.loc[leads["created_at"] <= as_of, "lead_id"]
-    acts = activities.loc[
-        activities["type"].isin(SALES_READY_ACTIONS)
-        & (activities["occurred_at"] <= as_of)
-        & activities["lead_id"].isin(scoped_ids)
-    ]
-    return acts.groupby("lead_id")["occurred_at"].min().rename("qualified_at")
+    return first.loc[_isin(first.index, scoped_ids)]
 
 
 def qualified_at_from_scores(scores: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
@@ -828,8 +883,8 @@ def build_report(
                 for k, v in scores["scored_by"].fillna("unknown").value_counts().sort_index().items()
             },
         }
-    known = activities["type"].isin(ACTIVITY_TYPES)
-    unknown_types = activities.loc[~known, "type"].value_counts().sort_index()
+    type_counts = activities["type"].value_counts()
+    unknown_types = type_counts.loc[~type_counts.index.isin(ACTIVITY_TYPES)].sort_index()
     return FunnelReport(
         as_of=as_of,
         horizon=horizon,
@@ -1059,7 +1114,10 @@ def _section_velocity(r: FunnelReport) -> tuple[str, str]:
         _month_ticks(bottom, labels)
         _style(bottom)
         rows = [
-            [label, _n(row.qualified), "n/a" if not np.isfinite(row.lvr) else f"{row.lvr * 100:+.1f}%"]
+            [label, _n(row.qualified),
+             # A month still running always looks like a fall; do not print that as a rate.
+             "month not over" if row.partial
+             else "n/a" if not np.isfinite(row.lvr) else f"{row.lvr * 100:+.1f}%"]
             for label, row in zip(labels, v.itertuples(), strict=True)
         ]
         body = _img(fig, "Qualified leads and lead velocity rate per month") + body + _table(
@@ -1086,7 +1144,8 @@ def _section_source(r: FunnelReport) -> tuple[str, str]:
         f"{best['source']} converts best at {_pct(best['rate'])} ({_n(best['leads'])} leads); "
         f"{worst['source']} converts least at {_pct(worst['rate'])} ({_n(worst['leads'])} leads)."
     )
-    top = s.head(15).iloc[::-1]
+    # The 15 largest sources, drawn best rate on top so the ranking reads at a glance.
+    top = s.head(15).sort_values(["rate", "source"], ascending=[True, False])
     fig = _figure(9, max(2.2, 0.38 * len(top) + 1.0))
     ax = fig.add_subplot()
     rate = top["rate"].to_numpy() * 100

@@ -380,6 +380,21 @@ def test_bad_scores_columns_name_file(tmp_path, leads, activities, scores):
     assert f"scores ({tmp_path / 'scores.parquet'}).probability: None is missing" in str(info.value)
 
 
+def test_out_of_range_timestamps_name_file_field_and_lead(tmp_path, leads, activities):
+    # Parquet holds microseconds; a broken export can hold years pandas cannot represent.
+    raw = leads.assign(converted_at=leads["converted_at"].astype("datetime64[us, UTC]"))
+    raw.loc[raw["lead_id"] == "L2", "converted_at"] = pd.Timestamp("2262-01-01", tz="UTC")
+    raw["converted_at"] = raw["converted_at"].astype("datetime64[us, UTC]")
+    raw.loc[raw["lead_id"] == "L2", "converted_at"] += pd.Timedelta(days=400)
+    data = write_data(tmp_path / "d", raw, activities)
+    with pytest.raises(DataValidationError) as info:
+        rpt.load_report_inputs(data)
+    message = str(info.value)
+    assert f"leads ({data / 'leads.parquet'}).converted_at: '2263-" in message
+    assert "is out of range" in message
+    assert "lead_id L2" in message
+
+
 def test_corrupt_parquet_names_file(tmp_path, activities):
     data = tmp_path / "d"
     data.mkdir()
@@ -469,6 +484,7 @@ def test_page_without_scores_is_self_contained_and_says_what_is_missing(leads, a
     assert "42.9% of leads have converted so far (3 of 7)" in page
     assert "median 20.0 days" in page
     assert "Lead velocity rate for 2026-03: +0.0%" in page
+    assert "month not over" in page
 
 
 def test_page_with_scores_shows_calibration(leads, activities, scores):
