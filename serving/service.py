@@ -76,6 +76,12 @@ class LeadScoring:
     def __init__(self) -> None:
         disable_telemetry()
         self.settings = Settings()
+        # A built Bento pins its model with `bentoml build --arg model_uri=models:/<name>/<v>`
+        # (see bentofile.yaml). LEADSCORE_MODEL_URI, when set, still wins: it is the
+        # operator's explicit choice at run time.
+        baked = getattr(bentoml.use_arguments(), "model_uri", None)
+        if baked and self.settings.model_uri is None:
+            self.settings = Settings(model_uri=str(baked))
         if self.settings.api_key is None:
             if not self.settings.allow_unauthenticated:
                 from features.errors import LeadscoreError
