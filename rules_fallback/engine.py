@@ -14,6 +14,7 @@ with its own ``as_of``.
 
 from __future__ import annotations
 
+import gc
 import math
 import warnings
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.grading import score_from_probability
 from features.reasons import Reason
@@ -95,14 +98,28 @@ def _as_of_ns(as_of: Any, n: int) -> np.ndarray:
     return np.full(n, ts.tz_convert("UTC").as_unit("ns").value, dtype=np.int64)
 
 
+def _arrow(values: pd.Series | pd.api.extensions.ExtensionArray) -> pa.Array | pa.ChunkedArray:
+    """A text column as Arrow: zero-copy for pandas' Arrow-backed strings."""
+    array = values.array if isinstance(values, pd.Series) else values
+    if isinstance(array, pd.api.extensions.ExtensionArray) and hasattr(array, "__arrow_array__"):
+        return pa.array(array)
+    return pa.array(np.asarray(values, dtype=object), pa.string(), from_pandas=True)
+
+
+def _lookup(values: pd.Series, value_set: pa.Array) -> np.ndarray:
+    """Position of each value in ``value_set``, -1 when absent (one Arrow hash pass)."""
+    found = pc.index_in(_arrow(values).cast(pa.string()), value_set=value_set.cast(pa.string()))
+    return pc.fill_null(found, -1).to_numpy().astype(np.intp, copy=False)
+
+
 def _activity_rows(lead_ids: pd.Series, activity_lead_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """For each (activity, lead row) pair: the activity's position and the row's.
 
-    With unique lead ids this is one index lookup. With repeated ids (snapshots of the
+    With unique lead ids this is one hash lookup. With repeated ids (snapshots of the
     same lead at several dates) every activity is paired with every row of its lead.
     """
     codes, uniques = pd.factorize(lead_ids)
-    act_code = pd.Index(uniques).get_indexer(activity_lead_ids)
+    act_code = _lookup(activity_lead_ids, _arrow(uniques))
     known = np.flatnonzero(act_code >= 0)
     act_code = act_code[known]
     if len(uniques) == len(lead_ids):
@@ -158,8 +175,11 @@ class _Fields:
     def _email_domain(self) -> pd.Series:
         if "email" not in self.frame.columns:
             return pd.Series(pd.NA, index=range(len(self.frame)), dtype="string")
-        email = self.frame["email"].reset_index(drop=True).astype("string").str.strip().str.lower()
-        return email.str.extract(r"@([^@\s]+)$", expand=False).astype("string")
+        email = pc.utf8_lower(pc.utf8_trim_whitespace(_arrow(self.frame["email"])))
+        # Arrow's RE2 kernels: a Python regex per address would dominate at a million leads.
+        valid = pc.match_substring_regex(email, r"^[^@]*@[^@\s]+$")
+        domain = pc.if_else(valid, pc.replace_substring_regex(email, r"^.*@", ""), None)
+        return pd.Series(pd.array(domain, dtype="string"))
 
     def _email_domain_type(self) -> pd.Series:
         domain = self.raw("email_domain")
@@ -316,8 +336,19 @@ class Evaluation:
     def reasons(self, top: int | None = 3) -> list[list[Reason]]:
         """The reasons of each row as :class:`~features.reasons.Reason` lists."""
         table = self.reason_table(top)
+        # Millions of small objects would trigger the cyclic collector over and over;
+        # Reasons hold no cycles, so it is paused while they are built.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._reason_lists(table)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _reason_lists(self, table: pd.DataFrame) -> list[list[Reason]]:
         flat = [
-            Reason(field=f, label=lab, value=v, impact=float(i), sentence=s)
+            Reason(field=f, label=lab, value=v, impact=i, sentence=s)
             for f, lab, v, i, s in zip(
                 table["field"].tolist(), table["label"].tolist(), table["value"].tolist(),
                 table["impact"].tolist(), table["sentence"].tolist(), strict=True,
@@ -397,9 +428,13 @@ def evaluate(
         # Point in time: only what happened strictly before this row's as_of counts.
         past = age_ns > 0
         act_pos, rows, age_ns = act_pos[past], rows[past], age_ns[past]
-        type_codes, type_names = pd.factorize(activities["type"])
-        type_codes = type_codes[act_pos]
-        code_of = {str(t): i for i, t in enumerate(type_names)}
+        # Only the types some rule names get a code; the rest are -1 ("other activity").
+        named = sorted(
+            {r.activity for r in engagement if isinstance(r, EngagementRule)}
+            | {t for r in engagement if isinstance(r, InactivityRule) for t in r.ignore_activities}
+        )
+        type_codes = _lookup(activities["type"], pa.array(named, pa.string()))[act_pos]
+        code_of = {t: i for i, t in enumerate(named)}
         age_days = age_ns / _DAY_NS
     else:
         rows = np.zeros(0, dtype=np.intp)
