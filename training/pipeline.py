@@ -114,6 +114,9 @@ class TrainOptions:
     experiment: str = "lead-scoring"
     run_name: str | None = None
     allow_leaky: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    """Schema columns to leave out of the model (ablations, a fit-only challenger). They
+    stay in the logged test frame, so champions that use them can still be compared."""
     leak_threshold: float = LEAK_THRESHOLD
     params: dict[str, Any] = field(default_factory=dict)
     num_boost_round: int = 1000
@@ -306,7 +309,8 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
         declared_leaky=schema.declared_leaky, allow=allow, threshold=options.leak_threshold,
         random_state=options.random_state,
     )
-    features = [n for n in schema.names if n not in set(leakage.excluded)]
+    dropped = set(leakage.excluded) | set(options.exclude)
+    features = [n for n in schema.names if n not in dropped]
     if not features:
         raise InsufficientDataError("The leakage audit excluded every feature; nothing to train on.")
     categorical = [n for n in schema.categorical if n in features]
@@ -440,6 +444,7 @@ def _log_run(result: TrainResult, data: TrainingData, frame: pd.DataFrame, X_tes
         "random_state": options.random_state,
         "scheduler": options.scheduler or "none",
         "allow_leaky": ",".join(options.allow_leaky) or "none",
+        "exclude": ",".join(options.exclude) or "none",
         "grading": json.dumps(model.grading.to_dict()),
         **{k: v for k, v in data.info.items() if k in ("every", "horizon", "n_leads", "n_activities",
                                                         "spec_name")},

@@ -100,4 +100,6 @@ def schema_for_tests(version: str = "test-1"):
 MLFLOW_WARNINGS = [
     pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:Operation with range is deprecated"),
+    # Raised once, while mlflow.types.responses is imported (ANSI colour codes first).
+    pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
 ]
