@@ -127,8 +127,10 @@ def score(
     scores = evaluation.frame()
     scores["scored_by"] = pd.Series("rules", index=scores.index, dtype="string")
     scores["rules_version"] = pd.Series(rules.provenance, index=scores.index, dtype="string")
-    scores["as_of"] = pd.Series(when, index=scores.index).astype("datetime64[ns, UTC]")
     table = pa.Table.from_pandas(scores, preserve_index=False)
+    # Built in Arrow: pyarrow's pandas conversion of tz-aware columns warns under pandas 3.
+    stamp = np.full(len(scores), when.as_unit("ns").value, dtype=np.int64)
+    table = table.append_column("as_of", pa.array(stamp).cast(pa.timestamp("ns", "UTC")))
     table = table.append_column(
         "reasons", _reasons_column(evaluation.reason_table(top_reasons), len(scores))
     )
