@@ -40,3 +40,17 @@ def xeducation_csv() -> Path:
     if not XEDU_CSV.is_file():
         pytest.skip(f"X Education export not found at {XEDU_CSV}; see the README to obtain it")
     return XEDU_CSV
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic CRM (3,000 leads, seed 7): leads, activities and truth parquet files.
+
+    Generated once per session (a few seconds). Truth uses 4 Monte Carlo paths per
+    snapshot instead of the default 8 to stay fast; treat ``p_convert`` as a noisy oracle.
+    """
+    from features.synthetic import GeneratorConfig, generate_to_dir
+
+    out = tmp_path_factory.mktemp("synthetic")
+    generate_to_dir(GeneratorConfig(n_leads=3_000, seed=7, truth_paths=4), out)
+    return out
