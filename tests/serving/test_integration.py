@@ -1,0 +1,128 @@
+"""The real server in a subprocess, over HTTP: the issue's Done-when flow.
+
+``leadscore serve`` starts with an empty registry (the rules answer, ``no_model``), a
+model is then registered and promoted in the same MLflow store, and the running server
+picks it up without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.serving.conftest import NOW, lead_payload
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _register(model, tmp: Path) -> str:
+    """Log ``model`` as the pyfunc, register it and point 'champion' at it."""
+    import mlflow
+
+    from leadscore.settings import Settings
+    from training import tracking
+    from training.pyfunc import LeadScoringModel, pip_requirements, write_artifacts
+
+    settings = Settings()
+    client = tracking.configure(settings)
+    exp = tracking.ensure_experiment(client, "serving-it", settings)
+    with mlflow.start_run(experiment_id=exp):
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=LeadScoringModel(),
+            artifacts=write_artifacts(model, tmp / f"art-{id(model)}"),
+            pip_requirements=pip_requirements(), registered_model_name=settings.model_name,
+        )
+    version = str(info.registered_model_version)
+    client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
+    return version
+
+
+def _wait_until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+@pytest.fixture
+def server(tmp_path, isolated_env):
+    port = _free_port()
+    env = {**os.environ, "LEADSCORE_API_KEY": "k", "LEADSCORE_POLL_INTERVAL_S": "1",
+           "OMP_NUM_THREADS": "1"}
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from leadscore.cli import main; main()", "serve",
+         "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200,
+                    120, "the server to be ready")
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+        text = (tmp_path / "server.log").read_text()
+        assert "@" not in text.replace("@champion", ""), "an email address reached the log"
+
+
+# MLflow warns that LeadScoringModel.predict's `Any` hints disable its input validation;
+# that is deliberate (the pyfunc takes feature frames of any width).
+@pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning")
+# MLflow's SQLAlchemy store uses a loader strategy SQLAlchemy 2.1 deprecates.
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+def test_done_when_flow_over_http(server, crm, lead_model, tmp_path):
+    leads, acts = crm
+    auth = {"Authorization": "Bearer k"}
+    lead = lead_payload(leads, acts, 0)
+    body = {"leads": [lead], "as_of": NOW.isoformat()}
+
+    assert httpx.post(f"{server}/score", json=body).status_code == 401
+    r = httpx.post(f"{server}/score", headers=auth,
+                   json={"leads": [{"created_at": "2026-01-01T00:00:00Z"}]})
+    assert r.status_code == 422 and "leads[0].lead_id" in r.json()["detail"][0]
+
+    x = httpx.post(f"{server}/score", headers=auth, json=body).json()["results"][0]
+    assert (x["scored_by"], x["fallback_reason"]) == ("rules", "no_model")
+    assert httpx.get(f"{server}/readyz").json()["status"] == "degraded"
+
+    version = _register(lead_model, tmp_path)
+    info = _wait_until(
+        lambda: (m := httpx.get(f"{server}/model", headers=auth).json())["model_version"]
+        == version and m, 60, "the promotion to be picked up",
+    )
+    assert info["status"] == "ready" and info["model_alias"] == "champion"
+
+    r = httpx.post(f"{server}/score", headers=auth, json=body, timeout=30)
+    x = r.json()["results"][0]
+    assert (x["scored_by"], x["model_version"]) == ("model", version)
+    assert x["reasons"] and all(reason["sentence"] for reason in x["reasons"])
+    assert {"probability", "score", "grade", "route", "model_name", "rules_version"} <= set(x)
+    assert r.headers["x-request-id"]
