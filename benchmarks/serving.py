@@ -1,0 +1,199 @@
+"""Serving benchmark: leadscore (BentoML) vs ``mlflow models serve``, same model, same run.
+
+Both servers serve the champion of the store under ``LEADSCORE_HOME`` (run
+``leadscore quickstart`` or ``leadscore generate`` + ``leadscore train --promote`` first).
+Each gets 8 concurrent clients for 20 s of single-lead requests:
+
+- leadscore: ``POST /score`` with one raw lead and its activities, 3 reasons (it builds
+  the features, predicts, computes TreeSHAP contributions and groups them into reasons);
+- MLflow: ``POST /invocations`` with that lead's feature row; the pyfunc returns the
+  probability and every contribution (the same model work, minus our feature building
+  and reason texts, which favours MLflow).
+
+Usage::
+
+    OMP_NUM_THREADS=1 nice uv run python benchmarks/serving.py [--seconds 20] [--clients 8]
+        [--workers 2] [--data DIR]
+
+Writes ``benchmarks/out/serving.json`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"{url} did not come up in {timeout}s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+async def _load(url: str, body: dict, headers: dict, seconds: float, clients: int
+                ) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            r = await http.post(url, json=body, headers=headers)
+            dt = time.perf_counter() - t0
+            if r.status_code == 200:
+                latencies.append(dt)
+            else:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        # Warm up (first requests load lazy imports and caches).
+        for _ in range(20):
+            await http.post(url, json=body, headers=headers)
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        elapsed = time.perf_counter() - t0
+    lat = np.asarray(latencies) * 1000
+    return {"requests": len(lat), "errors": errors, "throughput_rps": len(lat) / elapsed,
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+
+
+def _sample_lead(data: Path) -> tuple[dict, pd.Timestamp]:
+    leads = pd.read_parquet(data / "leads.parquet")
+    acts = pd.read_parquet(data / "activities.parquet")
+    counts = acts["lead_id"].value_counts()
+    lead_id = counts.index[len(counts) // 2]  # a typical lead, with activities
+    row = leads[leads["lead_id"] == lead_id].iloc[0]
+    mine = acts[acts["lead_id"] == lead_id]
+    as_of = pd.Timestamp(mine["occurred_at"].max()) + pd.Timedelta(days=1)
+    lead = {k: (None if pd.isna(v) else (v.isoformat() if isinstance(v, pd.Timestamp) else v))
+            for k, v in row.items()
+            if k in ("lead_id", "created_at", "source", "utm_campaign", "country", "industry",
+                     "company_size", "job_title", "seniority", "job_function", "email")}
+    lead["activities"] = [{"type": t, "occurred_at": pd.Timestamp(o).isoformat()}
+                          for t, o in zip(mine["type"], mine["occurred_at"], strict=True)]
+    return lead, as_of
+
+
+def _feature_row(lead: dict, as_of: pd.Timestamp) -> dict:
+    from features.online import features_at
+    from features.registry import feature_names
+    from features.schema import validate_activities, validate_leads
+
+    leads = validate_leads(pd.DataFrame([{k: v for k, v in lead.items() if k != "activities"}]))
+    acts = validate_activities(pd.DataFrame([{**a, "lead_id": lead["lead_id"]}
+                                             for a in lead["activities"]]),
+                               lead_ids=leads["lead_id"]).frame
+    X = features_at(leads, acts, as_of)[feature_names()]
+    return json.loads(X.to_json(orient="split", index=False))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--data", type=Path, default=None,
+                        help="Generated data dir (default: <home>/data/synthetic).")
+    args = parser.parse_args()
+
+    from leadscore.settings import Settings, disable_telemetry
+    from training.tracking import resolve_alias
+
+    disable_telemetry()
+    settings = Settings()
+    found = resolve_alias(settings)
+    if found is None:
+        sys.exit("no champion in the store; run `leadscore quickstart` first")
+    name, version, uri = found
+    data = args.data or settings.data_dir / "synthetic"
+    lead, as_of = _sample_lead(data)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LEADSCORE_API_KEY": "bench",
+           "LEADSCORE_HOME": str(settings.home),
+           "MLFLOW_TRACKING_URI": settings.resolved_tracking_uri}
+    results: dict[str, dict] = {}
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from leadscore.cli import main; main()", "serve",
+         "--port", str(port), "--workers", str(args.workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait(f"http://127.0.0.1:{port}/readyz")
+        body = {"leads": [lead], "as_of": as_of.isoformat(), "top_reasons": 3}
+        check = httpx.post(f"http://127.0.0.1:{port}/score", json=body,
+                           headers={"Authorization": "Bearer bench"}, timeout=30).json()
+        assert check["results"][0]["scored_by"] == "model", check
+        results["leadscore"] = asyncio.run(_load(
+            f"http://127.0.0.1:{port}/score", body, {"Authorization": "Bearer bench"},
+            args.seconds, args.clients))
+    finally:
+        _stop(proc)
+
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager",
+         "local", "--host", "127.0.0.1", "-p", str(port), "--workers", str(args.workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait(f"http://127.0.0.1:{port}/ping")
+        body = {"dataframe_split": _feature_row(lead, as_of)}
+        check = httpx.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=30)
+        assert check.status_code == 200, check.text
+        results["mlflow"] = asyncio.run(_load(
+            f"http://127.0.0.1:{port}/invocations", body, {}, args.seconds, args.clients))
+    finally:
+        _stop(proc)
+
+    ratio = results["leadscore"]["throughput_rps"] / results["mlflow"]["throughput_rps"]
+    report = {"model": f"{name}/{version}", "clients": args.clients, "seconds": args.seconds,
+              "workers": args.workers, "cpu_count": os.cpu_count(), **results,
+              "throughput_ratio": ratio}
+    OUT.mkdir(exist_ok=True)
+    (OUT / "serving.json").write_text(json.dumps(report, indent=2))
+    print(f"{'server':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for key, r in results.items():
+        print(f"{key:<10} {r['throughput_rps']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} "
+              f"{r['errors']:7d}")
+    print(f"throughput ratio leadscore/mlflow: {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
