@@ -377,13 +377,13 @@ def _calendar(rng: np.random.Generator, start: pd.Timestamp, n_days: int) -> _Ca
     topics = ("roi-calculator", "new-integrations", "case-study", "pricing-update", "ai-scoring", "year-in-review")
     webinars = ("pipeline-forecasting", "scoring-101", "revops-panel", "intent-signals", "attribution")
     for d, date in enumerate(dates):
-        if date.dayofweek == 1:  # the newsletter goes out every Tuesday
+        if date.day_of_week == 1:  # the newsletter goes out every Tuesday
             days.append(d), kinds.append(_KIND_CODE["newsletter"])
             names.append(f"newsletter-{date:%Y-%m-%d}")
-        if date.dayofweek in (1, 2, 3) and rng.random() < 0.2:  # ~2-3 promotions a month
+        if date.day_of_week in (1, 2, 3) and rng.random() < 0.2:  # ~2-3 promotions a month
             days.append(d), kinds.append(_KIND_CODE["promo"])
             names.append(f"promo-{date:%Y-%m}-{topics[rng.integers(len(topics))]}")
-        if date.day <= 7 and date.dayofweek == 3:  # a webinar invitation each month
+        if date.day <= 7 and date.day_of_week == 3:  # a webinar invitation each month
             days.append(d), kinds.append(_KIND_CODE["webinar"])
             names.append(f"webinar-{date:%Y-%m}-{webinars[date.month % len(webinars)]}")
     days_a = np.array(days, dtype=np.int64)
@@ -410,7 +410,7 @@ def _make_leads(rng: np.random.Generator, cfg: GeneratorConfig) -> _Leads:
     n, n_days = cfg.n_leads, cfg.n_days
     # Creation: growing volume (x1.8 a year), weekday seasonality, a holiday dip.
     dates = pd.date_range(cfg.start, periods=n_days, freq="D")
-    weekday = np.array([1.15, 1.2, 1.15, 1.1, 0.9, 0.35, 0.35])[dates.dayofweek]
+    weekday = np.array([1.15, 1.2, 1.15, 1.1, 0.9, 0.35, 0.35])[dates.day_of_week]
     holiday = np.where(((dates.month == 12) & (dates.day >= 20)) | ((dates.month == 1) & (dates.day <= 2)), 0.6, 1.0)
     w = np.exp(np.log(1.8) * np.arange(n_days) / 365.25) * weekday * holiday
     day = np.repeat(np.arange(n_days), rng.multinomial(n, w / w.sum()))
@@ -762,7 +762,7 @@ def _simulate(leads: _Leads, cfg: GeneratorConfig, cal: _Calendar, rng: np.rando
     """
     n_days, horizon, k = cfg.n_days, cfg.horizon.days, cfg.truth_paths
     wk_dates = pd.date_range(cfg.start, periods=n_days + horizon + 1, freq="D")
-    wk = _WEEKDAY_ACTIVITY[wk_dates.dayofweek]
+    wk = _WEEKDAY_ACTIVITY[wk_dates.day_of_week]
     grid = snapshot_grid(cfg.start, cfg.end, cfg.every)
     snap_days = set(((grid - cfg.start) // pd.Timedelta(days=1)).tolist())
     any_sample = bool(in_sample.any())
