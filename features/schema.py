@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.errors import DataValidationError, ValidationIssue
 
@@ -82,6 +84,10 @@ LEAD_TIMESTAMP_FIELDS: tuple[str, ...] = ("created_at", *LEAD_OUTCOME_FIELDS)
 ACTIVITY_OPTIONAL_FIELDS: tuple[str, ...] = ("url", "campaign", "duration_s")
 
 _CLOCK_SKEW = pd.Timedelta(minutes=5)
+# CRM data outside these years is a typo or a sentinel, and pandas' nanosecond
+# timestamps cannot hold much beyond 2262: name it rather than overflow later.
+_EARLIEST = pd.Timestamp("1970-01-01T00:00:00Z")
+_LATEST = pd.Timestamp("2200-01-01T00:00:00Z")
 _OFFSET_RE = r"(?:[zZ]|[+-]\d{2}:?\d{2}|UTC|GMT)\s*$"
 
 
@@ -93,20 +99,22 @@ class ValidatedActivities:
     unknown_types: dict[str, int] = field(default_factory=dict)
 
 
-def _row_ids(frame: pd.DataFrame) -> pd.Series:
-    """Lead ids for issue messages, as plain strings (None when missing)."""
-    if "lead_id" not in frame.columns:
-        return pd.Series([None] * len(frame), index=frame.index, dtype=object)
-    ids = frame["lead_id"]
-    return ids.astype(object).where(ids.notna(), None).map(
-        lambda v: None if v is None else str(v)
-    )
+def _row_ids(frame: pd.DataFrame) -> pd.Series | None:
+    """The raw lead-id column, for issue messages (formatted only for flagged rows)."""
+    return frame["lead_id"] if "lead_id" in frame.columns else None
+
+
+def _lead_at(lead_ids: pd.Series | None, row: int) -> str | None:
+    if lead_ids is None:
+        return None
+    value = lead_ids.iloc[row]
+    return None if pd.isna(value) else str(value)
 
 
 def _issues_at(
     mask: np.ndarray,
     values: pd.Series,
-    lead_ids: pd.Series,
+    lead_ids: pd.Series | None,
     *,
     table: str,
     column: str,
@@ -122,7 +130,7 @@ def _issues_at(
             value=_plain(values.iloc[r]),
             expected=expected,
             row=int(r),
-            lead_id=lead_ids.iloc[r],
+            lead_id=_lead_at(lead_ids, int(r)),
         )
         for r in rows
     ]
@@ -141,15 +149,15 @@ def to_utc(
     *,
     table: str,
     column: str,
-    lead_ids: pd.Series,
+    lead_ids: pd.Series | None,
     assume_utc: bool,
     issues: list[ValidationIssue],
 ) -> pd.Series:
     """Parse a column to ``datetime64[ns, UTC]``, recording every bad value in ``issues``."""
     present = values.notna().to_numpy()
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
-    if pd.api.types.is_datetime64_dtype(values.dtype):
+        parsed = values.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(values.dtype):
         if not assume_utc:
             issues.extend(
                 _issues_at(
@@ -163,35 +171,51 @@ def to_utc(
                     limit=5,
                 )
             )
-        return values.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
-
-    as_text = values.astype("string")
-    naive = present & ~as_text.str.contains(_OFFSET_RE, regex=True).fillna(False).to_numpy(bool)
-    parsed = pd.to_datetime(as_text, utc=True, errors="coerce", format="ISO8601")
-    unparsable = present & parsed.isna().to_numpy()
-    issues.extend(
-        _issues_at(
-            unparsable,
-            values,
-            lead_ids,
-            table=table,
-            column=column,
-            expected="is not a timestamp; expected ISO 8601 such as '2026-03-01T09:30:00Z'",
+        parsed = values.dt.tz_localize("UTC")
+    else:
+        as_text = values.astype("string")
+        naive = present & ~as_text.str.contains(_OFFSET_RE, regex=True).fillna(False).to_numpy(
+            bool
         )
-    )
-    if not assume_utc:
+        parsed = pd.to_datetime(as_text, utc=True, errors="coerce", format="ISO8601")
+        unparsable = present & parsed.isna().to_numpy()
         issues.extend(
             _issues_at(
-                naive & ~unparsable,
+                unparsable,
                 values,
                 lead_ids,
                 table=table,
                 column=column,
-                expected="has no time zone; expected a UTC offset such as 'Z' or '+00:00' "
-                "(or pass assume_utc / --assume-utc)",
-                limit=5,
+                expected="is not a timestamp; expected ISO 8601 such as '2026-03-01T09:30:00Z'",
             )
         )
+        if not assume_utc:
+            issues.extend(
+                _issues_at(
+                    naive & ~unparsable,
+                    values,
+                    lead_ids,
+                    table=table,
+                    column=column,
+                    expected="has no time zone; expected a UTC offset such as 'Z' or '+00:00' "
+                    "(or pass assume_utc / --assume-utc)",
+                    limit=5,
+                )
+            )
+    out_of_range = ((parsed < _EARLIEST) | (parsed >= _LATEST)).fillna(False).to_numpy(bool)
+    if out_of_range.any():
+        issues.extend(
+            _issues_at(
+                out_of_range,
+                values,
+                lead_ids,
+                table=table,
+                column=column,
+                expected=f"is out of range; expected a time from {_EARLIEST.year} "
+                f"to {_LATEST.year - 1}",
+            )
+        )
+        parsed = parsed.where(~out_of_range, pd.NaT)
     return parsed.astype("datetime64[ns, UTC]")
 
 
@@ -347,8 +371,10 @@ def validate_activities(
     )
     out["lead_id"] = out["lead_id"].astype("string")
     if lead_ids is not None:
-        known = pd.Index(pd.Series(lead_ids).astype("string").unique())
-        unknown = ~out["lead_id"].isin(known).to_numpy() & ~missing_id
+        # Arrow's hash lookup: pandas' isin boxes every id as a Python object.
+        known = pa.array(pd.Series(lead_ids).astype("string").dropna().unique())
+        found = pc.is_in(pa.array(out["lead_id"]), value_set=known)
+        unknown = ~found.to_numpy(zero_copy_only=False) & ~missing_id
         issues.extend(
             _issues_at(
                 unknown, out["lead_id"], ids, table=table, column="lead_id",
