@@ -532,5 +532,8 @@ def score_leads(
     evaluation = evaluate(rules, leads, activities, as_of)
     out = evaluation.frame()
     if reasons:
-        out["reasons"] = pd.Series(evaluation.reasons(top_reasons), dtype=object)
+        # Filling a preallocated object array keeps pandas from inspecting a million lists.
+        # (fromiter, unlike slice assignment, never reads equal-length lists as a 2-D array.)
+        lists = evaluation.reasons(top_reasons)
+        out["reasons"] = np.fromiter(lists, dtype=object, count=len(lists))
     return out

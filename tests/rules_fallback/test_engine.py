@@ -383,3 +383,9 @@ def test_older_is_never_worth_more(case, shift):
     a = points_of(rules, frame, activities(positive_only))
     b = points_of(rules, frame, activities(positive_older))
     assert (b <= a + 1e-9).all()
+
+
+def test_reasons_column_holds_lists_even_when_all_have_the_same_length():
+    out = score_leads(DEFAULT, leads(3, seniority=["VP"] * 3), activities([]), AS_OF, top_reasons=1)
+    assert out["reasons"].map(type).eq(list).all()
+    assert out["reasons"].map(len).eq(2).all()
