@@ -155,12 +155,11 @@ def build_training_set(
     names = feature_names()
     values = compute_features(pit, names, set(categorical_features()))
 
-    columns: dict[str, object] = {
+    head: dict[str, object] = {
         "lead_id": leads["lead_id"].astype("string").take(lead_pos).reset_index(drop=True),
         "as_of": pd.DatetimeIndex(as_of.view(_NS)).tz_localize("UTC"),
         "label": label,
     }
     if censored == "keep":
-        columns["label_complete"] = np.asarray(complete)[grid_pos]
-    columns.update(values)
-    return pd.DataFrame(columns)
+        head["label_complete"] = np.asarray(complete)[grid_pos]
+    return pd.concat([pd.DataFrame(head, index=values.index), values], axis=1)

@@ -309,13 +309,24 @@ FEATURE_FUNCTIONS: dict[str, Callable[[PointInTime], object]] = _functions()
 
 def compute_features(
     pit: PointInTime, names: list[str], categorical: set[str]
-) -> dict[str, pd.Series | np.ndarray]:
-    """Run the named feature functions over ``pit``, each coerced to its declared dtype."""
-    out: dict[str, pd.Series | np.ndarray] = {}
+) -> pd.DataFrame:
+    """Run the named feature functions over ``pit`` into a frame with the declared dtypes.
+
+    Numeric features are written straight into one preallocated ``float64`` block (a
+    training set has millions of rows: stacking 50 separate columns afterwards would
+    copy them all again).
+    """
+    numeric = [n for n in names if n not in categorical]
+    block = np.empty((len(numeric), len(pit)), dtype=np.float64)
+    strings: dict[str, pd.Series] = {}
+    row = 0
     for name in names:
         value = FEATURE_FUNCTIONS[name](pit)
         if name in categorical:
-            out[name] = pd.Series(value).reset_index(drop=True).astype("string")
+            strings[name] = pd.Series(value).reset_index(drop=True).astype("string")
         else:
-            out[name] = np.asarray(value, dtype=np.float64)
-    return out
+            block[row] = value
+            row += 1
+    numbers = pd.DataFrame(block.T, columns=numeric, copy=False)
+    frame = pd.concat([pd.DataFrame(strings, index=numbers.index), numbers], axis=1)
+    return frame[names] if list(frame.columns) != names else frame

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.schema import ACTIVITY_TYPES, KEY_ACTIONS
 
@@ -137,9 +139,14 @@ def index_activities(
     Activities of leads not in ``lead_ids`` are ignored: the schema rejects them at the
     boundary, and the online path passes only the requested leads' histories.
     """
-    lead_index = pd.Index(pd.Series(lead_ids).astype("string"))
-    n_leads = len(lead_index)
-    codes = lead_index.get_indexer(activities["lead_id"].astype("string"))
+    ids = pa.array(pd.Series(lead_ids).astype("string").to_numpy(dtype=object), pa.string())
+    n_leads = len(ids)
+    # Arrow's hash lookup: several times faster than Index.get_indexer on millions of strings.
+    found = pc.index_in(
+        pa.array(activities["lead_id"].astype("string").to_numpy(dtype=object), pa.string()),
+        value_set=ids,
+    )
+    codes = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     keep = codes >= 0
     acts = activities.loc[keep]
     codes = codes[keep].astype(np.int64)
@@ -249,7 +256,12 @@ class PointInTime:
         self.lead_row = self.lead_code if lead_row is None else np.asarray(lead_row, np.int64)
         self.as_of = np.asarray(as_of, dtype=np.int64)  # ns since epoch, UTC
         self._positions: dict[int, np.ndarray] = {}
+        self._type_cum_at: dict[int, np.ndarray] = {}
         self._type_counts: dict[tuple[float, float], np.ndarray] = {}
+        # A training set has few distinct as_of (one per snapshot): rank those, not every row.
+        as_of_codes, as_of_values = pd.factorize(self.as_of)
+        self._as_of_codes = np.asarray(as_of_codes, dtype=np.int64)
+        self._as_of_values = np.asarray(as_of_values, dtype=np.int64)
         start = index.lead_start[self.lead_code] if len(self.lead_code) else np.empty(0, np.int64)
         self.start = start
 
@@ -262,9 +274,8 @@ class PointInTime:
         ns = int(round(days_back * DAY_NS))
         if ns not in self._positions:
             idx = self.index
-            threshold = self.as_of - ns
-            rank = np.searchsorted(idx.times, threshold, side="left")
-            query = self.lead_code * (len(idx.times) + 1) + rank
+            rank = np.searchsorted(idx.times, self._as_of_values - ns, side="left")
+            query = self.lead_code * (len(idx.times) + 1) + rank[self._as_of_codes]
             self._positions[ns] = np.searchsorted(idx.key, query, side="left").astype(np.int64)
         return self._positions[ns]
 
@@ -276,10 +287,16 @@ class PointInTime:
             return (hi - lo).astype(np.float64)
         window = (days, skip_days)
         if window not in self._type_counts:
-            cum = self.index.type_cum
-            self._type_counts[window] = cum[hi] - cum[lo]
+            self._type_counts[window] = self._cum_at(skip_days) - self._cum_at(skip_days + days)
         column = ACTIVITY_TYPES.index(activity_type)
         return self._type_counts[window][:, column].astype(np.float64)
+
+    def _cum_at(self, days_back: float) -> np.ndarray:
+        """Per-type cumulative counts at ``position(days_back)``, gathered once per position."""
+        ns = int(round(days_back * DAY_NS))
+        if ns not in self._type_cum_at:
+            self._type_cum_at[ns] = self.index.type_cum[self.position(days_back)]
+        return self._type_cum_at[ns]
 
     def has_history(self) -> np.ndarray:
         """Whether the pair's lead has any activity before ``as_of``."""

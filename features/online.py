@@ -66,10 +66,8 @@ def features_at(
         leads, index, codes.astype(np.int64), stamps.asi8, lead_row=np.arange(n, dtype=np.int64)
     )
     values = compute_features(pit, feature_names(), set(categorical_features()))
-    return pd.DataFrame(
-        {
-            "lead_id": leads["lead_id"].astype("string"),
-            "as_of": stamps.rename(None),
-            **values,
-        }
+    head = pd.DataFrame(
+        {"lead_id": leads["lead_id"].astype("string"), "as_of": stamps.rename(None)},
+        index=values.index,
     )
+    return pd.concat([head, values], axis=1)
