@@ -9,9 +9,16 @@ Data are made here with numpy in a few seconds (not the simulator: this measures
 engine, not the data's realism). Frames are built directly in the canonical dtypes that
 ``features.schema`` returns.
 
+``--quality N`` instead measures how well the default rules rank leads on a generated
+CRM of N leads (``features.synthetic``): ROC AUC on the test window (the last 20% of
+the labelled weekly snapshots), with the rules' own map and with the map refitted by
+``fit_mapping`` on the earlier snapshots, next to the generator's true probability
+(the ceiling any scorer could reach).
+
 Usage::
 
     nice uv run python benchmarks/rules.py [--leads 1000000] [--per-lead 30]
+    nice uv run python benchmarks/rules.py --quality 20000
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features.schema import ACTIVITY_TYPES
-from rules_fallback import evaluate, load_rules, score_leads
+from rules_fallback import evaluate, fit_mapping, load_rules, rules_metrics, score_leads
 
 AS_OF = pd.Timestamp("2026-03-01T00:00:00Z")
 TYPE_WEIGHTS = {
@@ -82,11 +89,79 @@ def timed(label: str, fn, n: int):
     return result, seconds
 
 
+def quality(n_leads: int, seed: int = 0) -> None:
+    """ROC AUC of the default rules on the test window of a generated CRM."""
+    import tempfile
+    from pathlib import Path
+
+    from sklearn.metrics import roc_auc_score
+
+    from features.build import data_end, eligible_pairs
+    from features.grid import DEFAULT_HORIZON, snapshot_grid
+    from features.schema import validate_activities, validate_leads
+    from features.synthetic import GeneratorConfig, generate_to_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        generate_to_dir(GeneratorConfig(n_leads=n_leads, seed=seed, truth_paths=4), tmp)
+        print(f"generated {n_leads:,} leads in {time.perf_counter() - start:.0f} s", flush=True)
+        leads = validate_leads(pd.read_parquet(Path(tmp, "leads.parquet")))
+        activities = validate_activities(
+            pd.read_parquet(Path(tmp, "activities.parquet")), lead_ids=leads["lead_id"]
+        ).frame
+        truth = pd.read_parquet(Path(tmp, "truth.parquet"))
+
+    end = data_end(leads, activities)
+    grid = snapshot_grid(leads["created_at"].min(), end - DEFAULT_HORIZON)
+    lead_pos, grid_pos = eligible_pairs(leads, grid)
+    snapshots = leads.iloc[lead_pos].reset_index(drop=True)
+    as_of = pd.Series(grid[grid_pos])
+    converted = snapshots["converted_at"]
+    label = (
+        converted.notna() & (converted >= as_of) & (converted <= as_of + DEFAULT_HORIZON)
+    ).to_numpy(int)
+    cut = grid[int(len(grid) * 0.8)]
+    test = (as_of >= cut).to_numpy()
+    print(
+        f"{len(snapshots):,} labelled snapshots on {len(grid)} weekly dates; test window from "
+        f"{cut.date()}: {test.sum():,} snapshots, base rate {label[test].mean():.3f}"
+    )
+
+    rules = load_rules()
+    train_eval = evaluate(rules, snapshots[~test], activities, as_of[~test])
+    fitted = fit_mapping(rules, train_eval.total, label[~test])
+    for name, ruleset in (("default map", rules), ("map refitted on earlier snapshots", fitted)):
+        m = rules_metrics(
+            ruleset, snapshots[test].reset_index(drop=True), activities,
+            as_of[test].reset_index(drop=True), label[test],
+        )
+        print(
+            f"rules, {name:<34} ROC AUC {m['roc_auc']:.3f}  AP {m['average_precision']:.3f}  "
+            f"log loss {m['log_loss']:.4f}  Brier {m['brier']:.4f}"
+        )
+    print(
+        f"refitted map: intercept {fitted.mapping.intercept:.3f}, slope {fitted.mapping.slope:.4f} "
+        f"(default {rules.mapping.intercept}, {rules.mapping.slope})"
+    )
+    keyed = pd.DataFrame({"lead_id": snapshots["lead_id"].astype(str), "as_of": as_of, "label": label})
+    truth = truth.assign(lead_id=truth["lead_id"].astype(str))
+    joined = keyed[test].merge(truth, on=["lead_id", "as_of"], how="inner")
+    if len(joined) and joined["label"].nunique() == 2:
+        print(
+            f"ceiling: the generator's true probability, ROC AUC "
+            f"{roc_auc_score(joined['label'], joined['p_convert']):.3f} on {len(joined):,} snapshots"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=1_000_000)
     parser.add_argument("--per-lead", type=float, default=30.0)
+    parser.add_argument("--quality", type=int, metavar="N", help="measure ROC AUC on N generated leads")
     args = parser.parse_args()
+    if args.quality:
+        quality(args.quality)
+        return
 
     start = time.perf_counter()
     leads, activities = make_data(args.leads, args.per_lead)
