@@ -262,8 +262,10 @@ def _model_rows(
     if not np.all(np.isfinite(probability)):
         raise ValueError("the model returned a non-finite probability")
     score, grade, route = model.grade(probability)
-    records = X.to_dict("records") if top_reasons > 0 else None
     names = model.feature_names
+    # One object array, rows zipped with names: DataFrame.to_dict is 10x slower per row.
+    records = ([dict(zip(names, row, strict=True)) for row in X.to_numpy(dtype=object)]
+               if top_reasons > 0 else None)
     rows = []
     for i, (lead_id, stamp) in enumerate(zip(leads["lead_id"].tolist(), as_of, strict=True)):
         reasons: list[Reason] = []
