@@ -13,11 +13,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
+import mlflow
 from training import tracking
 from training.pipeline import TrainingData, TrainOptions, train
 from training.promote import promote
