@@ -17,6 +17,7 @@ LightGBM's network layer is one per *process*, so local workers must be processe
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 
 import lightgbm as lgb
@@ -73,8 +74,12 @@ def train_booster_dask(
             objective="binary", metric=metric, **params,
         )
         cat_idx = [model.feature_names.index(c) for c in model.categorical_features]
-        clf.fit(dXt, dyt, eval_set=[(dXv, dyv)], eval_metric="auc",
-                categorical_feature=cat_idx or "auto", feature_name=model.feature_names)
+        with warnings.catch_warnings():
+            # The sklearn wrapper always passes n_jobs and lightgbm.dask always replaces
+            # it with each worker's thread count, warning every time: nothing to act on.
+            warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored", UserWarning)
+            clf.fit(dXt, dyt, eval_X=(dXv,), eval_y=(dyv,), eval_metric="auc",
+                    categorical_feature=cat_idx or "auto", feature_name=model.feature_names)
         booster = clf.booster_
         auc = clf.evals_result_.get("valid_0", {}).get("auc")
     best = int(np.argmax(auc)) + 1 if auc else booster.current_iteration()
