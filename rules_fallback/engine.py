@@ -85,7 +85,12 @@ def _as_of_ns(as_of: Any, n: int) -> np.ndarray:
             )
         series = as_of.reset_index(drop=True)
         if not isinstance(series.dtype, pd.DatetimeTZDtype):
-            series = pd.to_datetime(series, utc=True)
+            series = pd.to_datetime(series)
+            if not isinstance(series.dtype, pd.DatetimeTZDtype):
+                raise ValueError(
+                    "as_of has no time zone; expected UTC timestamps such as "
+                    "'2026-03-01T00:00:00Z'"
+                )
         if series.isna().any():
             raise ValueError("as_of has missing values; every lead row needs a timestamp")
         return _utc_ns(series)

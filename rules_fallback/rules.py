@@ -78,6 +78,7 @@ DERIVED_LEAD_FIELDS: tuple[str, ...] = ("email_domain_type", "email_domain", "le
 
 _LEAD_FIELDS = (*LEAD_CATEGORICAL_FIELDS, *LEAD_NUMERIC_FIELDS, *DERIVED_LEAD_FIELDS)
 _ACTIVITY_FIELDS = ACTIVITY_OPTIONAL_FIELDS
+_NUMERIC_FIELDS = (*LEAD_NUMERIC_FIELDS, "lead_age_days", "duration_s")
 _NAME_RE = r"^[a-z][a-z0-9_]*$"
 
 Scalar = str | int | float | bool
@@ -183,6 +184,14 @@ def _check_fields(conditions: list[Condition], allowed: tuple[str, ...], where: 
             raise ValueError(
                 f"unknown {where} field {condition.field!r}; expected one of {list(allowed)}"
             )
+        if condition.field in _NUMERIC_FIELDS:
+            wanted = [condition.equals] if condition.in_ is None else condition.in_
+            text = [v for v in wanted if isinstance(v, str | bool)]
+            if condition.regex is None and condition.range is None and text:
+                raise ValueError(
+                    f"{condition.field!r} is a number; got {text[0]!r}. Compare it with "
+                    "numbers or use 'range'"
+                )
         if condition.range is not None and condition.field in (
             *LEAD_CATEGORICAL_FIELDS,
             "email_domain_type",

@@ -93,7 +93,8 @@ def score(
         str | None,
         typer.Option(
             "--as-of",
-            help="Score as of this UTC time (ISO 8601). Default: the latest timestamp in the data.",
+            help="Score as of this UTC time (ISO 8601). Default: just after the latest timestamp "
+            "in the data, so that its last activity counts.",
         ),
     ] = None,
     top_reasons: Annotated[

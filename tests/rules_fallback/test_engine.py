@@ -114,9 +114,43 @@ def test_top_reasons_must_be_a_non_negative_int(bad):
         score_leads(DEFAULT, leads(1), activities([]), AS_OF, top_reasons=bad)
 
 
-def test_naive_as_of_is_rejected():
+@pytest.mark.parametrize(
+    "naive", [pd.Timestamp("2026-03-01"), pd.Series([pd.Timestamp("2026-03-01")]), pd.Series(["2026-03-01"])]
+)
+def test_naive_as_of_is_rejected(naive):
     with pytest.raises(ValueError, match="no time zone"):
-        score_leads(DEFAULT, leads(1), activities([]), pd.Timestamp("2026-03-01"))
+        score_leads(DEFAULT, leads(1), activities([]), naive)
+
+
+def test_as_of_series_of_text_with_offsets_is_read_as_utc():
+    out = score_leads(PRICING_ONLY, leads(1), activities([("L0", "pricing_page_view", 1)]),
+                      pd.Series(["2026-03-01T01:00:00+01:00"]))
+    assert out["points"].iloc[0] == pytest.approx(8 * 0.5 ** (1 / 10))
+
+
+def test_numeric_conditions_and_lead_age():
+    rules = parse_rules(
+        """
+version: "t"
+fit_rules:
+  - {name: big, field: company_size, label: Company size, when: {field: company_size, in: [100, 200]}, points: 3, sentence: "Has {value} employees"}
+  - {name: fresh, field: lead_age, label: Lead age, when: {field: lead_age_days, range: {max: 30}}, points: 2, sentence: "Created {value} days ago"}
+  - {name: not_retail, field: industry, label: Industry, when: {field: industry, equals: retail, negate: true}, points: 1, sentence: "Works in {value}"}
+grading: {a: 50, b: 25, c: 10}
+"""
+    )
+    frame = validate_leads(
+        pd.DataFrame(
+            {
+                "lead_id": ["a", "b", "c"],
+                "created_at": ["2026-02-20T00:00:00Z", "2025-01-01T00:00:00Z", "2026-02-28T00:00:00Z"],
+                "company_size": [100, 150, None],
+                "industry": ["Software", " RETAIL ", None],
+            }
+        )
+    )
+    ev = evaluate(rules, frame, activities([]), AS_OF)
+    assert ev.points.tolist() == [[3, 2, 1], [0, 0, 0], [0, 2, 0]]
 
 
 # -------------------------------------------------------------------------- point in time

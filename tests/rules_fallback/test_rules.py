@@ -138,6 +138,7 @@ def fit_rule(when: str, points: float = 5, name: str = "fit_one", extra: str = "
         ("{field: company_size, range: {min: 10, max: 5}}", ["min < max"]),
         ("{field: company_size, range: {}}", ["at least one of 'min' and 'max'"]),
         ("{field: industry, range: {min: 1}}", ["numeric field"]),
+        ("{field: company_size, equals: big}", ["'company_size' is a number", "'big'"]),
         ("{field: seniority, in: []}", ["when.0.in", "at least 1"]),
         ("[]", ["key when", "at least 1"]),
     ],
