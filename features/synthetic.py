@@ -792,7 +792,10 @@ def _simulate(leads: _Leads, cfg: GeneratorConfig, cal: _Calendar, rng: np.rando
                 m = int(done.sum())
                 gidx = paths.gidx[:m:k]
                 per_path = paths.p_conv[:m].reshape(-1, k)
-                halves = np.stack([per_path[:, : k // 2].mean(axis=1), per_path[:, k // 2 :].mean(axis=1)], axis=1)
+                if k >= 2:
+                    halves = np.stack([per_path[:, : k // 2].mean(axis=1), per_path[:, k // 2 :].mean(axis=1)], axis=1)
+                else:
+                    halves = np.full((len(per_path), 2), np.nan)
                 truth_parts.append((gidx, int(paths.snap[0]), per_path.mean(axis=1), halves))
                 paths = paths.slice(m) if m < len(paths) else None
         if d >= n_days:

@@ -278,3 +278,9 @@ def test_cli_bad_arguments_name_the_option(tmp_path: Path, args, option):
     assert result.exit_code == 2
     assert option in result.output
     assert not (tmp_path / "leads.parquet").exists()
+
+
+def test_one_truth_path_works_without_halves():
+    crm = generate(GeneratorConfig(n_leads=150, seed=2, truth_paths=1))
+    assert crm.truth_halves is None
+    assert crm.truth.num_rows > 0
