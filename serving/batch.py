@@ -1,0 +1,1097 @@
+"""Batch rescoring of every open lead on Dask: resumable, atomic, identical to the API.
+
+``leadscore rescore`` calls :func:`rescore`. The flow::
+
+    leads.parquet + activities.parquet
+      -> features.schema validation, once, in the client (the boundary)
+      -> open leads at as_of (created before it, neither converted nor disqualified before it)
+      -> partition = hash(lead_id) % P, for leads and their activities alike, so that every
+         lead's history sits in its lead's partition (the join is local)
+      -> <out>/.staging/<run_id>/input/part-NNNNN/{leads,activities}.parquet
+      -> one Dask task per partition: serving.scorer's core on the partition
+         -> <out>/.staging/<run_id>/scores/part-NNNNN.parquet (temp name, then rename)
+      -> commit: the staged dataset is renamed to <out>/runs/<run_id>/, the <out>/scores
+         symlink is swapped to it in one rename, and the run is appended to <out>/history/
+
+Design decisions
+----------------
+**Same core as the API.** Scores come from :func:`serving.scorer.score_frame`'s logic:
+the model rows' reasons are computed by :func:`model_reasons_columnar`, a columnar
+equivalent of ``reasons_for`` + ``select_reasons`` that builds only the reasons kept
+(see its docstring); a test checks it row for row against the core, and the
+batch-equals-API test checks the whole output against ``POST /score``. Pass
+``reasons_path="core"`` to use ``score_frame`` unchanged.
+
+**Default as_of** is the latest timestamp in the data (:func:`features.build.data_end`):
+a nightly export is scored as it stood when it was taken. As everywhere, only activity
+strictly before as_of counts.
+
+**The model is loaded once per worker** by :class:`EnginePlugin` (a
+``distributed.WorkerPlugin``), not once per partition. A worker that joins later loads it
+when it joins. The alias (``models:/lead-scoring@champion``) is resolved once, in the
+client, to a version; every worker loads that version, so a promotion during the run
+cannot mix two models in one output.
+
+**Atomic and resumable.** A run is identified by a fingerprint of its inputs (file
+contents), as_of, model version, rules version, feature set, partition count, number of
+reasons and output schema; ``run_id`` is ``<as_of>-<fingerprint[:12]>``. Each output
+partition is written to a temporary name, flushed to disk and renamed, so it is either
+complete or absent. A restart with the same fingerprint finds the staging directory and
+skips every partition already there. Readers only ever see ``<out>/scores``, a symlink
+replaced by one ``rename(2)``: the previous complete run until the swap, the new complete
+run after it, never half of one. A run that fails (disk full, read-only location, a bad
+model) leaves the previous ``scores`` untouched and nothing in ``runs/`` that has a
+``_SUCCESS`` marker. One rescore at a time per ``--out`` (an advisory lock, released
+by the kernel even on SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from features.errors import LeadscoreError
+
+__all__ = [
+    "OUTPUT_SCHEMA",
+    "REASON_TYPE",
+    "GRADES",
+    "ModelSource",
+    "EnginePlugin",
+    "RunPlan",
+    "RescoreResult",
+    "resolve_model",
+    "read_inputs",
+    "open_leads",
+    "partition_of",
+    "fingerprint",
+    "result_table",
+    "model_reasons_columnar",
+    "score_partition_frame",
+    "grade_movements",
+    "rescore",
+]
+
+logger = logging.getLogger("leadscore.batch")
+
+SCHEMA_VERSION = "1"
+"""Version of :data:`OUTPUT_SCHEMA` and of the staging layout; part of the fingerprint."""
+
+GRADES: tuple[str, ...] = ("A", "B", "C", "D")
+"""Grades, best first. A move from C to B is a move up."""
+
+REASON_TYPE = pa.struct([
+    ("field", pa.string()),
+    ("label", pa.string()),
+    # The API's value is a string, a number or null; one Parquet column needs one type,
+    # so it is str() of the API's value (3 -> "3", 2.5 -> "2.5", null stays null).
+    ("value", pa.string()),
+    ("impact", pa.float64()),
+    ("sentence", pa.string()),
+])
+
+_TS = pa.timestamp("us", tz="UTC")
+
+OUTPUT_SCHEMA = pa.schema([
+    ("lead_id", pa.string()),
+    ("probability", pa.float64()),
+    ("score", pa.int16()),
+    ("grade", pa.string()),
+    ("route", pa.string()),
+    ("scored_by", pa.string()),
+    ("fallback_reason", pa.string()),
+    ("reasons", pa.list_(REASON_TYPE)),
+    ("model_name", pa.string()),
+    ("model_version", pa.string()),
+    ("rules_version", pa.string()),
+    ("as_of", _TS),
+    ("scored_at", _TS),
+    ("run_id", pa.string()),
+])
+"""Columns of every output partition (``<out>/scores/part-*.parquet``)."""
+
+_LEAD_COLUMNS = (
+    "lead_id", "created_at", "converted_at", "disqualified_at", "source", "utm_campaign",
+    "country", "industry", "company_size", "job_title", "seniority", "job_function", "email",
+)
+_ACTIVITY_COLUMNS = ("lead_id", "occurred_at", "type", "url", "campaign", "duration_s")
+_LEADS_PER_PARTITION = 25_000
+_PLUGIN_PREFIX = "leadscore-engine-"
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where workers get the model and rules from. Picklable: it travels to every worker.
+
+    Parameters
+    ----------
+    candidate : serving.lifecycle.Candidate or None
+        The pinned model version to load; None scores everything with the rules
+        (``fallback_reason: no_model``), as the API does without a champion.
+    settings : leadscore.settings.Settings
+        Tracking URI, rules file and cold-start policy.
+    loader : callable, optional
+        ``loader(candidate) -> LeadModel``; defaults to
+        :func:`serving.lifecycle.mlflow_loader`. Tests pass an in-memory one.
+    """
+
+    candidate: Any
+    settings: Any
+    loader: Callable[[Any], Any] | None = None
+
+    @property
+    def key(self) -> str:
+        """Names the plugin, so runs of two models on one cluster never share an engine."""
+        uri = self.candidate.uri if self.candidate is not None else "rules-only"
+        return hashlib.sha256(f"{uri}|{self.settings.rules_file}|"
+                              f"{self.settings.cold_start_policy}".encode()).hexdigest()[:16]
+
+
+def build_engine(source: ModelSource) -> Any:
+    """Load the model and rules and check them as the service does; return an Engine.
+
+    Raises
+    ------
+    LeadscoreError
+        When the model is on another feature set or fails the smoke prediction.
+    """
+    from features.registry import FEATURE_SET_VERSION
+    from rules_fallback import load_rules
+    from serving.lifecycle import mlflow_loader, smoke_test
+    from serving.scorer import Engine, ModelBundle
+
+    settings = source.settings
+    rules = load_rules(settings.rules_file)
+    if source.candidate is None:
+        return Engine(None, rules, settings.cold_start_policy)
+    candidate = source.candidate
+    model = (source.loader or mlflow_loader(settings))(candidate)
+    got = str(getattr(model, "feature_set_version", ""))
+    if got != FEATURE_SET_VERSION:
+        raise LeadscoreError(
+            f"model {candidate.uri} was trained on feature set {got!r} but this code computes "
+            f"{FEATURE_SET_VERSION!r}; retrain it or rescore with a model of this feature set"
+        )
+    bundle = ModelBundle(model=model, name=candidate.name, version=candidate.version,
+                         alias=candidate.alias, uri=candidate.uri, loaded_at=datetime.now(UTC))
+    try:
+        smoke_test(bundle, rules)
+    except Exception as exc:
+        raise LeadscoreError(
+            f"model {candidate.uri} failed the smoke prediction: {type(exc).__name__}: {exc}"
+        ) from exc
+    return Engine(bundle, rules, settings.cold_start_policy)
+
+
+try:  # distributed is imported lazily elsewhere; the plugin base class is needed here.
+    from distributed import WorkerPlugin as _WorkerPlugin
+except ImportError:  # pragma: no cover  (distributed is a dependency; keeps imports cheap)
+    _WorkerPlugin = object  # type: ignore[assignment,misc]
+
+
+class EnginePlugin(_WorkerPlugin):
+    """Loads the Engine once per worker, in ``setup``; tasks read ``plugin.engine``.
+
+    ``loads`` counts loads in this worker (a test checks it is 1 however many partitions
+    the worker scored).
+    """
+
+    def __init__(self, source: ModelSource) -> None:
+        self.source = source
+        self.name = _PLUGIN_PREFIX + source.key
+        self.engine: Any = None
+        self.loads = 0
+
+    def setup(self, worker: Any) -> None:
+        self.engine = build_engine(self.source)
+        self.loads += 1
+
+    def teardown(self, worker: Any) -> None:
+        self.engine = None
+
+
+def _worker_engine(plugin_name: str) -> Any:
+    from distributed import get_worker
+
+    return get_worker().plugins[plugin_name].engine
+
+
+def resolve_model(settings: Any, model_uri: str | None) -> Any:
+    """The model version to score with, resolved once: a Candidate, or None for the rules.
+
+    ``models:/<name>@<alias>`` is resolved in the registry to ``models:/<name>/<version>``
+    (None when the alias is not set). ``models:/<name>/<version>`` and any other URI
+    MLflow can load (``runs:/...``, a path) are used as given. ``model_uri`` None means
+    ``settings.model_uri`` or else ``models:/<model_name>@<model_alias>``.
+    """
+    from serving.lifecycle import Candidate
+    from training.tracking import resolve_alias
+
+    uri = model_uri or settings.model_uri or f"models:/{settings.model_name}@{settings.model_alias}"
+    if uri.startswith("models:/") and "@" in uri:
+        name, alias = uri[len("models:/"):].split("@", 1)
+        pinned = settings.model_copy(update={"model_name": name, "model_alias": alias})
+        found = resolve_alias(pinned, alias=alias)
+        if found is None:
+            return None
+        return Candidate(found[0], found[1], alias, found[2])
+    if uri.startswith("models:/"):
+        name, _, version = uri[len("models:/"):].rpartition("/")
+        return Candidate(name or settings.model_name, version, None, uri)
+    return Candidate(settings.model_name, None, None, uri)
+
+
+# --------------------------------------------------------------------------- input
+
+
+def read_inputs(data_dir: str | Path, *, assume_utc: bool = False
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read and validate ``leads.parquet`` and ``activities.parquet`` (the boundary).
+
+    Only the contract's columns are read (names and other PII beyond ``email`` are not
+    needed to score). Raises :class:`features.errors.DataValidationError` listing every
+    bad value, before anything is scored or written.
+    """
+    from features.schema import validate_activities, validate_leads
+
+    data_dir = Path(data_dir)
+    tables = {}
+    for name, wanted in (("leads", _LEAD_COLUMNS), ("activities", _ACTIVITY_COLUMNS)):
+        path = data_dir / f"{name}.parquet"
+        if not path.is_file():
+            raise LeadscoreError(f"{path} not found; --data must hold leads.parquet and "
+                                 "activities.parquet (see 'leadscore generate')")
+        present = set(pq.read_schema(path).names)
+        tables[name] = pq.read_table(path, columns=[c for c in wanted if c in present]
+                                     ).to_pandas()
+    leads = validate_leads(tables["leads"], assume_utc=assume_utc)
+    acts = validate_activities(tables["activities"], lead_ids=leads["lead_id"],
+                               assume_utc=assume_utc).frame
+    return leads, acts
+
+
+def open_leads(leads: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+    """Which leads are open at ``as_of``: created before it, neither converted nor
+    disqualified before it (the training set's eligibility rule, DESIGN "Data contract").
+
+    A lead converted exactly at ``as_of`` is still open then, as in
+    :func:`features.build.eligible_pairs`.
+    """
+    stamp = pd.Timestamp(as_of)
+    # Comparisons with a missing time are False: no outcome yet means still open.
+    mask = (leads["created_at"] < stamp).fillna(False).to_numpy(dtype=bool)
+    for column in ("converted_at", "disqualified_at"):
+        if column in leads.columns:
+            mask = mask & ~(leads[column] < stamp).fillna(False).to_numpy(dtype=bool)
+    return mask
+
+
+def partition_of(lead_ids: pd.Series | Sequence[str], n_partitions: int) -> np.ndarray:
+    """Partition of each lead: a stable hash of its id modulo ``n_partitions``.
+
+    pandas' SipHash with its fixed key: the same id lands in the same partition in every
+    process, run and machine, which resuming relies on.
+    """
+    if n_partitions < 1:
+        raise ValueError(f"The 'n_partitions' parameter must be >= 1. Got {n_partitions}.")
+    ids = np.asarray(pd.Series(lead_ids, dtype="string").to_numpy(dtype=object))
+    return (pd.util.hash_array(ids, categorize=False) % np.uint64(n_partitions)).astype(np.int64)
+
+
+def default_partitions(n_open: int) -> int:
+    """About 25,000 leads per partition, at least 4 (so two workers share the work).
+
+    Depends on the data only, never on the number of workers, so that a run resumed
+    with another ``--workers`` finds the same partitions.
+    """
+    return max(4, math.ceil(n_open / _LEADS_PER_PARTITION))
+
+
+def _file_digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "blake2b").hexdigest()[:32]
+
+
+def fingerprint(parts: Mapping[str, Any]) -> str:
+    """A stable hash of the run's identity (inputs, as_of, model, rules, partitions...)."""
+    text = json.dumps(dict(parts), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _reason_value(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def result_table(frame: pd.DataFrame, *, scored_at: pd.Timestamp, run_id: str) -> pa.Table:
+    """A :func:`serving.scorer.score_frame` result as an :data:`OUTPUT_SCHEMA` table."""
+    offsets = [0]
+    flat: dict[str, list[Any]] = {k: [] for k in ("field", "label", "value", "impact", "sentence")}
+    for reasons in frame["reasons"]:
+        for r in reasons:
+            flat["field"].append(r.field)
+            flat["label"].append(r.label)
+            flat["value"].append(_reason_value(r.value))
+            flat["impact"].append(float(r.impact))
+            flat["sentence"].append(r.sentence)
+        offsets.append(len(flat["field"]))
+    reasons_array = _reasons_array(np.asarray(offsets, dtype=np.int32), flat)
+    return _assemble(frame.drop(columns="reasons"), reasons_array, scored_at=scored_at,
+                     run_id=run_id)
+
+
+def _reasons_array(offsets: np.ndarray, flat: Mapping[str, Any]) -> pa.Array:
+    struct = pa.StructArray.from_arrays(
+        [pa.array(flat[name], type=REASON_TYPE.field(name).type) for name in
+         ("field", "label", "value", "impact", "sentence")],
+        fields=list(REASON_TYPE),
+    )
+    return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), struct,
+                                    type=pa.list_(REASON_TYPE))
+
+
+def _assemble(frame: pd.DataFrame, reasons: pa.Array, *, scored_at: pd.Timestamp,
+              run_id: str) -> pa.Table:
+    n = len(frame)
+
+    def strings(column: str) -> pa.Array:
+        values = frame[column].tolist()
+        return pa.array([None if v is None or v is pd.NA or (isinstance(v, float) and
+                                                             math.isnan(v)) else str(v)
+                         for v in values], type=pa.string())
+
+    as_of = pd.to_datetime(frame["as_of"], utc=True).dt.as_unit("us")
+    columns = {
+        "lead_id": pa.array(frame["lead_id"].astype("string").tolist(), type=pa.string()),
+        "probability": pa.array(frame["probability"].to_numpy(dtype=np.float64)),
+        "score": pa.array(frame["score"].to_numpy(dtype=np.int16)),
+        "grade": strings("grade"),
+        "route": strings("route"),
+        "scored_by": strings("scored_by"),
+        "fallback_reason": strings("fallback_reason"),
+        "reasons": reasons,
+        "model_name": strings("model_name"),
+        "model_version": strings("model_version"),
+        "rules_version": strings("rules_version"),
+        "as_of": pa.array(as_of, type=_TS),
+        "scored_at": pa.array([pd.Timestamp(scored_at).as_unit("us")] * n, type=_TS),
+        "run_id": pa.array([run_id] * n, type=pa.string()),
+    }
+    return pa.Table.from_pydict(columns, schema=OUTPUT_SCHEMA)
+
+
+# --------------------------------------------------------------------------- fast reasons
+
+
+class _Row(Mapping[str, Any]):
+    """One lead's feature values, read from per-column lists (what ``to_dict`` gives)."""
+
+    __slots__ = ("_columns", "_i")
+
+    def __init__(self, columns: Mapping[str, list[Any]], i: int) -> None:
+        self._columns = columns
+        self._i = i
+
+    def __getitem__(self, key: str) -> Any:
+        return self._columns[key][self._i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+
+def model_reasons_columnar(
+    X: pd.DataFrame, contrib: np.ndarray, feature_names: Sequence[str], top: int
+) -> tuple[np.ndarray, dict[str, list[Any]]]:
+    """The reasons ``score_frame`` gives model rows, built column-wise, as flat lists.
+
+    Equivalent to ``select_reasons(reasons_for(row, impacts), top)`` for every row, in
+    the same order and to the bit:
+
+    - impacts are summed per business field in feature order, starting from 0.0, as
+      ``reasons_for`` does (so the floating-point sums are identical);
+    - positives are ordered by impact descending, negatives by impact ascending, ties by
+      the order ``reasons_for`` lists them (absolute impact, then first feature of the
+      field), as Python's stable sorts do;
+    - only the kept fields are described (``BusinessField.describe``), with the same
+      row values ``DataFrame.to_dict("records")`` gives.
+
+    The per-lead cost the core pays for every field (a Reason per field, then two sorts)
+    is paid here only for the at most ``2 * top`` kept ones.
+
+    Returns
+    -------
+    offsets : ndarray of int32, length ``len(X) + 1``
+    flat : dict of lists
+        ``field``, ``label``, ``value`` (as str, see :data:`REASON_TYPE`), ``impact`` and
+        ``sentence`` of every kept reason, row after row.
+    """
+    from features.registry import FIELDS, field_of
+    from features.registry import _plain as plain_value  # the core's value conversion
+
+    n = len(X)
+    fields: list[str] = []
+    for name in feature_names:
+        f = field_of(name)
+        if f not in fields:
+            fields.append(f)
+    totals = np.zeros((n, len(fields)), dtype=np.float64)
+    where = {f: i for i, f in enumerate(fields)}
+    contrib = np.asarray(contrib, dtype=np.float64)
+    for j, name in enumerate(feature_names):
+        totals[:, where[field_of(name)]] += contrib[:, j]
+
+    # reasons_for's order: by |impact| descending, ties by field position (stable sort).
+    position = np.broadcast_to(np.arange(len(fields)), totals.shape)
+    rank_abs = np.lexsort((position, -np.abs(totals)), axis=-1) if n else np.empty((0, 0), int)
+    flat: dict[str, list[Any]] = {k: [] for k in ("field", "label", "value", "impact", "sentence")}
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    if top <= 0 or n == 0:
+        return offsets, flat
+    order_in_listing = np.empty_like(rank_abs)
+    np.put_along_axis(order_in_listing, rank_abs, np.arange(len(fields))[None, :], axis=-1)
+    # Positives: impact descending, ties by listing order; negatives: ascending.
+    pos_order = np.lexsort((order_in_listing, -totals), axis=-1)
+    neg_order = np.lexsort((order_in_listing, totals), axis=-1)
+    n_pos = np.minimum((totals > 0).sum(axis=1), top)
+    n_neg = np.minimum((totals < 0).sum(axis=1), top)
+    columns = X.to_dict("list")
+    specs = [FIELDS[f] for f in fields]
+    for i in range(n):
+        kept = [*pos_order[i, : n_pos[i]].tolist(), *neg_order[i, : n_neg[i]].tolist()]
+        if kept:
+            row = _Row(columns, i)
+            for k in kept:
+                spec = specs[k]
+                value, sentence = spec.describe(row)
+                flat["field"].append(fields[k])
+                flat["label"].append(spec.label)
+                flat["value"].append(_reason_value(plain_value(value)))
+                flat["impact"].append(float(totals[i, k]))
+                flat["sentence"].append(sentence)
+        offsets[i + 1] = len(flat["field"])
+    return offsets, flat
+
+
+def score_partition_frame(
+    leads: pd.DataFrame,
+    activities: pd.DataFrame,
+    engine: Any,
+    *,
+    as_of: pd.Timestamp,
+    top_reasons: int,
+    scored_at: pd.Timestamp,
+    run_id: str,
+    reasons_path: Literal["columnar", "core"] = "columnar",
+) -> pa.Table:
+    """Score one partition as the API would and return it as an :data:`OUTPUT_SCHEMA` table.
+
+    ``core`` runs :func:`serving.scorer.score_frame` on every lead. ``columnar`` runs the
+    core's model path with :func:`model_reasons_columnar` for the leads the model
+    answers, and ``score_frame`` itself for every other lead (rules, cold starts, and any
+    batch the model fails on, which the core then retries lead by lead), so fallbacks
+    are the core's own.
+    """
+    from serving.scorer import _as_of_series, _has_history, _validate, score_frame
+
+    if reasons_path == "core" or engine.model is None or top_reasons <= 0:
+        out = score_frame(leads, activities, engine, as_of=as_of, top_reasons=top_reasons)
+        return result_table(out, scored_at=scored_at, run_id=run_id)
+
+    from features.online import features_at
+
+    as_of_s = _as_of_series(len(leads), as_of)
+    clean, acts = _validate(leads, activities, as_of_s)
+    if engine.cold_start_effective == "rules":
+        use_model = _has_history(clean, acts, as_of_s)
+    else:
+        use_model = np.ones(len(clean), dtype=bool)
+    model_table = None
+    model_rows = np.flatnonzero(use_model)
+    if len(model_rows):
+        bundle = engine.model
+        model = bundle.model
+        m_leads = clean.iloc[model_rows].reset_index(drop=True)
+        m_acts = acts[acts["lead_id"].isin(m_leads["lead_id"])]
+        try:
+            X = features_at(m_leads, m_acts, as_of_s.iloc[model_rows].reset_index(drop=True)
+                            )[model.feature_names]
+            probability, contrib, _ = model.predict_margin_and_contributions(X)
+            probability = np.asarray(probability, dtype=float)
+            if not np.all(np.isfinite(probability)):
+                raise ValueError("the model returned a non-finite probability")
+            score, grade, route = model.grade(probability)
+            offsets, flat = model_reasons_columnar(X, contrib, model.feature_names, top_reasons)
+        except Exception:  # noqa: BLE001  (the core below retries lead by lead and logs)
+            use_model[:] = False
+        else:
+            frame = pd.DataFrame({
+                "lead_id": m_leads["lead_id"], "as_of": as_of_s.iloc[model_rows].to_numpy(),
+                "probability": probability, "score": np.asarray(score),
+                "grade": np.asarray(grade, dtype=object), "route": np.asarray(route, dtype=object),
+                "scored_by": "model", "fallback_reason": None, "model_name": bundle.name,
+                "model_version": bundle.version, "rules_version": engine.rules_version,
+            })
+            # Same coercions as the core's rows (str grade/route, int score, None kept).
+            frame["grade"] = [str(g) for g in frame["grade"]]
+            frame["route"] = [str(r) for r in frame["route"]]
+            frame["fallback_reason"] = pd.Series([None] * len(frame), dtype=object)
+            frame["model_version"] = pd.Series([bundle.version] * len(frame), dtype=object)
+            model_table = _assemble(frame, _reasons_array(offsets, flat),
+                                    scored_at=scored_at, run_id=run_id)
+    other_rows = np.flatnonzero(~use_model)
+    pieces: list[tuple[np.ndarray, pa.Table]] = []
+    if model_table is not None:
+        pieces.append((model_rows, model_table))
+    if len(other_rows):
+        o_leads = clean.iloc[other_rows].reset_index(drop=True)
+        o_acts = acts[acts["lead_id"].isin(o_leads["lead_id"])]
+        out = score_frame(o_leads, o_acts, engine,
+                          as_of=as_of_s.iloc[other_rows].reset_index(drop=True),
+                          top_reasons=top_reasons)
+        pieces.append((other_rows, result_table(out, scored_at=scored_at, run_id=run_id)))
+    if len(pieces) == 1:
+        return pieces[0][1]
+    # Back to input order, as score_frame returns it.
+    positions = np.concatenate([p for p, _ in pieces])
+    table = pa.concat_tables([t for _, t in pieces])
+    return table.take(pa.array(np.argsort(positions, kind="stable")))
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _write_atomic(table: pa.Table, path: Path, **kwargs: Any) -> None:
+    """Write to a temporary name beside ``path``, flush to disk, rename: all or nothing."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            pq.write_table(table, f, **kwargs)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _write_json_atomic(payload: Mapping[str, Any], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _part_name(p: int) -> str:
+    return f"part-{p:05d}"
+
+
+def _score_partition_task(
+    part: int, staging: str, plugin_name: str, as_of: str, top_reasons: int,
+    scored_at: str, run_id: str, reasons_path: str,
+) -> int:
+    """Dask task: score input partition ``part`` and commit its output file. Returns rows."""
+    root = Path(staging)
+    src = root / "input" / _part_name(part)
+    leads = pq.read_table(src / "leads.parquet").to_pandas()
+    acts = pq.read_table(src / "activities.parquet").to_pandas()
+    table = score_partition_frame(
+        leads, acts, _worker_engine(plugin_name), as_of=pd.Timestamp(as_of),
+        top_reasons=top_reasons, scored_at=pd.Timestamp(scored_at), run_id=run_id,
+        reasons_path=reasons_path,  # type: ignore[arg-type]
+    )
+    _write_atomic(table, root / "scores" / f"{_part_name(part)}.parquet")
+    return table.num_rows
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def grade_movements(previous: pd.DataFrame | None, current: pd.DataFrame) -> dict[str, int]:
+    """How many leads moved up or down a grade between two runs (``lead_id``, ``grade``).
+
+    ``up`` counts leads whose grade got better (D -> C, ...), ``down`` worse, ``same``
+    unchanged; ``new`` leads are not in the previous run, ``gone`` ones (converted,
+    disqualified or deleted since) are not in this one.
+    """
+    if previous is None:
+        return {"up": 0, "down": 0, "same": 0, "new": int(len(current)), "gone": 0}
+    rank = {g: i for i, g in enumerate(GRADES)}
+    prev = previous.set_index("lead_id")["grade"].map(rank)
+    cur = current.set_index("lead_id")["grade"].map(rank)
+    both = cur.index.intersection(prev.index)
+    delta = cur.loc[both].to_numpy() - prev.loc[both].to_numpy()
+    return {
+        "up": int((delta < 0).sum()),
+        "down": int((delta > 0).sum()),
+        "same": int((delta == 0).sum()),
+        "new": int(len(cur) - len(both)),
+        "gone": int(len(prev) - len(both)),
+    }
+
+
+@dataclass
+class RescoreResult:
+    """What a run did; :meth:`summary_lines` is what the CLI prints."""
+
+    run_id: str
+    as_of: pd.Timestamp
+    scores_dir: Path
+    leads_scored: int
+    partitions: int
+    partitions_skipped: int
+    grades: dict[str, int]
+    by_source: dict[str, int]
+    movements: dict[str, int]
+    previous_run: str | None
+    model: str
+    seconds: float
+    already_committed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["as_of"] = self.as_of.isoformat()
+        out["scores_dir"] = str(self.scores_dir)
+        return out
+
+    def summary_lines(self) -> list[str]:
+        total = max(self.leads_scored, 1)
+        grades = ", ".join(f"{g} {n:,} ({n / total:.0%})" for g, n in self.grades.items())
+        sources = ", ".join(f"{k} {n:,}" for k, n in self.by_source.items())
+        mv = self.movements
+        moved = (f"vs run {self.previous_run}: {mv['up']:,} up, {mv['down']:,} down, "
+                 f"{mv['same']:,} same, {mv['new']:,} new, {mv['gone']:,} closed or gone"
+                 if self.previous_run else "first run here: no previous grades to compare")
+        return [
+            f"run {self.run_id} (as_of {self.as_of.isoformat()}), model {self.model}",
+            f"leads scored: {self.leads_scored:,} in {self.partitions} partitions "
+            f"({self.partitions_skipped} reused from an interrupted run), {self.seconds:.1f} s",
+            f"grades: {grades}",
+            f"scored by: {sources}",
+            f"grade movements {moved}",
+            f"output: {self.scores_dir}",
+        ]
+
+
+# --------------------------------------------------------------------------- plan + run
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Identity and layout of one run (everything resuming must agree on)."""
+
+    out: Path
+    run_id: str
+    fingerprint: str
+    as_of: pd.Timestamp
+    n_partitions: int
+    top_reasons: int
+    reasons_path: str
+    identity: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def staging(self) -> Path:
+        return self.out / ".staging" / self.run_id
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out / "runs" / self.run_id
+
+    @property
+    def scores_link(self) -> Path:
+        return self.out / "scores"
+
+    @property
+    def history_dir(self) -> Path:
+        return self.out / "history"
+
+
+def _prepare_out(out: Path) -> None:
+    """Create ``out`` and prove it is writable, or say clearly why not."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise LeadscoreError(_os_problem(exc, out, "prepare the output directory")) from exc
+
+
+def _os_problem(exc: OSError, where: Path, doing: str) -> str:
+    why = {
+        errno.ENOSPC: "the device is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.ENOTDIR: "a path component is a file, not a directory",
+    }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    return (f"cannot {doing} under {where}: {why}. Nothing was committed: the previous "
+            "scores (if any) are untouched. Fix the location (--out) and rerun; complete "
+            "partitions of this run are reused.")
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """One rescore per output directory at a time (released by the kernel on any exit)."""
+    with (out / ".lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LeadscoreError(
+                f"another 'leadscore rescore' is writing to {out}; wait for it to finish"
+            ) from None
+        yield
+
+
+def _current_run(out: Path) -> str | None:
+    link = out / "scores"
+    if not link.is_symlink():
+        return None
+    target = Path(os.readlink(link))
+    return target.name if (out / "runs" / target.name / "_SUCCESS").is_file() else None
+
+
+def _stage_inputs(plan: RunPlan, leads: pd.DataFrame, acts: pd.DataFrame,
+                  parts: np.ndarray, todo: Sequence[int]) -> None:
+    """Write each partition's leads and activities (only those not staged yet)."""
+    lead_table = pa.Table.from_pandas(leads, preserve_index=False)
+    act_table = pa.Table.from_pandas(acts, preserve_index=False)
+    # Each activity goes where its lead goes: look its lead up (Arrow's hash join).
+    lead_pos = pc.index_in(act_table["lead_id"], value_set=lead_table["lead_id"])
+    keep = pc.is_valid(lead_pos)
+    act_table = act_table.filter(keep)
+    act_parts = parts[pc.drop_null(lead_pos).to_numpy()]
+    lead_order = np.argsort(parts, kind="stable")
+    act_order = np.argsort(act_parts, kind="stable")
+    lead_sorted = lead_table.take(pa.array(lead_order))
+    act_sorted = act_table.take(pa.array(act_order))
+    lead_bounds = np.searchsorted(parts[lead_order], np.arange(plan.n_partitions + 1))
+    act_bounds = np.searchsorted(act_parts[act_order], np.arange(plan.n_partitions + 1))
+    for p in todo:
+        where = plan.staging / "input" / _part_name(p)
+        if (where / "activities.parquet").is_file():
+            continue  # leads are written first, activities last: both are there
+        where.mkdir(parents=True, exist_ok=True)
+        _write_atomic(lead_sorted.slice(lead_bounds[p], lead_bounds[p + 1] - lead_bounds[p]),
+                      where / "leads.parquet")
+        _write_atomic(act_sorted.slice(act_bounds[p], act_bounds[p + 1] - act_bounds[p]),
+                      where / "activities.parquet")
+
+
+def _complete_partitions(plan: RunPlan) -> set[int]:
+    done = set()
+    for path in (plan.staging / "scores").glob("part-*.parquet"):
+        done.add(int(path.stem.split("-")[1]))
+    return done
+
+
+def _summarise(scores_dir: Path) -> tuple[pd.DataFrame, dict[str, int], dict[str, int]]:
+    table = pq.read_table(scores_dir, columns=["lead_id", "grade", "scored_by",
+                                              "fallback_reason"])
+    frame = table.to_pandas()
+    grades = {g: int((frame["grade"] == g).sum()) for g in GRADES}
+    by = frame["scored_by"] + frame["fallback_reason"].map(
+        lambda r: "" if r is None or pd.isna(r) else f" ({r})")
+    by_source = {str(k): int(v) for k, v in by.value_counts().sort_index().items()}
+    return frame[["lead_id", "grade"]], grades, by_source
+
+
+def _previous_grades(out: Path, run_id: str | None) -> pd.DataFrame | None:
+    if run_id is None:
+        return None
+    return pq.read_table(out / "runs" / run_id, columns=["lead_id", "grade"]).to_pandas()
+
+
+def _swap_link(link: Path, target: str) -> None:
+    """Point ``link`` at ``target`` in one rename(2): readers see old or new, never none."""
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    os.symlink(target, tmp)
+    if link.exists() and not link.is_symlink():
+        raise LeadscoreError(
+            f"{link} exists and is not a symlink made by 'leadscore rescore'; move it away "
+            "and rerun (the run is staged and will be reused)"
+        )
+    os.replace(tmp, link)
+
+
+def _commit(plan: RunPlan, summary: dict[str, Any], keep_runs: int) -> None:
+    from serving.score_history import append_history
+
+    staged = plan.staging / "scores"
+    if not plan.run_dir.is_dir():
+        _write_json_atomic({**plan.identity, "fingerprint": plan.fingerprint,
+                            "run_id": plan.run_id, "summary": summary},
+                           staged / "_manifest.json")
+        (staged / "_SUCCESS").write_text(plan.run_id + "\n")
+        plan.run_dir.parent.mkdir(exist_ok=True)
+        os.replace(staged, plan.run_dir)
+    _swap_link(plan.scores_link, os.path.join("runs", plan.run_id))
+    append_history(plan.history_dir, plan.run_dir)
+    shutil.rmtree(plan.staging, ignore_errors=True)
+    # Keep the current run and the one before it (a reader may still hold it open).
+    runs = sorted((p for p in (plan.out / "runs").iterdir() if p.is_dir()),
+                  key=lambda p: p.stat().st_mtime)
+    for old in runs[:-keep_runs]:
+        if old.name != plan.run_id:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str = "local", workers: int | None = None,
+                processes: bool = True) -> Iterator[Any]:
+    """A Client on a LocalCluster sized to the machine, or on ``tcp://host:port``.
+
+    Local workers get one thread each (explanations are CPU-bound; LightGBM's OpenMP
+    threads are pinned to 1 per worker so they do not fight over the cores).
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        n = workers or os.cpu_count() or 1
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=processes,
+            dashboard_address=None, scheduler_port=0, silence_logs=logging.ERROR,
+            env={"OMP_NUM_THREADS": "1"} if processes else None,
+        )
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+    elif scheduler.startswith("tcp://"):
+        with Client(scheduler) as client:
+            yield client
+    else:
+        raise LeadscoreError(f"--scheduler must be 'local' or tcp://host:port; got {scheduler!r}")
+
+
+def rescore(
+    data_dir: str | Path,
+    out: str | Path,
+    *,
+    settings: Any,
+    model_uri: str | None = None,
+    as_of: pd.Timestamp | None = None,
+    scheduler: str = "local",
+    workers: int | None = None,
+    n_partitions: int | None = None,
+    top_reasons: int = 3,
+    reasons_path: Literal["columnar", "core"] = "columnar",
+    source: ModelSource | None = None,
+    client: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    keep_runs: int = 2,
+) -> RescoreResult:
+    """Score every open lead in ``data_dir`` on Dask and commit the result under ``out``.
+
+    Parameters
+    ----------
+    data_dir : path
+        Holds ``leads.parquet`` and ``activities.parquet`` (the data contract).
+    out : path
+        Output root: ``scores`` (symlink to the committed run), ``runs/``, ``history/``
+        and ``.staging/``. Must be a file system every worker can write to.
+    settings : leadscore.settings.Settings
+    model_uri : str, optional
+        Default ``models:/<model_name>@<model_alias>`` (the champion), resolved once here.
+    as_of : Timestamp, optional
+        Default: the latest timestamp in the data.
+    scheduler, workers : see :func:`dask_client`. Ignored when ``client`` is given.
+    n_partitions : int, optional
+        Default :func:`default_partitions`. Part of the run's identity.
+    top_reasons : int, default 3
+        As ``POST /score``'s ``top_reasons``.
+    reasons_path : {"columnar", "core"}
+        See :func:`score_partition_frame`.
+    source : ModelSource, optional
+        Overrides ``model_uri`` (tests pass an in-memory loader).
+    client : distributed.Client, optional
+        Use this client instead of creating one.
+    progress : callable, optional
+        ``progress(done, total)`` after each partition (the CLI draws a bar with it).
+    keep_runs : int, default 2
+        Committed runs kept under ``runs/`` (the current one and the one before).
+
+    Returns
+    -------
+    RescoreResult
+
+    Raises
+    ------
+    DataValidationError
+        The input breaks the data contract; nothing is written.
+    LeadscoreError
+        The output location is unusable, another rescore holds it, or the model is
+        unusable. The previous committed scores are left as they were.
+    """
+    from features.build import data_end
+    from features.registry import FEATURE_SET_VERSION
+
+    began = time.perf_counter()
+    out = Path(out).expanduser().resolve()
+    data_dir = Path(data_dir)
+    if top_reasons < 0:
+        raise ValueError(f"The 'top_reasons' parameter must be >= 0. Got {top_reasons}.")
+    leads, acts = read_inputs(data_dir)
+    if as_of is None:
+        as_of = data_end(leads, acts)
+    as_of = pd.Timestamp(as_of)
+    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    mask = open_leads(leads, as_of)
+    leads = leads.loc[mask].reset_index(drop=True)
+    n_parts = n_partitions or default_partitions(len(leads))
+    if source is None:
+        source = ModelSource(resolve_model(settings, model_uri), settings)
+    candidate = source.candidate
+    from rules_fallback import load_rules
+
+    identity = {
+        "schema_version": SCHEMA_VERSION,
+        "leads_digest": _file_digest(data_dir / "leads.parquet"),
+        "activities_digest": _file_digest(data_dir / "activities.parquet"),
+        "as_of": as_of.isoformat(),
+        "model_uri": candidate.uri if candidate else None,
+        "model_version": candidate.version if candidate else None,
+        "rules_version": str(load_rules(settings.rules_file).provenance),
+        "cold_start_policy": settings.cold_start_policy,
+        "feature_set_version": FEATURE_SET_VERSION,
+        "n_partitions": n_parts,
+        "top_reasons": top_reasons,
+    }
+    fp = fingerprint(identity)
+    plan = RunPlan(out, f"{as_of:%Y%m%dT%H%M%SZ}-{fp[:12]}", fp, as_of, n_parts, top_reasons,
+                   reasons_path, identity)
+    model_label = (f"{candidate.name} v{candidate.version}" if candidate and candidate.version
+                   else candidate.uri if candidate else "none (rules, fallback_reason no_model)")
+
+    _prepare_out(out)
+    with _run_lock(out):
+        previous = _current_run(out)
+        if (plan.run_dir / "_SUCCESS").is_file():
+            # Same inputs, as_of and model as a committed run: finish its commit if it
+            # was interrupted after the rename, and report it.
+            manifest = json.loads((plan.run_dir / "_manifest.json").read_text())
+            prev = manifest["summary"].get("previous_run")
+            _commit(plan, manifest["summary"], keep_runs)
+            _, grades, by_source = _summarise(plan.run_dir)
+            return RescoreResult(plan.run_id, as_of, plan.scores_link,
+                                 sum(grades.values()), n_parts, n_parts, grades, by_source,
+                                 manifest["summary"]["movements"], prev, model_label,
+                                 time.perf_counter() - began, already_committed=True)
+        try:
+            manifest_path = plan.staging / "_manifest.json"
+            if manifest_path.is_file():
+                manifest = json.loads(manifest_path.read_text())
+                if manifest.get("fingerprint") != fp:
+                    raise LeadscoreError(f"{plan.staging} belongs to another run; remove it")
+                scored_at = pd.Timestamp(manifest["scored_at"])
+            else:
+                (plan.staging / "scores").mkdir(parents=True, exist_ok=True)
+                scored_at = pd.Timestamp.now(tz="UTC").floor("us")
+                _write_json_atomic({**identity, "fingerprint": fp, "run_id": plan.run_id,
+                                    "scored_at": scored_at.isoformat()}, manifest_path)
+            done = _complete_partitions(plan)
+            todo = [p for p in range(n_parts) if p not in done]
+            if todo:
+                parts = partition_of(leads["lead_id"], n_parts)
+                _stage_inputs(plan, leads, acts, parts, todo)
+            del acts
+            if progress:
+                progress(len(done), n_parts)
+            if todo:
+                _run_partitions(plan, source, todo, scored_at, client, scheduler, workers,
+                                progress, len(done))
+            current, grades, by_source = _summarise(plan.staging / "scores")
+            if len(current) != len(leads) or current["lead_id"].duplicated().any():
+                raise LeadscoreError(
+                    f"staged output has {len(current)} rows for {len(leads)} open leads; "
+                    f"remove {plan.staging} and rerun"
+                )
+            movements = grade_movements(_previous_grades(out, previous), current)
+            summary = {"grades": grades, "by_source": by_source, "movements": movements,
+                       "previous_run": previous, "leads_scored": len(current)}
+            _commit(plan, summary, keep_runs)
+        except OSError as exc:
+            raise LeadscoreError(_os_problem(exc, out, "write the rescore output")) from exc
+    return RescoreResult(plan.run_id, as_of, plan.scores_link, len(current), n_parts, len(done),
+                         grades, by_source, movements, previous, model_label,
+                         time.perf_counter() - began)
+
+
+def _run_partitions(plan: RunPlan, source: ModelSource, todo: Sequence[int],
+                    scored_at: pd.Timestamp, client: Any, scheduler: str,
+                    workers: int | None, progress: Callable[[int, int], None] | None,
+                    already: int) -> None:
+    from distributed import as_completed
+
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(dask_client(scheduler, workers))
+        plugin = EnginePlugin(source)
+        try:
+            client.register_plugin(plugin)
+        except LeadscoreError:
+            raise
+        except Exception as exc:
+            raise LeadscoreError(f"workers could not load the model: {type(exc).__name__}: "
+                                 f"{exc}") from exc
+        # Unregistered at the end so a shared cluster does not keep the model in memory.
+        stack.callback(_unregister, client, plugin.name)
+        futures = [
+            client.submit(_score_partition_task, p, str(plan.staging), plugin.name,
+                          plan.as_of.isoformat(), plan.top_reasons, scored_at.isoformat(),
+                          plan.run_id, plan.reasons_path, key=f"rescore-{plan.run_id}-{p}",
+                          pure=False)
+            for p in todo
+        ]
+        finished = already
+        for future in as_completed(futures):
+            try:
+                future.result()
+            except OSError:
+                for other in futures:
+                    other.cancel()
+                raise
+            finished += 1
+            if progress:
+                progress(finished, plan.n_partitions)
+
+
+def _unregister(client: Any, name: str) -> None:
+    with contextlib.suppress(Exception):  # the cluster may be going away with us
+        client.unregister_worker_plugin(name)
