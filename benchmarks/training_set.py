@@ -278,13 +278,12 @@ def quick_data(n_leads: int, n_activities: int, *, seed: int = 0, days: int = 36
 def load_data(source: str, n_leads: int, n_activities: int, seed: int):
     """Data from the synthetic generator when asked and available, else :func:`quick_data`."""
     if source == "synthetic":
-        try:
-            from features.synthetic import generate  # type: ignore[attr-defined]
-        except ImportError:
-            print("features.synthetic.generate is not available; using quick data instead")
-        else:
-            data = generate(n_leads=n_leads, seed=seed)
-            return data.leads, data.activities
+        from features.synthetic import GeneratorConfig, generate
+
+        # No ground truth: the benchmark needs only the tables. The generator decides how
+        # many activities a lead has, so --activities does not apply.
+        crm = generate(GeneratorConfig(n_leads=n_leads, seed=seed, truth_sample=0))
+        return crm.leads.to_pandas(), crm.activities.to_pandas()
     return quick_data(n_leads, n_activities, seed=seed)
 
 

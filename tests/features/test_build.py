@@ -123,6 +123,7 @@ def test_columns_and_dtypes(request, bench):
     assert not out.duplicated(["lead_id", "as_of"]).any()
 
 
+@pytest.mark.slow
 def test_fast_builder_equals_the_naive_per_snapshot_build(bench):
     leads, acts = bench.quick_data(300, 9_000, seed=3)
     leads = validate_leads(leads)
@@ -133,6 +134,7 @@ def test_fast_builder_equals_the_naive_per_snapshot_build(bench):
     bench.assert_same_rows(fast, naive)
 
 
+@pytest.mark.slow
 def test_other_every_and_horizon(bench):
     leads, acts = bench.quick_data(200, 4_000, seed=4)
     leads = validate_leads(leads)

@@ -169,6 +169,7 @@ def cut_at(leads: pd.DataFrame, acts: pd.DataFrame, cut: pd.Timestamp):
     return past, acts[acts["occurred_at"] <= cut].reset_index(drop=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("offset", [pd.Timedelta(0), pd.Timedelta(days=3, hours=7, seconds=5)])
 def test_rows_up_to_t_are_identical_without_the_data_after_t(request, bench, offset):
     leads, acts = crm_tables(request, bench)
