@@ -241,7 +241,8 @@ class LeadModel:
                 num_boost_round=self.num_boost_round,
                 valid_sets=[valid_set],
                 valid_names=["valid"],
-                callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+                callbacks=[lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True,
+                                             verbose=False)],
             )
             best = trained.best_iteration or trained.current_iteration()
         else:
