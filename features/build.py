@@ -20,7 +20,8 @@ Policies (each is tested in ``tests/features/test_build.py``):
 - **Features** use only activities with ``occurred_at < as_of`` and never the outcome
   fields; they come from :mod:`features.functions`, the code the online path runs.
 
-Rows are ordered by ``as_of``, then by the leads' order in the input table.
+Rows are ordered by lead (the leads' order in the input table), then by ``as_of``: a lead's
+snapshots are adjacent, which keeps every lookup into the sorted activities local.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from features.functions import HALF_LIVES, compute_features
+from features.functions import HALF_LIVES, assemble, fill_features
 from features.grid import DEFAULT_EVERY, DEFAULT_HORIZON, snapshot_grid
 from features.history import PointInTime, index_activities
 from features.registry import categorical_features, feature_names
@@ -38,6 +39,7 @@ from features.registry import categorical_features, feature_names
 __all__ = ["build_training_set", "data_end", "eligible_pairs"]
 
 _NS = "datetime64[ns]"
+_CHUNK_ROWS = 65_536
 
 
 def _ns(values: pd.Series) -> np.ndarray:
@@ -60,7 +62,7 @@ def data_end(leads: pd.DataFrame, activities: pd.DataFrame) -> pd.Timestamp:
 def eligible_pairs(
     leads: pd.DataFrame, grid: pd.DatetimeIndex
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every eligible (lead position, grid position) pair, ordered by snapshot then lead.
+    """Every eligible (lead position, grid position) pair, ordered by lead then snapshot.
 
     A lead is eligible on the grid points in ``(created_at, min(converted_at,
     disqualified_at)]``, an interval, so two ``searchsorted`` calls per lead find them all.
@@ -80,8 +82,7 @@ def eligible_pairs(
     # Offset of each row within its lead's run, added to the lead's first grid position.
     run_start = np.repeat(np.cumsum(counts) - counts, counts)
     grid_pos = np.repeat(first, counts) + (np.arange(counts.sum(), dtype=np.int64) - run_start)
-    order = np.lexsort((lead_pos, grid_pos))
-    return lead_pos[order], grid_pos[order]
+    return lead_pos, grid_pos
 
 
 def build_training_set(
@@ -151,9 +152,24 @@ def build_training_set(
         label = (has & (conv >= as_of) & (conv <= as_of + horizon.value)).astype(np.int64)
 
     index = index_activities(activities, leads["lead_id"], half_lives=HALF_LIVES)
-    pit = PointInTime(leads, index, lead_pos, as_of)
     names = feature_names()
-    values = compute_features(pit, names, set(categorical_features()))
+    categorical = set(categorical_features())
+    block = np.empty((len(names) - len(categorical), len(lead_pos)), dtype=np.float64)
+    parts: dict[str, list[pd.Series]] = {name: [] for name in names if name in categorical}
+    cache: dict = {}
+    # Chunks of consecutive rows are runs of consecutive leads (rows are lead-major), so
+    # each chunk reads one small contiguous stretch of the activity index and its
+    # temporaries stay in cache; the values do not depend on the chunking.
+    for lo in range(0, max(len(lead_pos), 1), _CHUNK_ROWS):
+        hi = min(lo + _CHUNK_ROWS, len(lead_pos))
+        pit = PointInTime(leads, index, lead_pos[lo:hi], as_of[lo:hi], lead_cache=cache)
+        for name, column in fill_features(pit, names, categorical, block[:, lo:hi]).items():
+            parts[name].append(column)
+    strings = {
+        name: pd.concat(columns, ignore_index=True).astype("string")
+        for name, columns in parts.items()
+    }
+    values = assemble(names, categorical, strings, block)
 
     head: dict[str, object] = {
         "lead_id": leads["lead_id"].astype("string").take(lead_pos).reset_index(drop=True),

@@ -31,6 +31,8 @@ __all__ = [
     "COMPANY_SIZE_BANDS",
     "FREE_MAIL_DOMAINS",
     "compute_features",
+    "fill_features",
+    "assemble",
     "company_size_band_of",
     "region_of",
 ]
@@ -98,13 +100,28 @@ PROFILE_FIELDS: tuple[str, ...] = (
 # --- helpers (per lead, then gathered onto the pairs) -------------------------------------
 
 
+def _per_lead(pit: PointInTime, key: str, compute: Callable[[pd.DataFrame], object]):
+    """``compute(leads)`` (one value per lead), memoised on ``pit``, gathered onto the pairs."""
+    if key not in pit.lead_cache:
+        value = compute(pit.leads)
+        if isinstance(value, pd.Series):
+            value = value.reset_index(drop=True)
+        pit.lead_cache[key] = value
+    return pit.lead_values(pit.lead_cache[key])
+
+
+def _clean_text(leads: pd.DataFrame, column: str) -> pd.Series:
+    if column not in leads.columns:
+        return pd.Series(pd.NA, index=leads.index, dtype="string")
+    values = leads[column].astype("string").str.strip()
+    return values.mask(values == "").astype("string")
+
+
 def _text(pit: PointInTime, column: str) -> pd.Series:
     """A lead attribute as ``string`` per pair, stripped, with blanks as NA."""
-    if column not in pit.leads.columns:
-        return pd.Series(pd.NA, index=range(len(pit)), dtype="string")
-    values = pit.leads[column].astype("string").str.strip()
-    values = values.mask(values == "")
-    return pit.lead_values(values.reset_index(drop=True)).astype("string")
+    return _per_lead(pit, f"text:{column}", lambda leads: _clean_text(leads, column)).astype(
+        "string"
+    )
 
 
 def _present(leads: pd.DataFrame, column: str) -> np.ndarray:
@@ -145,10 +162,12 @@ def industry(pit: PointInTime) -> pd.Series:
 
 def company_size_band(pit: PointInTime) -> pd.Series:
     """The lead's company size as a band of employee counts, e.g. "250-999" (category)."""
-    size = pit.leads["company_size"] if "company_size" in pit.leads.columns else pd.Series(
-        np.nan, index=pit.leads.index
-    )
-    return pit.lead_values(company_size_band_of(size).reset_index(drop=True)).astype("string")
+    def bands(leads: pd.DataFrame) -> pd.Series:
+        if "company_size" not in leads.columns:
+            return pd.Series(pd.NA, index=leads.index, dtype="string")
+        return company_size_band_of(leads["company_size"])
+
+    return _per_lead(pit, "company_size_band", bands).astype("string")
 
 
 def seniority(pit: PointInTime) -> pd.Series:
@@ -168,9 +187,9 @@ def country(pit: PointInTime) -> pd.Series:
 
 def region(pit: PointInTime) -> pd.Series:
     """The world region of the lead's country, e.g. "Europe" (category)."""
-    if "country" not in pit.leads.columns:
-        return pd.Series(pd.NA, index=range(len(pit)), dtype="string")
-    return pit.lead_values(region_of(pit.leads["country"]).reset_index(drop=True)).astype("string")
+    return _per_lead(pit, "region", lambda leads: region_of(_clean_text(leads, "country"))).astype(
+        "string"
+    )
 
 
 def source_channel(pit: PointInTime) -> pd.Series:
@@ -185,28 +204,36 @@ def campaign(pit: PointInTime) -> pd.Series:
 
 def free_mail(pit: PointInTime) -> np.ndarray:
     """1 if the lead signed up with a free-mail address (gmail, yahoo, ...), 0 if not, NaN if no email (flag)."""
-    if "email" not in pit.leads.columns:
-        return np.full(len(pit), np.nan)
-    email = pit.leads["email"].astype("string").str.strip().str.lower()
+    return _per_lead(pit, "free_mail", _free_mail_flag)
+
+
+def _free_mail_flag(leads: pd.DataFrame) -> np.ndarray:
+    if "email" not in leads.columns:
+        return np.full(len(leads), np.nan)
+    email = leads["email"].astype("string").str.strip().str.lower()
     domain = email.str.rsplit("@", n=1).str[-1]
     domain = domain.where(email.str.contains("@", regex=False).fillna(False))
     is_free = domain.isin(FREE_MAIL_DOMAINS) | domain.str.startswith(_FREE_MAIL_PREFIXES).fillna(
         False
     )
-    flag = np.where(domain.isna().to_numpy(), np.nan, is_free.to_numpy(dtype=bool).astype(float))
-    return pit.lead_values(flag)
+    return np.where(domain.isna().to_numpy(), np.nan, is_free.to_numpy(dtype=bool).astype(float))
 
 
 def profile_completeness(pit: PointInTime) -> np.ndarray:
     """Share of the optional profile fields the lead filled in (0 to 1)."""
-    present = np.column_stack([_present(pit.leads, c) for c in PROFILE_FIELDS])
-    return pit.lead_values(present.mean(axis=1))
+    return _per_lead(
+        pit,
+        "profile_completeness",
+        lambda leads: np.column_stack([_present(leads, c) for c in PROFILE_FIELDS]).mean(axis=1),
+    )
 
 
 def lead_age_days(pit: PointInTime) -> np.ndarray:
     """Days from the lead's creation to as_of (days)."""
-    created = pit.leads["created_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    return (pit.as_of - pit.lead_values(created)) / DAY_NS
+    created = _per_lead(
+        pit, "created_ns", lambda leads: leads["created_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    )
+    return (pit.as_of - created) / DAY_NS
 
 
 # --- engagement ----------------------------------------------------------------------------
@@ -307,17 +334,16 @@ FEATURE_FUNCTIONS: dict[str, Callable[[PointInTime], object]] = _functions()
 """Every feature function by output name (column order is the registry's)."""
 
 
-def compute_features(
-    pit: PointInTime, names: list[str], categorical: set[str]
-) -> pd.DataFrame:
-    """Run the named feature functions over ``pit`` into a frame with the declared dtypes.
+def fill_features(
+    pit: PointInTime, names: list[str], categorical: set[str], numeric_out: np.ndarray
+) -> dict[str, pd.Series]:
+    """Run the named feature functions over ``pit``.
 
-    Numeric features are written straight into one preallocated ``float64`` block (a
-    training set has millions of rows: stacking 50 separate columns afterwards would
-    copy them all again).
+    Numeric features are written, in order, into the rows of ``numeric_out`` (shape
+    ``(n_numeric, len(pit))``, ``float64``); categorical ones are returned as ``string``.
+    Writing into the caller's block lets a training set of millions of rows be built in
+    chunks without stacking or copying its columns afterwards.
     """
-    numeric = [n for n in names if n not in categorical]
-    block = np.empty((len(numeric), len(pit)), dtype=np.float64)
     strings: dict[str, pd.Series] = {}
     row = 0
     for name in names:
@@ -325,8 +351,26 @@ def compute_features(
         if name in categorical:
             strings[name] = pd.Series(value).reset_index(drop=True).astype("string")
         else:
-            block[row] = value
+            numeric_out[row] = value
             row += 1
+    return strings
+
+
+def assemble(
+    names: list[str], categorical: set[str], strings: dict[str, pd.Series], block: np.ndarray
+) -> pd.DataFrame:
+    """The feature frame from its ``string`` columns and its numeric block, in ``names`` order."""
+    numeric = [n for n in names if n not in categorical]
     numbers = pd.DataFrame(block.T, columns=numeric, copy=False)
     frame = pd.concat([pd.DataFrame(strings, index=numbers.index), numbers], axis=1)
     return frame[names] if list(frame.columns) != names else frame
+
+
+def compute_features(
+    pit: PointInTime, names: list[str], categorical: set[str]
+) -> pd.DataFrame:
+    """Run the named feature functions over ``pit`` into a frame with the declared dtypes."""
+    numeric = [n for n in names if n not in categorical]
+    block = np.empty((len(numeric), len(pit)), dtype=np.float64)
+    strings = fill_features(pit, names, categorical, block)
+    return assemble(names, categorical, strings, block)

@@ -247,8 +247,12 @@ class PointInTime:
         lead_code: np.ndarray,
         as_of: np.ndarray,
         lead_row: np.ndarray | None = None,
+        lead_cache: dict | None = None,
     ):
         self.leads = leads
+        # Per-lead values (fit features) memoised by name: the builder computes rows in
+        # chunks over one leads table, and a lead's attributes do not depend on as_of.
+        self.lead_cache = {} if lead_cache is None else lead_cache
         self.index = index
         self.lead_code = np.asarray(lead_code, dtype=np.int64)
         # Row of ``leads`` for each pair; the index code by default (the builder's case).

@@ -90,7 +90,10 @@ def test_eligibility_labels_and_order():
     assert ("converts", "01-26") not in got
     # Disqualified at 02-02: eligible up to and including 02-02, not after.
     assert ("early", "02-02") in got and ("early", "02-09") not in got
-    assert out["as_of"].is_monotonic_increasing
+    # Lead-major: each lead's rows adjacent, in the input order, then by as_of.
+    order = {lead: i for i, lead in enumerate(leads["lead_id"])}
+    keys = list(zip(out["lead_id"].map(order), out["as_of"], strict=True))
+    assert keys == sorted(keys)
     assert (out["as_of"].dt.day_of_week == 0).all()
 
 
