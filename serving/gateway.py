@@ -50,9 +50,11 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("leadscore_requ
 """The current request's id; set by the gateway, read by the service and the logs."""
 
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/", "/docs.json", "/schema.json",
-                          "/favicon.ico"})
+                          "/favicon.ico", "/ui"})
 """Health and docs: no key needed, so probes and integrators reading the docs work."""
-_PUBLIC_PREFIXES = ("/static_content/", "/assets/")
+# The marketers' page (/ui) is static files and fake sample leads, so it is public; its
+# calls to /score send the key the marketer pastes into the page.
+_PUBLIC_PREFIXES = ("/static_content/", "/assets/", "/ui/")
 
 _VALIDATED: dict[str, type[BaseModel]] = {"/score": ScoreRequest, "/explain": ExplainRequest}
 _ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

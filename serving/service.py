@@ -12,6 +12,9 @@ Endpoints
 ``GET /model``
     What is being served: model name, version, alias, metrics, when it was loaded, the
     last version refused and why, the rules version, the cold-start policy.
+``GET /ui/``
+    A page for marketers: pick or paste a lead, score it, read the reasons (public
+    static files; its calls to ``/score`` need the key).
 ``GET /healthz`` (live), ``GET /readyz`` (``ready``, or ``degraded`` when the rules answer
 everything because no model is loaded), ``GET /`` and ``/docs.json`` (OpenAPI).
 
@@ -24,10 +27,12 @@ lifecycle :mod:`serving.lifecycle`, auth/limits/errors :mod:`serving.gateway`.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import bentoml
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
+from starlette.staticfiles import StaticFiles
 
 from serving.contract import (
     BATCH_POLICY,
@@ -55,6 +60,9 @@ logger = logging.getLogger("leadscore.serving")
 # routes join the service's OpenAPI document. Its own docs pages are off: BentoML's are
 # the ones.
 info_app = FastAPI(title="leadscore", docs_url=None, redoc_url=None, openapi_url=None)
+# The marketers' page: static files only (no CDN, works offline). It is public (see
+# serving.gateway); the page sends the API key the marketer pastes in with each /score.
+info_app.mount("/ui", StaticFiles(directory=Path(__file__).parent / "ui", html=True), name="ui")
 
 
 @bentoml.asgi_app(info_app, path="/")
