@@ -78,6 +78,7 @@ __all__ = [
     "GRADES",
     "ModelSource",
     "EnginePlugin",
+    "engine_loads",
     "RunPlan",
     "RescoreResult",
     "resolve_model",
@@ -212,22 +213,26 @@ except ImportError:  # pragma: no cover  (distributed is a dependency; keeps imp
     _WorkerPlugin = object  # type: ignore[assignment,misc]
 
 
-class EnginePlugin(_WorkerPlugin):
-    """Loads the Engine once per worker, in ``setup``; tasks read ``plugin.engine``.
+_LOADS: dict[str, int] = {}
 
-    ``loads`` counts loads in this worker (a test checks it is 1 however many partitions
-    the worker scored).
-    """
+
+def engine_loads() -> dict[str, int]:
+    """Engines this process has built, per plugin name (run it on workers with
+    ``client.run(engine_loads)``: one per worker per run, however many partitions)."""
+    return dict(_LOADS)
+
+
+class EnginePlugin(_WorkerPlugin):
+    """Loads the Engine once per worker, in ``setup``; tasks read ``plugin.engine``."""
 
     def __init__(self, source: ModelSource) -> None:
         self.source = source
         self.name = _PLUGIN_PREFIX + source.key
         self.engine: Any = None
-        self.loads = 0
 
     def setup(self, worker: Any) -> None:
         self.engine = build_engine(self.source)
-        self.loads += 1
+        _LOADS[self.name] = _LOADS.get(self.name, 0) + 1
 
     def teardown(self, worker: Any) -> None:
         self.engine = None
@@ -398,7 +403,9 @@ def _assemble(frame: pd.DataFrame, reasons: pa.Array, *, scored_at: pd.Timestamp
         "model_name": strings("model_name"),
         "model_version": strings("model_version"),
         "rules_version": strings("rules_version"),
-        "as_of": pa.array(as_of, type=_TS),
+        # Naive UTC values relabelled as UTC (pandas 3.1 deprecates .values on tz data).
+        "as_of": pa.array(as_of.dt.tz_convert(None).to_numpy(), type=pa.timestamp("us")
+                          ).cast(_TS),
         "scored_at": pa.array([pd.Timestamp(scored_at).as_unit("us")] * n, type=_TS),
         "run_id": pa.array([run_id] * n, type=pa.string()),
     }
@@ -784,11 +791,30 @@ def _current_run(out: Path) -> str | None:
     return target.name if (out / "runs" / target.name / "_SUCCESS").is_file() else None
 
 
+def _to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """A validated frame as Arrow, column by column.
+
+    ``Table.from_pandas`` reads ``Series.values`` of UTC columns, which pandas 3.1
+    deprecates (a warning, an error under our tests); UTC columns go through naive
+    nanoseconds, relabelled as UTC, instead.
+    """
+    columns = {}
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.DatetimeTZDtype):
+            naive = column.dt.tz_convert(None).to_numpy()
+            columns[name] = pa.array(naive, type=pa.timestamp("ns")).cast(
+                pa.timestamp("ns", tz="UTC"))
+        else:
+            columns[name] = pa.array(column.array)
+    return pa.table(columns)
+
+
 def _stage_inputs(plan: RunPlan, leads: pd.DataFrame, acts: pd.DataFrame,
                   parts: np.ndarray, todo: Sequence[int]) -> None:
     """Write each partition's leads and activities (only those not staged yet)."""
-    lead_table = pa.Table.from_pandas(leads, preserve_index=False)
-    act_table = pa.Table.from_pandas(acts, preserve_index=False)
+    lead_table = _to_arrow(leads)
+    act_table = _to_arrow(acts)
     # Each activity goes where its lead goes: look its lead up (Arrow's hash join).
     lead_pos = pc.index_in(act_table["lead_id"], value_set=lead_table["lead_id"])
     keep = pc.is_valid(lead_pos)
@@ -883,10 +909,12 @@ def dask_client(scheduler: str = "local", workers: int | None = None,
 
     if scheduler == "local":
         n = workers or os.cpu_count() or 1
+        # Worker processes get OMP_NUM_THREADS=1 (distributed's nanny pre-spawn
+        # environment does too; said here because throughput depends on it).
+        extra = {"env": {"OMP_NUM_THREADS": "1"}} if processes else {}
         cluster = LocalCluster(
             n_workers=n, threads_per_worker=1, processes=processes,
-            dashboard_address=None, scheduler_port=0, silence_logs=logging.ERROR,
-            env={"OMP_NUM_THREADS": "1"} if processes else None,
+            dashboard_address=None, scheduler_port=0, silence_logs=logging.ERROR, **extra,
         )
         try:
             with Client(cluster) as client:
