@@ -31,6 +31,7 @@ import pytest
 # The serving fixtures (a small fitted LeadModel, the in-process app with a fake
 # registry) are reused, not rebuilt: importing them here registers them for this dir.
 from tests.serving.conftest import (  # noqa: F401
+    crm,
     lead_model,
     make_client,
     other_model,
@@ -98,8 +99,9 @@ def tree_rss_kib(root: int) -> int:
     return total
 
 
-def register(model: Any, tmp: Path, env: dict[str, str]) -> str:
-    """Log ``model`` as the pyfunc in the store ``env`` names, and make it champion."""
+def register(model: Any, tmp: Path, env: dict[str, str], *, promote: bool = True) -> str:
+    """Log ``model`` as the pyfunc in the store ``env`` names; make it champion unless
+    ``promote`` is False (see :func:`promote`)."""
     with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
         # MLflow warns that LeadScoringModel.predict's `Any` hints disable its input
         # validation (deliberate: the pyfunc takes feature frames of any width), and its
@@ -127,8 +129,23 @@ def register(model: Any, tmp: Path, env: dict[str, str]) -> str:
                 registered_model_name=settings.model_name,
             )
         version = str(info.registered_model_version)
-        client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
+        if promote:
+            client.set_registered_model_alias(settings.model_name, settings.model_alias,
+                                              version)
     return version
+
+
+def promote(version: str, env: dict[str, str]) -> None:
+    """Point the champion alias of the store ``env`` names at ``version``."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("LEADSCORE_HOME", "MLFLOW_TRACKING_URI"):
+            mp.setenv(key, env[key])
+        from leadscore.settings import Settings
+        from training import tracking
+
+        settings = Settings()
+        client = tracking.configure(settings)
+        client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
 
 
 @dataclass
