@@ -39,7 +39,7 @@ from features.registry import categorical_features, feature_names
 __all__ = ["build_training_set", "data_end", "eligible_pairs"]
 
 _NS = "datetime64[ns]"
-_CHUNK_ROWS = 65_536
+_CHUNK_ROWS = 262_144
 
 
 def _ns(values: pd.Series) -> np.ndarray:

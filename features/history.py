@@ -99,6 +99,14 @@ def activity_channel(activities: pd.DataFrame) -> pd.Series:
     return pd.Series(pd.array(channel, dtype="string"), index=activities.index)
 
 
+def _arrow_strings(values: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """A column as Arrow strings, without a round trip through Python objects when possible."""
+    values = values.astype("string")
+    if pd.api.types.is_string_dtype(values.dtype) and getattr(values.dtype, "storage", "") == "pyarrow":
+        return pa.array(values.array)
+    return pa.array(values.to_numpy(dtype=object, na_value=None), pa.string())
+
+
 @dataclass(frozen=True)
 class ActivityIndex:
     """Activities of ``n_leads`` leads sorted by (lead, time), with prefix arrays.
@@ -139,11 +147,11 @@ def index_activities(
     Activities of leads not in ``lead_ids`` are ignored: the schema rejects them at the
     boundary, and the online path passes only the requested leads' histories.
     """
-    ids = pa.array(pd.Series(lead_ids).astype("string").to_numpy(dtype=object), pa.string())
+    ids = _arrow_strings(pd.Series(lead_ids))
     n_leads = len(ids)
     # Arrow's hash lookup: several times faster than Index.get_indexer on millions of strings.
     found = pc.index_in(
-        pa.array(activities["lead_id"].astype("string").to_numpy(dtype=object), pa.string()),
+        _arrow_strings(activities["lead_id"]),
         value_set=ids,
     )
     codes = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -151,8 +159,11 @@ def index_activities(
     acts = activities.loc[keep]
     codes = codes[keep].astype(np.int64)
     time = acts["occurred_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    type_code = pd.Index(list(ACTIVITY_TYPES)).get_indexer(acts["type"].astype("string"))
-    type_code = type_code.astype(np.int64)
+    type_code = pc.index_in(
+        _arrow_strings(acts["type"]),
+        value_set=pa.array(list(ACTIVITY_TYPES), pa.string()),
+    )
+    type_code = type_code.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
     # Sort by lead, time, then type so that ties sort the same way online and offline
     # whatever the input order (the per-lead cumulative sums depend on the order).
@@ -268,6 +279,12 @@ class PointInTime:
         self._as_of_values = np.asarray(as_of_values, dtype=np.int64)
         start = index.lead_start[self.lead_code] if len(self.lead_code) else np.empty(0, np.int64)
         self.start = start
+        if len(self.lead_code):
+            last = int(self.lead_code.max())
+            end = index.lead_start[last + 1] if last + 1 < index.n_leads else index.n
+            self._span = (int(index.lead_start[int(self.lead_code.min())]), int(end))
+        else:
+            self._span = (0, 0)
 
     def __len__(self) -> int:
         return len(self.lead_code)
@@ -280,7 +297,12 @@ class PointInTime:
             idx = self.index
             rank = np.searchsorted(idx.times, self._as_of_values - ns, side="left")
             query = self.lead_code * (len(idx.times) + 1) + rank[self._as_of_codes]
-            self._positions[ns] = np.searchsorted(idx.key, query, side="left").astype(np.int64)
+            # Only the pairs' leads' stretch of the index can hold the answers; searching
+            # that slice (small and in cache for a chunk of the builder) gives the same
+            # positions as searching the whole index.
+            lo, hi = self._span
+            found = np.searchsorted(idx.key[lo:hi], query, side="left")
+            self._positions[ns] = found.astype(np.int64) + lo
         return self._positions[ns]
 
     def count(self, days: float, activity_type: str | None = None, *, skip_days: float = 0) -> np.ndarray:
