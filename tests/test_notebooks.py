@@ -56,7 +56,8 @@ def test_notebook_runs_top_to_bottom(name: str, tmp_path: Path,
     monkeypatch.setenv("LEADSCORE_NB_WORKDIR", str(work))
     monkeypatch.setenv("LEADSCORE_NB_LEADS", "3000")
     monkeypatch.setenv("LEADSCORE_NB_TREES", "40")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    # Figures go through ipykernel's inline backend (headless), as they would in Jupyter.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     # The 'python3' kernelspec (ipykernel's, in the venv) says "python"; jupyter_client
     # launches that as sys.executable. Check it, so the notebooks never run on another
@@ -72,3 +73,6 @@ def test_notebook_runs_top_to_bottom(name: str, tmp_path: Path,
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if "image/png" in o.get("data", {})]
+    assert images, f"{name} drew no figure"
