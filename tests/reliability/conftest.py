@@ -111,7 +111,6 @@ def register(model: Any, tmp: Path, env: dict[str, str], *, promote: bool = True
         warnings.filterwarnings("ignore", message="The ``noload`` loader strategy",
                                 category=DeprecationWarning)
         import mlflow
-
         from leadscore.settings import Settings
         from training import tracking
         from training.pyfunc import LeadScoringModel, pip_requirements, write_artifacts
@@ -164,7 +163,13 @@ class Server:
 
 
 def start_server(tmp: Path, *, tracking_uri: str | None = None, poll_s: float = 1.0,
-                 extra_env: dict[str, str] | None = None) -> Server:
+                 extra_env: dict[str, str] | None = None,
+                 champion: Any = None) -> Server:
+    """Start ``leadscore serve``; register ``champion`` first when given.
+
+    Registering before the start matters: a server starting on an empty SQLite store
+    creates its tables while the test would be creating them too (a migration race that
+    fails with 'duplicate column name')."""
     port = free_port()
     home = tmp / "home"
     home.mkdir(exist_ok=True)
@@ -172,6 +177,8 @@ def start_server(tmp: Path, *, tracking_uri: str | None = None, poll_s: float = 
            "MLFLOW_TRACKING_URI": tracking_uri or f"sqlite:///{tmp / 'mlflow.db'}",
            "LEADSCORE_POLL_INTERVAL_S": str(poll_s), "OMP_NUM_THREADS": "1",
            **(extra_env or {})}
+    if champion is not None:
+        register(champion, tmp, env)
     log = tmp / "server.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(
@@ -199,13 +206,12 @@ def _ready(server: Server, want: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def model_server(tmp_path_factory: pytest.TempPathFactory, lead_model: Any
+def model_server(tmp_path_factory: pytest.TempPathFactory, lead_model: Any  # noqa: F811  (the fixture)
                  ) -> Iterator[Server]:
     """The real server with a trained champion, shared by a module's tests."""
     tmp = tmp_path_factory.mktemp("server")
-    server = start_server(tmp)
+    server = start_server(tmp, champion=lead_model)
     try:
-        register(lead_model, tmp, server.env)
         wait_until(lambda: _ready(server, "ready"), 180, "the server to serve the model")
         yield server
     finally:
@@ -213,12 +219,11 @@ def model_server(tmp_path_factory: pytest.TempPathFactory, lead_model: Any
 
 
 @pytest.fixture
-def fresh_model_server(tmp_path: Path, lead_model: Any) -> Iterator[Server]:
+def fresh_model_server(tmp_path: Path, lead_model: Any) -> Iterator[Server]:  # noqa: F811
     """A server of the test's own, with a champion (for tests that move the alias)."""
     (tmp_path / "srv").mkdir()
-    server = start_server(tmp_path / "srv")
+    server = start_server(tmp_path / "srv", champion=lead_model)
     try:
-        register(lead_model, tmp_path / "srv", server.env)
         wait_until(lambda: _ready(server, "ready"), 180, "the server to serve the model")
         yield server
     finally:
