@@ -10,6 +10,7 @@ import sys
 from features.errors import LeadscoreError
 from leadscore.cli import (  # noqa: F401  (each module registers its commands)
     batch_cmd,
+    bench_cmd,
     data_cmd,
     features_cmd,
     report_cmd,

@@ -1,0 +1,173 @@
+"""Framework overhead: leadscore ``POST /score`` (BentoML + gateway) vs a bare ASGI endpoint.
+
+The bare endpoint is a raw ASGI callable served by uvicorn (what BentoML runs on) that
+does exactly the scoring work of ``/score`` and nothing else: parse and validate the
+body with the same pydantic contract, ``serving.scorer.frames_from_payload`` and
+``score_frame`` on the same engine (same model version, same rules), and the same
+response model. No auth, no request ids, no body limits, no BentoML. The ratio
+leadscore/bare is the price of the framework and the gateway.
+
+Both get the same single-lead body from ``benchmarks/serving.py``'s sampler, 1 worker
+each, ``--clients`` closed-loop clients for ``--seconds``, one after the other.
+
+Usage::
+
+    OMP_NUM_THREADS=1 nice uv run python benchmarks/serving_overhead.py [--seconds 10]
+        [--clients 4] [--data DIR]
+
+Needs a champion in the store under ``LEADSCORE_HOME`` (like ``benchmarks/serving.py``).
+Writes ``benchmarks/out/serving_overhead.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+
+def _bench_serving() -> Any:
+    # benchmarks/serving.py would import as 'serving' and shadow the package: load it by path.
+    spec = importlib.util.spec_from_file_location("bench_serving", HERE / "serving.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def bare_app() -> Any:
+    """The bare ASGI app (uvicorn factory): the scoring core behind a raw ASGI callable."""
+    import pandas as pd
+
+    from features.registry import FEATURE_SET_VERSION  # noqa: F401  (same import cost)
+    from leadscore.settings import Settings, disable_telemetry
+    from rules_fallback import load_rules
+    from serving.contract import ScoreRequest, ScoreResponse
+    from serving.lifecycle import Candidate, mlflow_loader
+    from serving.scorer import Engine, ModelBundle, frames_from_payload, score_frame
+
+    disable_telemetry()
+    settings = Settings()
+    uri = os.environ["BARE_MODEL_URI"]
+    candidate = Candidate(settings.model_name, uri.rsplit("/", 1)[-1], None, uri)
+    model = mlflow_loader(settings)(candidate)
+    bundle = ModelBundle(model=model, name=candidate.name, version=candidate.version,
+                         alias=None, uri=uri, loaded_at=pd.Timestamp.now(tz="UTC"))
+    engine = Engine(bundle, load_rules(settings.rules_file), settings.cold_start_policy)
+
+    def score(body: bytes) -> bytes:
+        request = ScoreRequest.model_validate_json(body)
+        as_of = pd.Timestamp(request.as_of) if request.as_of else pd.Timestamp.now(tz="UTC")
+        leads, acts, lead_as_of = frames_from_payload(request.leads, default_as_of=as_of)
+        out = score_frame(leads, acts, engine, as_of=lead_as_of,
+                          top_reasons=request.top_reasons)
+        records = out.to_dict("records")
+        for r in records:
+            r["reasons"] = [reason.to_dict() for reason in r["reasons"]]
+            r["as_of"] = pd.Timestamp(r["as_of"]).to_pydatetime()
+        return ScoreResponse.model_validate({"results": records}).model_dump_json().encode()
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        if scope["path"] == "/ping":
+            payload, status = b"ok", 200
+        else:
+            payload, status = score(b"".join(chunks)), 200
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": payload})
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--data", type=Path, default=None)
+    args = parser.parse_args()
+
+    from leadscore.settings import Settings, disable_telemetry
+    from training.tracking import resolve_alias
+
+    bs = _bench_serving()
+    disable_telemetry()
+    settings = Settings()
+    found = resolve_alias(settings)
+    if found is None:
+        sys.exit("no champion in the store; run `leadscore quickstart` first")
+    name, version, uri = found
+    lead, as_of = bs._sample_lead(args.data or settings.data_dir / "synthetic")
+    body = {"leads": [lead], "as_of": as_of.isoformat(), "top_reasons": 3}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LEADSCORE_API_KEY": "bench",
+           "LEADSCORE_HOME": str(settings.home),
+           "MLFLOW_TRACKING_URI": settings.resolved_tracking_uri,
+           "BARE_MODEL_URI": f"models:/{name}/{version}"}
+    results: dict[str, Any] = {}
+
+    port = bs._free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from leadscore.cli import main; main()", "serve",
+         "--port", str(port), "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        bs._wait(f"http://127.0.0.1:{port}/readyz")
+        auth = {"Authorization": "Bearer bench"}
+        check = httpx.post(f"http://127.0.0.1:{port}/score", json=body, headers=auth,
+                           timeout=30).json()["results"][0]
+        assert check["scored_by"] == "model", check
+        results["leadscore"] = asyncio.run(bs._load(
+            f"http://127.0.0.1:{port}/score", body, auth, args.seconds, args.clients))
+    finally:
+        bs._stop(proc)
+
+    port = bs._free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "serving_overhead:bare_app",
+         "--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--log-level", "warning", "--no-access-log"],
+        env={**env, "PYTHONPATH": str(HERE.parent)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        bs._wait(f"http://127.0.0.1:{port}/ping")
+        bare = httpx.post(f"http://127.0.0.1:{port}/score", json=body, timeout=30).json()
+        same = bare["results"][0]
+        assert (same["probability"], same["model_version"]) == (check["probability"],
+                                                                check["model_version"]), same
+        results["bare_asgi"] = asyncio.run(bs._load(
+            f"http://127.0.0.1:{port}/score", body, {}, args.seconds, args.clients))
+    finally:
+        bs._stop(proc)
+
+    ratio = results["leadscore"]["throughput_rps"] / results["bare_asgi"]["throughput_rps"]
+    report = {"model": f"{name}/{version}", "clients": args.clients, "seconds": args.seconds,
+              "workers": 1, "cpu_count": os.cpu_count(), **results,
+              "throughput_ratio": ratio,
+              "p50_overhead_ms": results["leadscore"]["p50_ms"] - results["bare_asgi"]["p50_ms"]}
+    OUT.mkdir(exist_ok=True)
+    (OUT / "serving_overhead.json").write_text(json.dumps(report, indent=2))
+    for key, r in results.items():
+        print(f"{key:<10} {r['throughput_rps']:8.1f} req/s  p50 {r['p50_ms']:6.1f} ms  "
+              f"p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}")
+    print(f"throughput ratio leadscore/bare: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
