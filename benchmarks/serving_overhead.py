@@ -139,14 +139,21 @@ def main() -> None:
         bs._stop(proc)
 
     port = bs._free_port()
+    # Not `uvicorn --app-dir benchmarks`: with this folder first on sys.path, the package
+    # `serving` would resolve to benchmarks/serving.py. Run this file under another name.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "serving_overhead:bare_app",
-         "--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--log-level", "warning", "--no-access-log"],
-        env={**env, "PYTHONPATH": str(HERE.parent)}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
+        [sys.executable, "-c", f"import runpy; runpy.run_path({str(Path(__file__))!r}, "
+         "run_name='serve_bare')"],
+        env={**env, "PYTHONPATH": str(HERE.parent), "BARE_PORT": str(port)},
+        cwd=HERE.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True)
     try:
-        bs._wait(f"http://127.0.0.1:{port}/ping")
+        try:
+            bs._wait(f"http://127.0.0.1:{port}/ping", timeout=120)
+        except RuntimeError:
+            bs._stop(proc)
+            raise RuntimeError("the bare ASGI server did not start:\n"
+                               + proc.stderr.read().decode(errors="replace")[-2000:]) from None
         bare = httpx.post(f"http://127.0.0.1:{port}/score", json=body, timeout=30).json()
         same = bare["results"][0]
         assert (same["probability"], same["model_version"]) == (check["probability"],
@@ -169,5 +176,10 @@ def main() -> None:
     print(f"throughput ratio leadscore/bare: {ratio:.2f}x")
 
 
-if __name__ == "__main__":
+if __name__ == "serve_bare":  # the child started by main(), see there
+    import uvicorn
+
+    uvicorn.run(bare_app(), host="127.0.0.1", port=int(os.environ["BARE_PORT"]),
+                log_level="warning", access_log=False)
+elif __name__ == "__main__":
     main()
