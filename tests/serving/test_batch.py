@@ -407,7 +407,11 @@ def test_killed_run_restarts_without_duplicates(tmp_path, synthetic_dir):
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    # Read and close the pipe here: left to the garbage collector, it raised a
+    # ResourceWarning (an error under filterwarnings=error) inside a later test.
+    with proc.stderr:
+        stderr = proc.stderr.read().decode()[-2000:]
+    assert proc.returncode == -signal.SIGKILL, stderr
     complete = list(out.glob(".staging/*/scores/part-*.parquet"))
     assert 3 <= len(complete) < 60
     assert not (out / "scores").exists()  # a reader sees no half run
