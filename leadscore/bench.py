@@ -275,7 +275,7 @@ def _f(x: Any, nd: int = 1) -> str:
     if isinstance(x, (int,)) and not isinstance(x, bool):
         return f"{x:,}"
     if isinstance(x, float):
-        return f"{x:,.{nd}f}"
+        return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:,.{nd}f}"
     return str(x)
 
 
