@@ -1108,16 +1108,27 @@ def _run_partitions(plan: RunPlan, source: ModelSource, todo: Sequence[int],
             for p in todo
         ]
         finished = already
+        failure: OSError | None = None
         for future in as_completed(futures):
             try:
                 future.result()
-            except OSError:
-                for other in futures:
-                    other.cancel()
-                raise
+            except OSError as exc:
+                # Not cancelled: a cancelled future that is already running on a worker
+                # reports done at once yet goes on writing. Drain instead (on a full
+                # disk the rest fail fast) and raise once nothing of this run is still
+                # writing; every partition that did finish is complete (temp file +
+                # rename) and the next run reuses it.
+                failure = failure or exc
+                continue
             finished += 1
             if progress:
                 progress(finished, plan.n_partitions)
+        if failure is not None:
+            # Release the (now finished) tasks: their keys are the run's own, and a rerun
+            # would otherwise be handed these cached errors instead of running again.
+            client.cancel(futures)
+            del futures
+            raise failure
 
 
 def _unregister(client: Any, name: str) -> None:
