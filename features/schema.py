@@ -42,6 +42,8 @@ __all__ = [
     "LEAD_PII_FIELDS",
     "LEAD_TIMESTAMP_FIELDS",
     "ACTIVITY_OPTIONAL_FIELDS",
+    "EARLIEST_TIMESTAMP",
+    "LATEST_TIMESTAMP",
     "ValidatedActivities",
     "validate_leads",
     "validate_activities",
@@ -86,8 +88,10 @@ ACTIVITY_OPTIONAL_FIELDS: tuple[str, ...] = ("url", "campaign", "duration_s")
 _CLOCK_SKEW = pd.Timedelta(minutes=5)
 # CRM data outside these years is a typo or a sentinel, and pandas' nanosecond
 # timestamps cannot hold much beyond 2262: name it rather than overflow later.
-_EARLIEST = pd.Timestamp("1970-01-01T00:00:00Z")
-_LATEST = pd.Timestamp("2200-01-01T00:00:00Z")
+EARLIEST_TIMESTAMP = pd.Timestamp("1970-01-01T00:00:00Z")
+LATEST_TIMESTAMP = pd.Timestamp("2200-01-01T00:00:00Z")
+"""Timestamps must fall in [EARLIEST_TIMESTAMP, LATEST_TIMESTAMP), at every boundary."""
+_EARLIEST, _LATEST = EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 _OFFSET_RE = r"(?:[zZ]|[+-]\d{2}:?\d{2}|UTC|GMT)\s*$"
 
 

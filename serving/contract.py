@@ -17,9 +17,30 @@ unaffected.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from features.schema import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
+
+
+def _in_range(value: datetime) -> datetime:
+    # The data contract's range, checked here so that a year-0400 created_at is a 422
+    # naming the field instead of an overflow inside pandas (found by the fuzz test).
+    if not _EARLIEST <= value < _LATEST:
+        raise ValueError(
+            f"is out of range; expected a time from {EARLIEST_TIMESTAMP.year} "
+            f"to {LATEST_TIMESTAMP.year - 1}"
+        )
+    return value
+
+
+# As Python datetimes: pandas' own Timestamp cannot even compare with year 0400.
+_EARLIEST = EARLIEST_TIMESTAMP.to_pydatetime()
+_LATEST = LATEST_TIMESTAMP.to_pydatetime()
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
+"""An ISO 8601 time with a UTC offset, within the data contract's range."""
 
 __all__ = [
     "Activity",
@@ -85,7 +106,7 @@ class Activity(_Strict):
         "generic engagement.",
         examples=["pricing_page_view"],
     )
-    occurred_at: AwareDatetime = Field(
+    occurred_at: Timestamp = Field(
         description="When it happened, ISO 8601 with a UTC offset. Only activities "
         "strictly before the lead's as_of count.",
         examples=["2026-02-27T14:05:00Z"],
@@ -104,11 +125,11 @@ class Lead(_Strict):
         min_length=1, max_length=200, description="The CRM's id for the lead; echoed back.",
         examples=["L-000123"],
     )
-    created_at: AwareDatetime = Field(
+    created_at: Timestamp = Field(
         description="When the lead was created, ISO 8601 with a UTC offset.",
         examples=["2026-02-01T09:30:00Z"],
     )
-    as_of: AwareDatetime | None = Field(
+    as_of: Timestamp | None = Field(
         default=None,
         description="Score the lead as it stood at this time; overrides the request's "
         "as_of. Defaults to the request's as_of, else now.",
@@ -152,7 +173,7 @@ class ScoreRequest(_Strict):
         "1,000) leads gets 413. " + BATCH_POLICY,
         examples=[[_EXAMPLE_LEAD]],
     )
-    as_of: AwareDatetime | None = Field(
+    as_of: Timestamp | None = Field(
         default=None,
         description="Score every lead as it stood at this time (default: now). A lead's "
         "own as_of overrides it.",
@@ -171,7 +192,7 @@ class ExplainRequest(_Strict):
     """One lead to explain in full."""
 
     lead: Lead = Field(description="The lead to explain.", examples=[_EXAMPLE_LEAD])
-    as_of: AwareDatetime | None = Field(
+    as_of: Timestamp | None = Field(
         default=None, description="Explain as of this time (default: now).", examples=[None]
     )
 

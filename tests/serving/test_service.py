@@ -237,3 +237,26 @@ def test_model_endpoint_and_openapi(make_client, served):
     schemas = spec["components"]["schemas"]
     assert "all-or-nothing" in spec["paths"]["/score"]["post"]["description"]
     assert schemas["Lead"]["properties"]["lead_id"]["description"]
+
+
+@pytest.mark.parametrize("path", ["/score", "/explain"])
+@pytest.mark.parametrize("field", ["created_at", "as_of", "activity"])
+def test_out_of_range_timestamps_get_422_naming_the_field(make_client, served, crm, path,
+                                                          field):
+    # Found by the fuzz test: a year-0400 created_at on /explain overflowed inside
+    # pandas and answered 500. The contract now refuses it like any bad value.
+    leads, acts = crm
+    lead = lead_payload(leads, acts, 0)
+    if field == "activity":
+        lead["activities"] = [{"type": "page_view", "occurred_at": "0400-01-01T00:00:00Z"}]
+        where = "activities[0].occurred_at"
+    else:
+        lead[field] = "0400-01-01T00:00:00Z" if field == "created_at" else "2262-05-01T00:00:00Z"
+        where = field
+    body = {"leads": [lead]} if path == "/score" else {"lead": lead}
+    with make_client() as client:
+        r = client.post(path, json=body)
+    assert r.status_code == 422, r.text
+    detail = "\n".join(r.json()["detail"])
+    prefix = "leads[0]." if path == "/score" else "lead."
+    assert f"{prefix}{where}" in detail and "out of range" in detail, detail
