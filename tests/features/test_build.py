@@ -165,12 +165,9 @@ def test_bad_parameters_are_named(kwargs, message):
         build_training_set(leads, acts, **kwargs)
 
 
-def test_snapshots_join_the_generator_truth(request):
+def test_snapshots_join_the_generator_truth(synthetic_dir):
     """Every training row is a truth row on (lead_id, as_of), with the same label."""
-    try:
-        directory = Path(request.getfixturevalue("synthetic_dir"))
-    except pytest.FixtureLookupError:
-        pytest.skip("the synthetic_dir fixture is not available yet")
+    directory = Path(synthetic_dir)
     leads = validate_leads(pd.read_parquet(directory / "leads.parquet"))
     acts = validate_activities(
         pd.read_parquet(directory / "activities.parquet"), lead_ids=leads["lead_id"]

@@ -558,12 +558,9 @@ def test_cli_bad_option_and_missing_file(tmp_path):
 
 
 @pytest.fixture
-def generated(request: pytest.FixtureRequest) -> Path:
-    """The session's generated CRM (leads, activities, truth), once conftest provides it."""
-    try:
-        return Path(request.getfixturevalue("synthetic_dir"))
-    except pytest.FixtureLookupError:
-        pytest.skip("the synthetic_dir fixture (features/synthetic.py) is not in conftest yet")
+def generated(synthetic_dir) -> Path:
+    """The session's generated CRM (leads, activities, truth)."""
+    return Path(synthetic_dir)
 
 
 def truth_as_scores(truth: pd.DataFrame) -> pd.DataFrame:
