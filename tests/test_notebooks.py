@@ -7,9 +7,6 @@ pointed at ``tmp_path``: the repository's mlflow/ is never touched.
 
 from __future__ import annotations
 
-import gc
-import warnings
-
 import sys
 import time
 from pathlib import Path
@@ -72,14 +69,6 @@ def test_notebook_runs_top_to_bottom(name: str, tmp_path: Path,
     started = time.monotonic()
     client.execute()
     took = time.monotonic() - started
-    # jupyter_client leaves the shut-down kernel's ZMQ sockets to the garbage collector,
-    # which warns "Unclosed socket" whenever it next runs: under filterwarnings=error
-    # that failed whichever unrelated test happened to trigger a collection. Collect
-    # here, where the sockets are known to be closed kernels' leftovers.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"Unclosed (socket|context) <zmq",
-                                category=ResourceWarning)
-        gc.collect()
     assert took < BUDGET_S * 1.5, f"{name} took {took:.0f} s"
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.servers import free_port, register_model, wait_until  # noqa: F401  (re-exported to the tests)
 
 # The serving fixtures (a small fitted LeadModel, the in-process app with a fake
 # registry) are reused, not rebuilt: importing them here registers them for this dir.
@@ -44,26 +44,6 @@ LOAD_CLIENTS = 32 if FULL else 8
 FUZZ_CASES = 1200 if FULL else 200
 API_KEY = "reliability-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def _children() -> dict[int, list[int]]:
@@ -110,27 +90,12 @@ def register(model: Any, tmp: Path, env: dict[str, str], *, promote: bool = True
                                 category=UserWarning)
         warnings.filterwarnings("ignore", message="The ``noload`` loader strategy",
                                 category=DeprecationWarning)
-        import mlflow
         from leadscore.settings import Settings
-        from training import tracking
-        from training.pyfunc import LeadScoringModel, pip_requirements, write_artifacts
 
         for key in ("LEADSCORE_HOME", "MLFLOW_TRACKING_URI"):
             mp.setenv(key, env[key])
-        settings = Settings()
-        client = tracking.configure(settings)
-        exp = tracking.ensure_experiment(client, "reliability", settings)
-        with mlflow.start_run(experiment_id=exp):
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=LeadScoringModel(),
-                artifacts=write_artifacts(model, tmp / f"art-{id(model)}-{time.time_ns()}"),
-                pip_requirements=pip_requirements(),
-                registered_model_name=settings.model_name,
-            )
-        version = str(info.registered_model_version)
-        if promote:
-            client.set_registered_model_alias(settings.model_name, settings.model_alias,
-                                              version)
+        version = register_model(model, tmp, experiment="reliability", settings=Settings(),
+                                 promote=promote)
     return version
 
 

@@ -33,6 +33,7 @@ from serving.batch import (
     partition_of,
     score_partition_frame,
 )
+from tests.servers import register_model
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = pd.Timestamp("2026-03-01T00:00:00Z")
@@ -331,26 +332,6 @@ def test_batch_equals_the_api_on_1000_leads_and_loads_once_per_worker(
                                    [r["impact"] for r in theirs], rtol=0, atol=1e-9)
 
 
-def _register(model: Any, tmp: Path) -> str:
-    """Log ``model`` as the project's pyfunc, register it and make it the champion."""
-    import mlflow
-    from training import tracking
-    from training.pyfunc import LeadScoringModel, pip_requirements, write_artifacts
-
-    settings = _settings()
-    client = tracking.configure(settings)
-    exp = tracking.ensure_experiment(client, "batch-it", settings)
-    with mlflow.start_run(experiment_id=exp):
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=LeadScoringModel(),
-            artifacts=write_artifacts(model, tmp / "art"),
-            pip_requirements=pip_requirements(), registered_model_name=settings.model_name,
-        )
-    version = str(info.registered_model_version)
-    client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
-    return version
-
-
 # MLflow's model logging and SQLite store warn about their own internals (the pyfunc's
 # Any type hint, SQLAlchemy's noload); not ours to fix, and warnings are errors here.
 @pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning")
@@ -365,7 +346,7 @@ def test_cli_rescores_generated_data_then_shows_grade_movements(tmp_path, synthe
     from leadscore.cli import app
     from serving.score_history import lead_trend
 
-    version = _register(lead_model, tmp_path)
+    version = register_model(lead_model, tmp_path, experiment="batch-it", settings=_settings())
     out = tmp_path / "out"
     runner = CliRunner()
     first = runner.invoke(app, ["rescore", "--data", str(synthetic_dir), "--out", str(out),

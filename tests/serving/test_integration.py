@@ -9,65 +9,21 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.servers import free_port, register_model, wait_until
 from tests.serving.conftest import NOW, lead_payload
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _register(model, tmp: Path) -> str:
-    """Log ``model`` as the pyfunc, register it and point 'champion' at it."""
-    import mlflow
-
-    from leadscore.settings import Settings
-    from training import tracking
-    from training.pyfunc import LeadScoringModel, pip_requirements, write_artifacts
-
-    settings = Settings()
-    client = tracking.configure(settings)
-    exp = tracking.ensure_experiment(client, "serving-it", settings)
-    with mlflow.start_run(experiment_id=exp):
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=LeadScoringModel(),
-            artifacts=write_artifacts(model, tmp / f"art-{id(model)}"),
-            pip_requirements=pip_requirements(), registered_model_name=settings.model_name,
-        )
-    version = str(info.registered_model_version)
-    client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
-    return version
-
-
-def _wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
 @pytest.fixture
 def server(tmp_path, isolated_env):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "LEADSCORE_API_KEY": "k", "LEADSCORE_POLL_INTERVAL_S": "1",
            "OMP_NUM_THREADS": "1"}
     log = (tmp_path / "server.log").open("w")
@@ -78,7 +34,7 @@ def server(tmp_path, isolated_env):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200,
+        wait_until(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200,
                     120, "the server to be ready")
         yield base
     finally:
@@ -113,8 +69,8 @@ def test_done_when_flow_over_http(server, crm, lead_model, tmp_path):
     assert (x["scored_by"], x["fallback_reason"]) == ("rules", "no_model")
     assert httpx.get(f"{server}/readyz").json()["status"] == "degraded"
 
-    version = _register(lead_model, tmp_path)
-    info = _wait_until(
+    version = register_model(lead_model, tmp_path, experiment="serving-it")
+    info = wait_until(
         lambda: (m := httpx.get(f"{server}/model", headers=auth).json())["model_version"]
         == version and m, 60, "the promotion to be picked up",
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.servers import free_port, register_model
 
 pytestmark = [
     pytest.mark.integration, pytest.mark.browser, pytest.mark.slow,
@@ -47,38 +48,11 @@ def _chromium() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _register_champion(model, tmp: Path) -> str:
-    """Log ``model`` as the pyfunc, register it and point the champion alias at it."""
-    import mlflow
-    from leadscore.settings import Settings
-    from training import tracking
-    from training.pyfunc import LeadScoringModel, pip_requirements, write_artifacts
-
-    settings = Settings()
-    client = tracking.configure(settings)
-    exp = tracking.ensure_experiment(client, "ui-browser", settings)
-    with mlflow.start_run(experiment_id=exp):
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=LeadScoringModel(),
-            artifacts=write_artifacts(model, tmp / "art"),
-            pip_requirements=pip_requirements(), registered_model_name=settings.model_name,
-        )
-    version = str(info.registered_model_version)
-    client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
-    return version
-
-
 @pytest.fixture
 def served(tmp_path, isolated_env, lead_model):
     """(base URL, champion version) of a real server with a champion and an API key."""
-    version = _register_champion(lead_model, tmp_path)
-    port = _free_port()
+    version = register_model(lead_model, tmp_path, experiment="ui-browser")
+    port = free_port()
     env = {**os.environ, "LEADSCORE_API_KEY": KEY, "OMP_NUM_THREADS": "1"}
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
