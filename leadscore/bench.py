@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from leadscore.atomic import write_atomically
+
 __all__ = ["Step", "StepResult", "plan", "run_all", "render", "write_atomic", "machine"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -432,17 +434,5 @@ def _sections(res: list[StepResult]) -> list[str]:
 
 
 def write_atomic(text: str, path: Path) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk, rename over ``path``:
-    a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it private; the report is for everyone
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically: a reader sees the old file or the new one."""
+    write_atomically(path, lambda tmp: tmp.write_text(text))

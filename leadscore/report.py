@@ -34,8 +34,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,6 +52,7 @@ from features.schema import (
     validate_activities,
     validate_leads,
 )
+from leadscore.atomic import write_atomically
 
 __all__ = [
     "SALES_READY_ACTIONS",
@@ -1453,18 +1452,5 @@ def write_report(
         scores_label=Path(scores_path).name if scores_path is not None else "",
     )
     page = render_report_html(report)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(page)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); a report is meant to be shared.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return report

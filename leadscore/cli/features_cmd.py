@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +11,7 @@ import typer
 from features.build import build_training_set
 from features.registry import FEATURE_SET_VERSION, feature_names
 from features.schema import validate_activities, validate_leads
+from leadscore.atomic import write_atomically
 from leadscore.cli._common import console, parse_duration, parse_timestamp, settings
 from leadscore.cli.app import app
 
@@ -30,19 +29,6 @@ def _read_table(data: Path, name: str) -> pd.DataFrame:
         f"{' and '.join(t + '.parquet' for t in _TABLES)} (as written by 'leadscore generate')",
         param_hint="--data",
     )
-
-
-def write_parquet_atomically(frame: pd.DataFrame, out: Path) -> None:
-    """Write to a temporary file beside ``out``, then rename: readers never see half a file."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @app.command("build-training-set")
@@ -111,7 +97,7 @@ def build_training_set_cmd(
         censored="keep" if keep_censored else "drop",
     )
     frame.attrs["feature_set_version"] = FEATURE_SET_VERSION
-    write_parquet_atomically(frame, out)
+    write_atomically(out, lambda tmp: frame.to_parquet(tmp, index=False))
     snapshots = frame["as_of"].nunique()
     rate = float(frame["label"].mean()) if len(frame) else 0.0
     console.print(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +13,7 @@ import typer
 
 from features.errors import RulesError
 from features.schema import validate_activities, validate_leads
+from leadscore.atomic import write_atomically
 from leadscore.cli._common import console, parse_timestamp, settings
 from leadscore.cli.app import rules_app
 from rules_fallback import evaluate, load_rules
@@ -63,19 +62,6 @@ def _reasons_column(table: pd.DataFrame, n: int) -> pa.Array:
         fields=list(_REASON_TYPE),
     )
     return pa.ListArray.from_arrays(pa.array(offsets), structs)
-
-
-def _write_atomically(table: pa.Table, out: Path) -> None:
-    """Write next to the target, then rename: readers never see a half-written file."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @rules_app.command("score")
@@ -135,7 +121,7 @@ def score(
     table = table.append_column(
         "reasons", _reasons_column(evaluation.reason_table(top_reasons), len(scores))
     )
-    _write_atomically(table, out)
+    write_atomically(out, lambda tmp: pq.write_table(table, tmp))
     counts = pd.Series(scores["grade"]).value_counts().reindex(["A", "B", "C", "D"], fill_value=0)
     typer.echo(
         f"scored {len(scores)} leads as of {when.isoformat()} with rules {rules.provenance}: "
