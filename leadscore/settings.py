@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     )
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=10_000_000, ge=1024)
+    history_dir: Path | None = Field(
+        default=None,
+        description="The score history dataset that 'leadscore rescore --out DIR' keeps, "
+        "i.e. DIR/history. When set, every /score result carries the lead's trend from it.",
+    )
     rules_file: Path | None = Field(
         default=None, description="Rules YAML for the fallback; the packaged default if unset."
     )

@@ -256,6 +256,13 @@ class ScoreResult(_Strict):
         description="Top positive reasons (largest first), then top negative reasons "
         "(most negative first). For the rules, the rules that fired."
     )
+    trend: Literal["improving", "steady", "declining"] | None = Field(
+        default=None,
+        description="The lead's score trend across the last two batch rescoring runs "
+        "(a move of 5 points or more counts). Null when the service has no score history "
+        "(LEADSCORE_HISTORY_DIR unset) or the lead was never batch-scored.",
+        examples=["improving"],
+    )
 
 
 class ScoreResponse(_Strict):

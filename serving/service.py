@@ -50,6 +50,7 @@ with bentoml.importing():
     from features.errors import DataValidationError
     from leadscore.settings import Settings, disable_telemetry
     from serving.lifecycle import ModelLifecycle, mlflow_loader, mlflow_resolver
+    from serving.score_history import lead_trend
     from serving.scorer import explain_one, frames_from_payload, score_frame
 
 __all__ = ["LeadScoring"]
@@ -146,7 +147,12 @@ class LeadScoring:
         except DataValidationError as exc:
             return _unprocessable(exc, request.leads)  # type: ignore[return-value]
         logger.info("scored %d leads (%s)", len(out), _by_counts(out))
-        return ScoreResponse.model_validate({"results": _records(out)})
+        records = _records(out)
+        if self.settings.history_dir is not None:
+            trends = lead_trend(self.settings.history_dir, [r["lead_id"] for r in records])
+            for record in records:
+                record["trend"] = trends.get(record["lead_id"])
+        return ScoreResponse.model_validate({"results": records})
 
     @bentoml.api(route="/explain")
     def explain(self, request: ExplainRequest, /) -> ExplainResponse:

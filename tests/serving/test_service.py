@@ -11,7 +11,7 @@ from tests.serving.conftest import NOW, lead_payload
 
 CONTRACT_FIELDS = {
     "lead_id", "as_of", "probability", "score", "grade", "route", "scored_by",
-    "fallback_reason", "model_name", "model_version", "rules_version", "reasons",
+    "fallback_reason", "model_name", "model_version", "rules_version", "reasons", "trend",
 }
 
 
@@ -260,3 +260,44 @@ def test_out_of_range_timestamps_get_422_naming_the_field(make_client, served, c
     detail = "\n".join(r.json()["detail"])
     prefix = "leads[0]." if path == "/score" else "lead."
     assert f"{prefix}{where}" in detail and "out of range" in detail, detail
+
+
+def _history_run(history, run_id: str, as_of: str, scores: dict[str, int]) -> None:
+    """One batch run's rows, written the way 'leadscore rescore' appends them."""
+    import pyarrow as pa
+
+    from serving.score_history import HISTORY_COLUMNS, append_history
+
+    n = len(scores)
+    run_dir = history.parent / "runs" / run_id
+    run_dir.mkdir(parents=True)
+    when = pa.array([pd.Timestamp(as_of)] * n, type=pa.timestamp("us", tz="UTC"))
+    table = pa.table({
+        "lead_id": list(scores), "as_of": when, "scored_at": when, "run_id": [run_id] * n,
+        "probability": [s / 100 for s in scores.values()], "score": list(scores.values()),
+        "grade": ["C"] * n, "scored_by": ["model"] * n, "model_version": ["1"] * n,
+    })
+    import pyarrow.parquet as pq
+
+    pq.write_table(table.select(list(HISTORY_COLUMNS)), run_dir / "part-0.parquet")
+    append_history(history, run_dir)
+
+
+def test_results_carry_the_trend_from_the_batch_score_history(make_client, served, crm,
+                                                               tmp_path):
+    leads, _ = crm
+    up, flat, down, never = (str(leads["lead_id"].iloc[i]) for i in range(4))
+    history = tmp_path / "out" / "history"
+    _history_run(history, "r1", "2026-02-01T00:00:00Z", {up: 10, flat: 30, down: 60})
+    _history_run(history, "r2", "2026-02-08T00:00:00Z", {up: 25, flat: 32, down: 40})
+    with make_client(history_dir=str(history)) as client:
+        r = client.post("/score", json=_body(crm, idx=range(4)))
+    assert r.status_code == 200, r.text
+    trends = {x["lead_id"]: x["trend"] for x in r.json()["results"]}
+    assert trends == {up: "improving", flat: "steady", down: "declining", never: None}
+
+
+def test_without_a_history_there_is_no_trend(make_client, served, crm):
+    with make_client() as client:
+        r = client.post("/score", json=_body(crm, idx=range(2)))
+    assert [x["trend"] for x in r.json()["results"]] == [None, None]
