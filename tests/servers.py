@@ -5,7 +5,11 @@ One copy for the integration, browser, batch and reliability tests.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,3 +66,26 @@ def register_model(model: Any, artifacts: Path, *, experiment: str,
     if promote:
         client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
     return version
+
+
+def spawn_server(env: dict[str, str], log_path: Path) -> tuple[str, subprocess.Popen]:
+    """Start ``leadscore serve`` on a free port in its own process group, logging to
+    ``log_path``; return its base URL and the process (stop it with :func:`stop_server`)."""
+    port = free_port()
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from leadscore.cli import main; main()", "serve",
+             "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    return f"http://127.0.0.1:{port}", proc
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (BentoML's workers too); SIGKILL after 30 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -14,9 +14,7 @@ cases, which is the fast subset CI runs on every submission (its whole suite has
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import free_port, register_model, wait_until  # noqa: F401  (re-exported to the tests)
+from tests import servers
+from tests.servers import free_port, register_model, spawn_server, wait_until  # noqa: F401  (re-exported to the tests)
 
 # The serving fixtures (a small fitted LeadModel, the in-process app with a fake
 # registry) are reused, not rebuilt: importing them here registers them for this dir.
@@ -135,7 +134,6 @@ def start_server(tmp: Path, *, tracking_uri: str | None = None, poll_s: float = 
     Registering before the start matters: a server starting on an empty SQLite store
     creates its tables while the test would be creating them too (a migration race that
     fails with 'duplicate column name')."""
-    port = free_port()
     home = tmp / "home"
     home.mkdir(exist_ok=True)
     env = {**os.environ, "LEADSCORE_API_KEY": API_KEY, "LEADSCORE_HOME": str(home),
@@ -145,22 +143,12 @@ def start_server(tmp: Path, *, tracking_uri: str | None = None, poll_s: float = 
     if champion is not None:
         register(champion, tmp, env)
     log = tmp / "server.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from leadscore.cli import main; main()", "serve",
-             "--port", str(port)],
-            env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    return Server(f"http://127.0.0.1:{port}", proc, log, env, tmp)
+    base, proc = spawn_server(env, log)
+    return Server(base, proc, log, env, tmp)
 
 
 def stop_server(server: Server) -> None:
-    os.killpg(server.proc.pid, signal.SIGTERM)  # the server's own process group
-    try:
-        server.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.proc.pid, signal.SIGKILL)
-        server.proc.wait()
+    servers.stop_server(server.proc)
 
 
 def _ready(server: Server, want: str) -> Any:

@@ -8,14 +8,11 @@ picks it up without a restart.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 
 import httpx
 import pytest
 
-from tests.servers import free_port, register_model, wait_until
+from tests.servers import register_model, spawn_server, stop_server, wait_until
 from tests.serving.conftest import NOW, lead_payload
 
 pytestmark = pytest.mark.integration
@@ -23,28 +20,15 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def server(tmp_path, isolated_env):
-    port = free_port()
     env = {**os.environ, "LEADSCORE_API_KEY": "k", "LEADSCORE_POLL_INTERVAL_S": "1",
            "OMP_NUM_THREADS": "1"}
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from leadscore.cli import main; main()", "serve",
-         "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    base, proc = spawn_server(env, tmp_path / "server.log")
     try:
         wait_until(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200,
-                    120, "the server to be ready")
+                   120, "the server to be ready")
         yield base
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        stop_server(proc)
         text = (tmp_path / "server.log").read_text()
         assert "@" not in text.replace("@champion", ""), "an email address reached the log"
 

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.servers import free_port, register_model
+from tests.servers import register_model, spawn_server, stop_server
 
 pytestmark = [
     pytest.mark.integration, pytest.mark.browser, pytest.mark.slow,
@@ -52,16 +49,9 @@ def _chromium() -> str:
 def served(tmp_path, isolated_env, lead_model):
     """(base URL, champion version) of a real server with a champion and an API key."""
     version = register_model(lead_model, tmp_path, experiment="ui-browser")
-    port = free_port()
     env = {**os.environ, "LEADSCORE_API_KEY": KEY, "OMP_NUM_THREADS": "1"}
     log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from leadscore.cli import main; main()", "serve",
-             "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
+    base, proc = spawn_server(env, log_path)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -76,12 +66,7 @@ def served(tmp_path, isolated_env, lead_model):
             time.sleep(0.5)
         yield base, version
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_server(proc)
 
 
 def test_page_is_public_but_scoring_needs_the_key(served):
