@@ -526,7 +526,7 @@ def score_partition_frame(
     batch the model fails on, which the core then retries lead by lead), so fallbacks
     are the core's own.
     """
-    from serving.scorer import _as_of_series, _has_history, _validate, score_frame
+    from serving.scorer import as_of_series, has_history, score_frame, validate_inputs
 
     if reasons_path == "core" or engine.model is None or top_reasons <= 0:
         out = score_frame(leads, activities, engine, as_of=as_of, top_reasons=top_reasons)
@@ -534,10 +534,10 @@ def score_partition_frame(
 
     from features.online import features_at
 
-    as_of_s = _as_of_series(len(leads), as_of)
-    clean, acts = _validate(leads, activities, as_of_s)
+    as_of_s = as_of_series(len(leads), as_of)
+    clean, acts = validate_inputs(leads, activities, as_of_s)
     if engine.cold_start_effective == "rules":
-        use_model = _has_history(clean, acts, as_of_s)
+        use_model = has_history(clean, acts, as_of_s)
     else:
         use_model = np.ones(len(clean), dtype=bool)
     model_table = None

@@ -51,6 +51,9 @@ __all__ = [
     "explain_one",
     "select_reasons",
     "frames_from_payload",
+    "as_of_series",
+    "validate_inputs",
+    "has_history",
 ]
 
 logger = logging.getLogger("leadscore.serving")
@@ -190,9 +193,10 @@ def select_reasons(reasons: Iterable[Reason], top: int) -> list[Reason]:
 # --------------------------------------------------------------------------- core
 
 
-def _as_of_series(
+def as_of_series(
     n: int, as_of: pd.Timestamp | pd.Series | datetime | None
 ) -> pd.Series:
+    """``as_of`` as a UTC Series of ``n`` stamps: a Series by position, one stamp, or now."""
     if isinstance(as_of, pd.Series):
         if len(as_of) != n:
             raise ValueError(f"as_of has {len(as_of)} values for {n} leads")
@@ -202,10 +206,11 @@ def _as_of_series(
     return pd.Series([stamp] * n, name="as_of", dtype="datetime64[ns, UTC]")
 
 
-def _validate(
+def validate_inputs(
     leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Series
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The contract checks of features.schema, plus "not created after its as_of"."""
+    """Validated ``(leads, activities)``: the checks of :mod:`features.schema`, plus
+    "a lead is not created after its as_of". Raises DataValidationError."""
     clean = validate_leads(leads)
     acts = validate_activities(activities, lead_ids=clean["lead_id"]).frame
     late = (clean["created_at"].to_numpy() > as_of.to_numpy())
@@ -225,7 +230,7 @@ def _validate(
     return clean, acts
 
 
-def _has_history(leads: pd.DataFrame, acts: pd.DataFrame, as_of: pd.Series) -> np.ndarray:
+def has_history(leads: pd.DataFrame, acts: pd.DataFrame, as_of: pd.Series) -> np.ndarray:
     """Per lead: does it have at least one activity strictly before its as_of?"""
     if acts.empty:
         return np.zeros(len(leads), dtype=bool)
@@ -341,8 +346,8 @@ def score_frame(
     DataValidationError
         When any lead or activity breaks the data contract; nothing is scored.
     """
-    as_of_s = _as_of_series(len(leads), as_of)
-    leads, acts = _validate(leads, activities, as_of_s)
+    as_of_s = as_of_series(len(leads), as_of)
+    leads, acts = validate_inputs(leads, activities, as_of_s)
     n = len(leads)
 
     rows: list[dict[str, Any] | None] = [None] * n
@@ -352,7 +357,7 @@ def score_frame(
         model_positions = np.empty(0, dtype=int)
     else:
         if engine.cold_start_effective == "rules":
-            cold = ~_has_history(leads, acts, as_of_s)
+            cold = ~has_history(leads, acts, as_of_s)
         else:
             cold = np.zeros(n, dtype=bool)
         fallback["cold_start"] = np.flatnonzero(cold).tolist()
@@ -451,7 +456,7 @@ def explain_one(
 
     model = engine.model.model
     stamp = pd.Series([pd.Timestamp(row["as_of"])])
-    clean, acts = _validate(leads, activities, stamp)
+    clean, acts = validate_inputs(leads, activities, stamp)
     X = features_at(clean, acts, stamp)[model.feature_names]
     contrib, base = model.contributions(X)
     values = X.iloc[0].tolist()
