@@ -51,6 +51,7 @@ __all__ = [
     "explain_one",
     "select_reasons",
     "frames_from_payload",
+    "score_payloads",
     "as_of_series",
     "validate_inputs",
     "has_history",
@@ -147,34 +148,84 @@ class Engine:
 
 
 def frames_from_payload(
-    leads: Sequence[Any], *, default_as_of: pd.Timestamp
+    leads: Sequence[Any],
+    *,
+    default_as_of: pd.Timestamp | Sequence[pd.Timestamp],
+    lead_ids: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """Pydantic leads (``serving.contract.Lead``) as ``(leads, activities, as_of)`` frames.
 
     Built column-wise from plain lists, once, which is far cheaper than a frame per lead.
-    ``as_of`` is a UTC Series aligned with ``leads`` (a lead's own as_of, else the
-    request's).
+    ``as_of`` is a UTC Series aligned with ``leads``: a lead's own as_of, else
+    ``default_as_of`` (one stamp, or one per lead). ``lead_ids``, when given, replaces
+    the leads' ids in both frames (see :func:`score_payloads`).
     """
     lead_cols: dict[str, list[Any]] = {c: [] for c in _LEAD_COLUMNS}
     act_cols: dict[str, list[Any]] = {c: [] for c in _ACTIVITY_COLUMNS}
     as_of: list[Any] = []
-    for lead in leads:
+    defaults = (default_as_of if isinstance(default_as_of, Sequence)
+                else [default_as_of] * len(leads))
+    ids = [lead.lead_id for lead in leads] if lead_ids is None else list(lead_ids)
+    for lead, lead_id, default in zip(leads, ids, defaults, strict=True):
         for c in _LEAD_COLUMNS:
             lead_cols[c].append(getattr(lead, c))
-        as_of.append(lead.as_of if lead.as_of is not None else default_as_of)
+        as_of.append(lead.as_of if lead.as_of is not None else default)
         for act in lead.activities:
-            act_cols["lead_id"].append(lead.lead_id)
+            act_cols["lead_id"].append(lead_id)
             act_cols["occurred_at"].append(act.occurred_at)
             act_cols["type"].append(act.type)
             act_cols["url"].append(act.url)
             act_cols["campaign"].append(act.campaign)
             act_cols["duration_s"].append(act.duration_s)
+    lead_cols["lead_id"] = ids
     lead_frame = pd.DataFrame(lead_cols)
     lead_frame["created_at"] = pd.to_datetime(lead_frame["created_at"], utc=True)
     act_frame = pd.DataFrame(act_cols)
     act_frame["occurred_at"] = pd.to_datetime(act_frame["occurred_at"], utc=True)
     as_of_series = pd.Series(pd.to_datetime(as_of, utc=True), name="as_of")
     return lead_frame, act_frame, as_of_series
+
+
+def score_payloads(
+    requests: Sequence[tuple[Sequence[Any], pd.Timestamp]],
+    engine: Engine,
+    *,
+    top_reasons: int = 3,
+) -> list[pd.DataFrame]:
+    """Score several requests' pydantic leads in one :func:`score_frame` call.
+
+    ``requests`` holds, per request, its leads (``serving.contract.Lead``) and its
+    default as_of. Returns one result frame per request, each equal to what the request
+    would get alone: every value of a lead depends only on that lead. Two requests may
+    name the same lead (with other activities or another as_of), so the leads of every
+    request but the first are keyed ``<lead_id>#<request>`` for the call and get their
+    own ids back in the result.
+
+    Raises whatever :func:`score_frame` raises for the whole call (e.g. one malformed
+    lead); the caller then scores each request alone to give each its own answer.
+    """
+    ids = [[lead.lead_id for lead in leads] for leads, _ in requests]
+    if len(requests) > 1 and any(not i.strip() for lead_ids in ids for i in lead_ids):
+        # A suffix would make a blank id look present: let each request fail alone.
+        raise ValueError("a lead has a blank lead_id")
+    keys = [lead_ids if j == 0 else [f"{i}#{j}" for i in lead_ids]
+            for j, lead_ids in enumerate(ids)]
+    flat_keys = [k for part in keys for k in part]
+    if len(requests) > 1 and len(set(flat_keys)) != len(flat_keys):
+        raise ValueError("lead keys collide across the requests of one call")
+    leads = [lead for part, _ in requests for lead in part]
+    defaults = [default for part, default in requests for _ in part]
+    frames = frames_from_payload(leads, default_as_of=defaults, lead_ids=flat_keys)
+    out = score_frame(*frames[:2], engine, as_of=frames[2], top_reasons=top_reasons)
+    if len(requests) == 1:
+        return [out]
+    results, start = [], 0
+    for lead_ids in ids:
+        part = out.iloc[start:start + len(lead_ids)].reset_index(drop=True)
+        part["lead_id"] = lead_ids
+        results.append(part)
+        start += len(lead_ids)
+    return results
 
 
 # --------------------------------------------------------------------------- reasons

@@ -26,7 +26,9 @@ lifecycle :mod:`serving.lifecycle`, auth/limits/errors :mod:`serving.gateway`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import Counter
 from pathlib import Path
 
 import bentoml
@@ -49,9 +51,10 @@ with bentoml.importing():
 
     from features.errors import DataValidationError
     from leadscore.settings import Settings, disable_telemetry
+    from serving.coalescer import Coalescer
     from serving.lifecycle import ModelLifecycle, mlflow_loader, mlflow_resolver
     from serving.score_history import lead_trend
-    from serving.scorer import explain_one, frames_from_payload, score_frame
+    from serving.scorer import explain_one, frames_from_payload, score_payloads
 
 __all__ = ["LeadScoring"]
 
@@ -119,13 +122,18 @@ class LeadScoring:
             poll_interval_s=None if self.settings.model_uri else self.settings.poll_interval_s,
         )
         self.lifecycle.start()
+        # Concurrent /score requests share one call of the scoring core (see
+        # serving.coalescer): the fixed cost of a call is paid once for all of them.
+        self.coalescer = Coalescer(score_payloads, lambda: self.lifecycle.engine,
+                                   max_leads=self.settings.max_batch)
 
     @bentoml.on_shutdown
     def _stop_polling(self) -> None:
         self.lifecycle.stop()
+        self.coalescer.close()
 
     @bentoml.api(route="/score")
-    def score(self, request: ScoreRequest, /) -> ScoreResponse:
+    async def score(self, request: ScoreRequest, /) -> ScoreResponse:
         """Score 1 to 1,000 leads; one result per lead, in request order.
 
         Each result carries the calibrated probability, the 0-100 score, the grade
@@ -136,20 +144,21 @@ class LeadScoring:
         all-or-nothing: if any lead is malformed the whole request is rejected with 422,
         and the error lists every bad field. Scoring is per lead: if the model fails on
         one lead, that lead alone is scored by the rules with ``fallback_reason:
-        model_error``.
+        model_error``. Requests that arrive together are scored together, each exactly
+        as it would be alone, all by the same model version.
         """
-        engine = self.lifecycle.engine  # one snapshot for the whole request
         as_of = pd.Timestamp(request.as_of) if request.as_of else pd.Timestamp.now(tz="UTC")
-        leads, acts, lead_as_of = frames_from_payload(request.leads, default_as_of=as_of)
         try:
-            out = score_frame(leads, acts, engine, as_of=lead_as_of,
-                              top_reasons=request.top_reasons)
+            out = await self.coalescer.score(request.leads, as_of, request.top_reasons)
         except DataValidationError as exc:
             return _unprocessable(exc, request.leads)  # type: ignore[return-value]
-        logger.info("scored %d leads (%s)", len(out), _by_counts(out))
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("scored %d leads (%s)", len(out), _by_counts(out))
         records = _records(out)
         if self.settings.history_dir is not None:
-            trends = lead_trend(self.settings.history_dir, [r["lead_id"] for r in records])
+            # A Parquet read: off the event loop, which keeps accepting requests.
+            trends = await asyncio.to_thread(lead_trend, self.settings.history_dir,
+                                             [r["lead_id"] for r in records])
             for record in records:
                 record["trend"] = trends.get(record["lead_id"])
         return ScoreResponse.model_validate({"results": records})
@@ -221,8 +230,10 @@ def _records(out: pd.DataFrame) -> list[dict]:
 
 def _by_counts(out: pd.DataFrame) -> str:
     # Counts only: never a lead field in the log.
-    counts = out.groupby(["scored_by", out["fallback_reason"].fillna("-")]).size()
-    return ", ".join(f"{by}/{why}={n}" for (by, why), n in counts.items())
+    counts = Counter(zip(out["scored_by"].tolist(), out["fallback_reason"].tolist(),
+                         strict=True))
+    return ", ".join(f"{by}/{why or '-'}={n}" for (by, why), n in sorted(counts.items(),
+                                                                       key=str))
 
 
 def _unprocessable(exc: DataValidationError, leads: list, prefix: str = "leads"

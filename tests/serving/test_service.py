@@ -194,13 +194,13 @@ def test_limits_return_413(make_client, registry, crm):
 
 
 def test_errors_carry_no_stack_trace(make_client, served, crm, monkeypatch):
-    import serving.service as service_module
+    from serving.coalescer import Coalescer
 
-    def broken(*args, **kwargs):
+    async def broken(*args, **kwargs):
         raise RuntimeError("secret internals")
 
     with make_client() as client:
-        monkeypatch.setattr(service_module, "score_frame", broken)
+        monkeypatch.setattr(Coalescer, "score", broken)
         r = client.post("/score", json=_body(crm))
         garbage = client.post("/score", content=b"{not json",
                               headers={"content-type": "application/json"})
