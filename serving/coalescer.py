@@ -40,9 +40,10 @@ __all__ = ["Coalescer", "ScoreJob"]
 
 logger = logging.getLogger("leadscore.serving")
 
-# (requests: [(leads, default_as_of)], engine, top_reasons=) -> one frame per request:
-# serving.scorer.score_payloads.
-ScorePayloads = Callable[..., list[pd.DataFrame]]
+# (requests: [(leads, default_as_of)], engine, top_reasons=) -> the records of each
+# request: serving.scorer.score_payloads.
+Records = list[dict[str, Any]]
+ScorePayloads = Callable[..., list[Records]]
 
 
 @dataclass
@@ -83,8 +84,8 @@ class Coalescer:
         self.requests = 0  # requests answered
 
     async def score(self, leads: Sequence[Any], as_of: pd.Timestamp, top_reasons: int
-                    ) -> pd.DataFrame:
-        """This request's result frame, as scoring it alone would return it.
+                    ) -> Records:
+        """This request's result records, as scoring it alone would return them.
 
         Raises what scoring it alone would raise (e.g. ``DataValidationError``).
         """
@@ -140,7 +141,7 @@ class Coalescer:
         finally:
             self._draining = False
 
-    def _run(self, batch: list[ScoreJob]) -> list[tuple[pd.DataFrame | None, BaseException | None]]:
+    def _run(self, batch: list[ScoreJob]) -> list[tuple[Records | None, BaseException | None]]:
         """Score the batch in one call; if that fails, each request again on its own."""
         engine = self._engine()
         self.requests += len(batch)
@@ -153,7 +154,7 @@ class Coalescer:
             except Exception:  # noqa: BLE001  (each request is retried alone just below)
                 logger.info("a coalesced call of %d requests failed; scoring them one by one",
                             len(batch))
-        outcomes: list[tuple[pd.DataFrame | None, BaseException | None]] = []
+        outcomes: list[tuple[Records | None, BaseException | None]] = []
         for job in batch:
             self.calls += 1
             try:

@@ -48,6 +48,7 @@ __all__ = [
     "Engine",
     "RESULT_COLUMNS",
     "score_frame",
+    "score_records",
     "explain_one",
     "select_reasons",
     "frames_from_payload",
@@ -123,6 +124,7 @@ class Engine:
     rules: Any
     cold_start_policy: Literal["auto", "model", "rules"] = "auto"
     _preferred: str = field(init=False, repr=False, default="rules")
+    _rules_version: str = field(init=False, repr=False, default="")
 
     def __post_init__(self) -> None:
         preferred = "rules"
@@ -133,6 +135,8 @@ class Engine:
             else:
                 preferred = self.cold_start_policy
         object.__setattr__(self, "_preferred", preferred)
+        # A content hash of the rules: computed once per engine, not once per call.
+        object.__setattr__(self, "_rules_version", str(self.rules.provenance))
 
     @property
     def cold_start_effective(self) -> Literal["model", "rules"]:
@@ -141,7 +145,8 @@ class Engine:
 
     @property
     def rules_version(self) -> str:
-        return str(self.rules.provenance)
+        """The rules' ``version+hash``, as every result records it."""
+        return self._rules_version
 
 
 # --------------------------------------------------------------------------- payload
@@ -191,18 +196,19 @@ def score_payloads(
     engine: Engine,
     *,
     top_reasons: int = 3,
-) -> list[pd.DataFrame]:
-    """Score several requests' pydantic leads in one :func:`score_frame` call.
+) -> list[list[dict[str, Any]]]:
+    """Score several requests' pydantic leads in one :func:`score_records` call.
 
     ``requests`` holds, per request, its leads (``serving.contract.Lead``) and its
-    default as_of. Returns one result frame per request, each equal to what the request
+    default as_of. Returns the records of each request, each equal to what the request
     would get alone: every value of a lead depends only on that lead. Two requests may
     name the same lead (with other activities or another as_of), so the leads of every
     request but the first are keyed ``<lead_id>#<request>`` for the call and get their
     own ids back in the result.
 
-    Raises whatever :func:`score_frame` raises for the whole call (e.g. one malformed
-    lead); the caller then scores each request alone to give each its own answer.
+    Raises whatever :func:`score_records` raises for the whole call (e.g. for one
+    malformed lead); the caller then scores each request alone to give each its own
+    answer.
     """
     ids = [[lead.lead_id for lead in leads] for leads, _ in requests]
     if len(requests) > 1 and any(not i.strip() for lead_ids in ids for i in lead_ids):
@@ -215,14 +221,14 @@ def score_payloads(
         raise ValueError("lead keys collide across the requests of one call")
     leads = [lead for part, _ in requests for lead in part]
     defaults = [default for part, default in requests for _ in part]
-    frames = frames_from_payload(leads, default_as_of=defaults, lead_ids=flat_keys)
-    out = score_frame(*frames[:2], engine, as_of=frames[2], top_reasons=top_reasons)
-    if len(requests) == 1:
-        return [out]
+    lead_frame, act_frame, as_of = frames_from_payload(leads, default_as_of=defaults,
+                                                       lead_ids=flat_keys)
+    rows = score_records(lead_frame, act_frame, engine, as_of=as_of, top_reasons=top_reasons)
     results, start = [], 0
     for lead_ids in ids:
-        part = out.iloc[start:start + len(lead_ids)].reset_index(drop=True)
-        part["lead_id"] = lead_ids
+        part = rows[start:start + len(lead_ids)]
+        for row, lead_id in zip(part, lead_ids, strict=True):
+            row["lead_id"] = lead_id
         results.append(part)
         start += len(lead_ids)
     return results
@@ -359,15 +365,15 @@ def _rules_rows(
     ]
 
 
-def score_frame(
+def score_records(
     leads: pd.DataFrame,
     activities: pd.DataFrame,
     engine: Engine,
     *,
     as_of: pd.Timestamp | pd.Series | datetime | None = None,
     top_reasons: int = 3,
-) -> pd.DataFrame:
-    """Score raw leads with their activities; one row per lead, in input order.
+) -> list[dict[str, Any]]:
+    """Score raw leads with their activities; one record per lead, in input order.
 
     Parameters
     ----------
@@ -388,9 +394,9 @@ def score_frame(
 
     Returns
     -------
-    DataFrame
-        Columns :data:`RESULT_COLUMNS`, one row per lead in input order. ``reasons``
-        holds lists of :class:`features.reasons.Reason`.
+    list of dict
+        One dict per lead in input order, keyed by :data:`RESULT_COLUMNS`. ``as_of`` is
+        a UTC Timestamp; ``reasons`` holds lists of :class:`features.reasons.Reason`.
 
     Raises
     ------
@@ -433,10 +439,22 @@ def score_frame(
             ):
                 rows[pos] = row
 
-    out = pd.DataFrame.from_records(
-        rows, columns=[c for c in RESULT_COLUMNS if c != "rules_version"]
-    )
-    out.insert(RESULT_COLUMNS.index("rules_version"), "rules_version", engine.rules_version)
+    for row in rows:
+        row["rules_version"] = engine.rules_version  # type: ignore[index]
+    return rows  # type: ignore[return-value]
+
+
+def score_frame(
+    leads: pd.DataFrame,
+    activities: pd.DataFrame,
+    engine: Engine,
+    *,
+    as_of: pd.Timestamp | pd.Series | datetime | None = None,
+    top_reasons: int = 3,
+) -> pd.DataFrame:
+    """:func:`score_records` as a frame: columns :data:`RESULT_COLUMNS`, one row per lead."""
+    rows = score_records(leads, activities, engine, as_of=as_of, top_reasons=top_reasons)
+    out = pd.DataFrame.from_records(rows, columns=list(RESULT_COLUMNS))
     for column in ("fallback_reason", "model_name", "model_version"):
         # Keep None as None (pandas would infer a string column with NaN for missing).
         out[column] = pd.Series([r[column] for r in rows], dtype=object)
@@ -498,8 +516,7 @@ def explain_one(
     if len(leads) != 1:
         raise ValueError(f"explain_one takes exactly one lead; got {len(leads)}")
     # A large top_reasons keeps every reason; the result row then holds them all.
-    result = score_frame(leads, activities, engine, as_of=as_of, top_reasons=10_000)
-    row = result.iloc[0].to_dict()
+    row = score_records(leads, activities, engine, as_of=as_of, top_reasons=10_000)[0]
     reasons = sorted(row["reasons"], key=lambda r: -r.impact)
     if row["scored_by"] != "model":
         return {"result": row, "base_value": None, "raw_margin": None,

@@ -149,12 +149,12 @@ class LeadScoring:
         """
         as_of = pd.Timestamp(request.as_of) if request.as_of else pd.Timestamp.now(tz="UTC")
         try:
-            out = await self.coalescer.score(request.leads, as_of, request.top_reasons)
+            rows = await self.coalescer.score(request.leads, as_of, request.top_reasons)
         except DataValidationError as exc:
             return _unprocessable(exc, request.leads)  # type: ignore[return-value]
         if logger.isEnabledFor(logging.INFO):
-            logger.info("scored %d leads (%s)", len(out), _by_counts(out))
-        records = _records(out)
+            logger.info("scored %d leads (%s)", len(rows), _by_counts(rows))
+        records = _records(rows)
         if self.settings.history_dir is not None:
             # A Parquet read: off the event loop, which keeps accepting requests.
             trends = await asyncio.to_thread(lead_trend, self.settings.history_dir,
@@ -179,7 +179,7 @@ class LeadScoring:
             out = explain_one(leads, acts, engine, as_of=lead_as_of.iloc[0])
         except DataValidationError as exc:
             return _unprocessable(exc, [request.lead], prefix="lead")  # type: ignore[return-value]
-        result = _records(pd.DataFrame([out["result"]]))[0]
+        result = _records([out["result"]])[0]
         return ExplainResponse.model_validate({
             **out,
             "result": result,
@@ -220,20 +220,19 @@ LeadScoring.add_asgi_middleware(Gateway)
 LeadScoring.description = f"{LeadScoring.description}\n\n{BATCH_POLICY}"
 
 
-def _records(out: pd.DataFrame) -> list[dict]:
-    records = out.to_dict("records")
-    for r in records:
-        r["reasons"] = [reason.to_dict() for reason in r["reasons"]]
-        r["as_of"] = pd.Timestamp(r["as_of"]).to_pydatetime()
-    return records
+def _records(rows: list[dict]) -> list[dict]:
+    """Scoring-core records as the response model's plain values."""
+    return [
+        {**row, "reasons": [reason.to_dict() for reason in row["reasons"]],
+         "as_of": pd.Timestamp(row["as_of"]).to_pydatetime()}
+        for row in rows
+    ]
 
 
-def _by_counts(out: pd.DataFrame) -> str:
+def _by_counts(rows: list[dict]) -> str:
     # Counts only: never a lead field in the log.
-    counts = Counter(zip(out["scored_by"].tolist(), out["fallback_reason"].tolist(),
-                         strict=True))
-    return ", ".join(f"{by}/{why or '-'}={n}" for (by, why), n in sorted(counts.items(),
-                                                                       key=str))
+    counts = Counter((row["scored_by"], row["fallback_reason"] or "-") for row in rows)
+    return ", ".join(f"{by}/{why}={n}" for (by, why), n in sorted(counts.items()))
 
 
 def _unprocessable(exc: DataValidationError, leads: list, prefix: str = "leads"

@@ -13,7 +13,13 @@ from features.errors import DataValidationError
 from rules_fallback import load_rules
 from serving.coalescer import Coalescer
 from serving.contract import ScoreRequest
-from serving.scorer import Engine, ModelBundle, frames_from_payload, score_frame, score_payloads
+from serving.scorer import (
+    Engine,
+    ModelBundle,
+    frames_from_payload,
+    score_payloads,
+    score_records,
+)
 from tests.serving.conftest import NOW, lead_payload
 
 
@@ -30,10 +36,10 @@ def _job(payloads: list[dict], as_of: pd.Timestamp = NOW, top_reasons: int = 3
     return request.leads, as_of, request.top_reasons
 
 
-def _alone(job: tuple[list[Any], pd.Timestamp, int], engine: Engine) -> pd.DataFrame:
-    """What the request gets without coalescing: its own frames, its own score_frame."""
+def _alone(job: tuple[list[Any], pd.Timestamp, int], engine: Engine) -> list[dict]:
+    """What the request gets without coalescing: its own frames, its own scoring call."""
     leads, acts, as_of = frames_from_payload(job[0], default_as_of=job[1])
-    return score_frame(leads, acts, engine, as_of=as_of, top_reasons=job[2])
+    return score_records(leads, acts, engine, as_of=as_of, top_reasons=job[2])
 
 
 class Gate:
@@ -84,13 +90,13 @@ def test_coalesced_requests_equal_each_request_alone(engine, crm):
     assert gate.calls == [(1, 3), (sum(len(j[0]) for j in jobs[1:]), 3)]
     assert coalescer.calls == 2 and coalescer.requests == 6
     for job, got in zip(jobs, results, strict=True):
-        pd.testing.assert_frame_equal(got, _alone(job, engine), check_exact=True)
+        assert got == _alone(job, engine)
     # The coalesced call scored a repeated lead id with each request's own as_of and history.
-    assert results[2]["lead_id"].tolist() == [payloads[0]["lead_id"]]
-    assert results[2]["as_of"].iloc[0] == NOW - pd.Timedelta(days=30)
-    assert results[3]["lead_id"].iloc[0] == results[4]["lead_id"].iloc[1]
-    assert results[3]["fallback_reason"].iloc[0] == "cold_start"
-    assert results[4]["scored_by"].iloc[1] == "model"
+    assert [r["lead_id"] for r in results[2]] == [payloads[0]["lead_id"]]
+    assert results[2][0]["as_of"] == NOW - pd.Timedelta(days=30)
+    assert results[3][0]["lead_id"] == results[4][1]["lead_id"]
+    assert results[3][0]["fallback_reason"] == "cold_start"
+    assert results[4][1]["scored_by"] == "model"
 
 
 def test_a_bad_request_fails_alone(engine, crm):
@@ -109,7 +115,7 @@ def test_a_bad_request_fails_alone(engine, crm):
     assert "created_at" in str(results[2]) and "leads[0]" not in str(results[2])
     for job, got in zip([good[0], good[1], good[2]], [results[0], results[1], results[3]],
                         strict=True):
-        pd.testing.assert_frame_equal(got, _alone(job, engine), check_exact=True)
+        assert got == _alone(job, engine)
     # Held call, the failed coalesced call of three, then each of the three alone.
     assert [n for n, _ in gate.calls] == [1, 3, 1, 1, 1]
 
@@ -129,7 +135,7 @@ def test_batches_respect_max_leads_and_never_mix_top_reasons(engine, crm):
     # the top_reasons=1 request, which is served in its turn (arrival order).
     assert gate.calls == [(1, 3), (5, 3), (1, 1), (3, 3)]
     assert [len(r) for r in results] == [1, 3, 1, 3, 2]
-    assert all(len(r) <= 2 for r in results[2]["reasons"])
+    assert all(len(r["reasons"]) <= 2 for r in results[2])
 
 
 def test_the_engine_is_read_once_per_call(engine, crm):
@@ -155,7 +161,7 @@ def test_an_idle_coalescer_scores_at_once(engine, crm):
     job = _job([lead_payload(leads, acts, 0)])
     coalescer = Coalescer(score_payloads, lambda: engine)
 
-    async def two_in_turn() -> list[pd.DataFrame]:
+    async def two_in_turn() -> list[list[dict]]:
         return [await coalescer.score(*job), await coalescer.score(*job)]
 
     try:
@@ -163,7 +169,7 @@ def test_an_idle_coalescer_scores_at_once(engine, crm):
     finally:
         coalescer.close()
     assert coalescer.calls == 2
-    pd.testing.assert_frame_equal(first, second, check_exact=True)
+    assert first == second
 
 
 def test_max_leads_is_checked():
