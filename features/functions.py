@@ -33,6 +33,7 @@ __all__ = [
     "COMPANY_SIZE_BANDS",
     "FREE_MAIL_DOMAINS",
     "compute_features",
+    "compute_feature_columns",
     "fill_features",
     "assemble",
     "company_size_band_of",
@@ -412,3 +413,18 @@ def compute_features(
     block = np.empty((len(numeric), len(pit)), dtype=np.float64)
     strings = fill_features(pit, names, categorical, block)
     return assemble(names, categorical, strings, block)
+
+
+def compute_feature_columns(
+    pit: PointInTime, names: list[str], categorical: set[str]
+) -> dict[str, np.ndarray | pd.Series]:
+    """:func:`compute_features` as a mapping of name to column, in ``names`` order.
+
+    The same values (``float64`` arrays, ``string`` Series) without building a frame:
+    the cheaper form for the few rows of a live request.
+    """
+    numeric = [n for n in names if n not in categorical]
+    block = np.empty((len(numeric), len(pit)), dtype=np.float64)
+    strings = fill_features(pit, names, categorical, block)
+    rows = iter(block)
+    return {name: strings[name] if name in categorical else next(rows) for name in names}

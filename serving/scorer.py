@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataValidationError, ValidationIssue
-from features.online import features_at
+from features.online import feature_columns_at, features_at
 from features.reasons import Reason
 from features.registry import reasons_for
 from features.schema import validate_activities, validate_leads
@@ -314,7 +314,10 @@ def _model_rows(
 ) -> list[dict[str, Any]]:
     """Score leads with the model (as_of aligned by position). Raises on any failure."""
     model = bundle.model
-    X = features_at(leads, acts, as_of)[model.feature_names]
+    columns = feature_columns_at(leads, acts, as_of)
+    names = model.feature_names
+    # The model's columns, in its order (LeadModel.prepare names any that are missing).
+    X = {name: columns[name] for name in names if name in columns}
     if top_reasons > 0:
         # One pass over the trees gives both the probability and the contributions.
         probability, contrib, _ = model.predict_margin_and_contributions(X)
@@ -324,9 +327,10 @@ def _model_rows(
     if not np.all(np.isfinite(probability)):
         raise ValueError("the model returned a non-finite probability")
     score, grade, route = model.grade(probability)
-    names = model.feature_names
-    # One object array, rows zipped with names: DataFrame.to_dict is 10x slower per row.
-    records = ([dict(zip(names, row, strict=True)) for row in X.to_numpy(dtype=object)]
+    # Feature values per lead, for the reasons' sentences: plain Python values, with
+    # missing categories as pd.NA, as a frame's rows would give them.
+    records = ([dict(zip(names, row, strict=True))
+                for row in zip(*(X[name].tolist() for name in names), strict=True)]
                if top_reasons > 0 else None)
     rows = []
     for i, (lead_id, stamp) in enumerate(zip(leads["lead_id"].tolist(), as_of, strict=True)):

@@ -54,3 +54,52 @@ def test_arrow_text_helpers_equal_the_pandas_formulas(dtype, size):
         np.testing.assert_array_equal(F._present(frame, "c"), _old_present(values))
         pd.testing.assert_series_equal(F.region_of(values), _old_region_of(values))
         np.testing.assert_array_equal(F._free_mail_flag(frame), _old_free_mail(values))
+
+
+URLS = [
+    None, "", "https://x.io/pricing", "https://x.io/?utm_medium=Email", "/p?utm_source=li&x=1",
+    "/p?a=1&utm_medium=%20&utm_source=ads", "/p?utm_medium= Social \t&utm_source=x",
+    "/p#utm_medium=hash", "/p?utm_medium=&utm_source=Partner", "/p?xutm_medium=no",
+    "/p?utm_medium=ÜBER", "/p?utm_source=a#frag", "/p?utm_medium=\u00a0",
+    "/p?utm_source=Q&utm_medium=m", "https://x.io/a?utm_medium=cpc&utm_medium=display",
+]
+TYPES = ["page_view", "email_open", "webinar_attended", "chat", "form_submit", None, "custom"]
+CAMPAIGNS = [None, "", "  ", "spring", " Spring ", "\t"]
+
+
+def _old_activity_channel(activities: pd.DataFrame) -> pd.Series:
+    """The pandas formulation activity_channel had before it moved to Arrow kernels."""
+    from features.history import _TYPE_CHANNEL
+
+    type_codes, type_values = pd.factorize(activities["type"].astype("string"))
+    by_type = np.array([_TYPE_CHANNEL.get(str(t)) for t in type_values] + [None], dtype=object)
+    channel = by_type[type_codes]
+    text = activities["campaign"].astype("string").str.strip()
+    has_campaign = (text.notna() & (text != "")).to_numpy(dtype=bool, na_value=False)
+    channel = np.where((channel == None) & has_campaign, "campaign", channel)  # noqa: E711
+    channel = np.where(channel == None, "web", channel)  # noqa: E711
+    url_codes, url_values = pd.factorize(activities["url"].astype("string"))
+    urls = pd.Series(url_values, dtype="string")
+    tagged = urls.str.extract(r"[?&]utm_medium=([^&#]+)", expand=False).astype("string")
+    tagged = tagged.fillna(urls.str.extract(r"[?&]utm_source=([^&#]+)",
+                                            expand=False).astype("string"))
+    tagged = tagged.str.strip().str.lower()
+    tagged = tagged.where(tagged != "")
+    lookup = np.append(tagged.to_numpy(dtype=object, na_value=None), None)
+    by_url = lookup[url_codes]
+    channel = np.where(by_url == None, channel, by_url)  # noqa: E711
+    return pd.Series(pd.array(channel, dtype="string"), index=activities.index)
+
+
+@pytest.mark.parametrize("size", [1, 3, 40])
+def test_activity_channel_equals_the_pandas_formula(size):
+    from features.history import activity_channel
+
+    rng = np.random.default_rng(size)
+    for _ in range(25):
+        frame = pd.DataFrame({
+            "type": [TYPES[i] for i in rng.integers(0, len(TYPES), size)],
+            "campaign": [CAMPAIGNS[i] for i in rng.integers(0, len(CAMPAIGNS), size)],
+            "url": [URLS[i] for i in rng.integers(0, len(URLS), size)],
+        }, index=rng.permutation(size) + 3)
+        pd.testing.assert_series_equal(activity_channel(frame), _old_activity_channel(frame))

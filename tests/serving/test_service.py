@@ -98,7 +98,7 @@ def test_model_error_falls_back_for_that_lead_only(make_client, served, crm, mon
                                                     caplog):
     import serving.scorer as scorer
 
-    real = scorer.features_at
+    real = scorer.feature_columns_at
     bad_id = crm[0]["lead_id"].iloc[1]
 
     def flaky(leads, acts, as_of):
@@ -107,7 +107,7 @@ def test_model_error_falls_back_for_that_lead_only(make_client, served, crm, mon
         return real(leads, acts, as_of)
 
     with make_client() as client:
-        monkeypatch.setattr(scorer, "features_at", flaky)
+        monkeypatch.setattr(scorer, "feature_columns_at", flaky)
         with caplog.at_level(logging.INFO, logger="leadscore.serving"):
             r = client.post("/score", json=_body(crm, idx=range(3)))
     results = r.json()["results"]
