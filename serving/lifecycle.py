@@ -165,6 +165,7 @@ class ModelLifecycle:
         cold_start_policy: str = "auto",
         poll_interval_s: float | None = 30.0,
         smoke: Callable[[ModelBundle, Any], None] = smoke_test,
+        on_swap: Callable[[], None] | None = None,
     ) -> None:
         self.rules = rules
         self.resolver = resolver
@@ -173,6 +174,7 @@ class ModelLifecycle:
         self.cold_start_policy = cold_start_policy
         self.poll_interval_s = poll_interval_s
         self.smoke = smoke
+        self.on_swap = on_swap  # called after each swap (the service settles its heap)
         # The one reference requests read. Replaced whole, never mutated.
         self.engine: Engine = Engine(None, rules, cold_start_policy)  # type: ignore[arg-type]
         self.last_refusal: Refusal | None = None
@@ -226,6 +228,8 @@ class ModelLifecycle:
                 "now serving %s version %s (%s)",
                 candidate.name, candidate.version, candidate.uri,
             )
+            if self.on_swap is not None:
+                self.on_swap()
             return True
 
     def _load_and_check(self, candidate: Candidate) -> ModelBundle | str:

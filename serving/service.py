@@ -27,6 +27,7 @@ lifecycle :mod:`serving.lifecycle`, auth/limits/errors :mod:`serving.gateway`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections import Counter
 from pathlib import Path
@@ -56,7 +57,7 @@ with bentoml.importing():
     from serving.score_history import lead_trend
     from serving.scorer import explain_one, frames_from_payload, score_payloads
 
-__all__ = ["LeadScoring"]
+__all__ = ["LeadScoring", "settle_heap"]
 
 logger = logging.getLogger("leadscore.serving")
 
@@ -126,6 +127,9 @@ class LeadScoring:
         # serving.coalescer): the fixed cost of a call is paid once for all of them.
         self.coalescer = Coalescer(score_payloads, lambda: self.lifecycle.engine,
                                    max_leads=self.settings.max_batch)
+        settle_heap()
+        # After a swap the new model is long-lived too; the old one's cycles are freed.
+        self.lifecycle.on_swap = settle_heap
 
     @bentoml.on_shutdown
     def _stop_polling(self) -> None:
@@ -218,6 +222,22 @@ class LeadScoring:
 
 LeadScoring.add_asgi_middleware(Gateway)
 LeadScoring.description = f"{LeadScoring.description}\n\n{BATCH_POLICY}"
+
+
+def settle_heap() -> None:
+    """Take the long-lived objects (libraries, the model) out of the cyclic GC's sight.
+
+    This process holds millions of long-lived objects (BentoML, MLflow, pandas, the
+    model), and a full collection walks all of them: about 300 ms on a 2-core machine.
+    Pandas allocates fast enough to trigger one every few seconds under load, and each
+    stalled every request in flight (measured: p50 48 ms, p99 300 ms). ``gc.freeze()``
+    moves what exists now to a generation the collector never scans, so collections
+    only walk what requests allocate (under 20 ms). Unfreezing and collecting first
+    keeps a replaced model's cycles from being frozen with it.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _records(rows: list[dict]) -> list[dict]:

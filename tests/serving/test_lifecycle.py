@@ -52,6 +52,38 @@ def test_refuses_bad_versions_and_keeps_serving_the_old_one(lead_model):
     assert not life.refresh() and "smoke" in life.last_refusal.reason
 
 
+def test_on_swap_runs_after_each_swap_and_only_then(lead_model, other_model):
+    pointer = {"v": "1"}
+    life = _lifecycle({"1": lead_model, "2": OSError("missing"), "3": other_model}, pointer)
+    served = []
+    life.on_swap = lambda: served.append(life.engine.model.version)
+    for version in ("1", "1", "2", "3"):
+        pointer["v"] = version
+        life.refresh()
+    assert served == ["1", "3"]
+
+
+def test_settle_heap_freezes_what_exists_and_collects_first():
+    import gc
+    import weakref
+
+    from serving.service import settle_heap
+
+    class Cycle:
+        def __init__(self):
+            self.me = self
+
+    gc.collect()
+    before = gc.get_freeze_count()
+    garbage = weakref.ref(Cycle())  # unreachable but for its own cycle
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > before
+        assert garbage() is None  # collected, not frozen
+    finally:
+        gc.unfreeze()
+
+
 def test_unreachable_registry_keeps_state_and_retries(lead_model):
     pointer = {"v": None}
     life = _lifecycle({"1": lead_model}, pointer)
