@@ -2,9 +2,9 @@
 
 The bare endpoint is a raw ASGI callable served by uvicorn (what BentoML runs on) that
 does exactly the scoring work of ``/score`` and nothing else: parse and validate the
-body with the same pydantic contract, ``serving.scorer.frames_from_payload`` and
-``score_frame`` on the same engine (same model version, same rules), and the same
-response model. No auth, no request ids, no body limits, no BentoML. The ratio
+body with the same pydantic contract, the service's coalescer over
+``serving.scorer.score_payloads`` on the same engine (same model version, same rules),
+and the same response model. No auth, no request ids, no body limits, no BentoML. The ratio
 leadscore/bare is the price of the framework and the gateway.
 
 Both get the same single-lead body from ``benchmarks/serving.py``'s sampler, 1 worker
@@ -52,9 +52,10 @@ def bare_app() -> Any:
     from features.registry import FEATURE_SET_VERSION  # noqa: F401  (same import cost)
     from leadscore.settings import Settings, disable_telemetry
     from rules_fallback import load_rules
+    from serving.coalescer import Coalescer
     from serving.contract import ScoreRequest, ScoreResponse
-    from serving.lifecycle import Candidate, mlflow_loader
-    from serving.scorer import Engine, ModelBundle, frames_from_payload, score_frame
+    from serving.lifecycle import Candidate, mlflow_loader, settle_heap
+    from serving.scorer import Engine, ModelBundle, plain_records, score_payloads
 
     disable_telemetry()
     settings = Settings()
@@ -64,18 +65,15 @@ def bare_app() -> Any:
     bundle = ModelBundle(model=model, name=candidate.name, version=candidate.version,
                          alias=None, uri=uri, loaded_at=pd.Timestamp.now(tz="UTC"))
     engine = Engine(bundle, load_rules(settings.rules_file), settings.cold_start_policy)
+    # The service's own scoring path: the same coalescer, the same heap settling.
+    coalescer = Coalescer(score_payloads, lambda: engine, max_leads=settings.max_batch)
+    settle_heap()
 
-    def score(body: bytes) -> bytes:
+    async def score(body: bytes) -> bytes:
         request = ScoreRequest.model_validate_json(body)
         as_of = pd.Timestamp(request.as_of) if request.as_of else pd.Timestamp.now(tz="UTC")
-        leads, acts, lead_as_of = frames_from_payload(request.leads, default_as_of=as_of)
-        out = score_frame(leads, acts, engine, as_of=lead_as_of,
-                          top_reasons=request.top_reasons)
-        records = out.to_dict("records")
-        for r in records:
-            r["reasons"] = [reason.to_dict() for reason in r["reasons"]]
-            r["as_of"] = pd.Timestamp(r["as_of"]).to_pydatetime()
-        return ScoreResponse.model_validate({"results": records}).model_dump_json().encode()
+        rows = await coalescer.score(request.leads, as_of, request.top_reasons)
+        return ScoreResponse.model_validate({"results": plain_records(rows)}).model_dump_json().encode()
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -89,7 +87,7 @@ def bare_app() -> Any:
         if scope["path"] == "/ping":
             payload, status = b"ok", 200
         else:
-            payload, status = score(b"".join(chunks)), 200
+            payload, status = await score(b"".join(chunks)), 200
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": payload})

@@ -53,6 +53,7 @@ __all__ = [
     "select_reasons",
     "frames_from_payload",
     "score_payloads",
+    "plain_records",
     "as_of_series",
     "validate_inputs",
     "has_history",
@@ -565,6 +566,16 @@ def _plain(value: Any) -> str | float | int | None:
     if pd.isna(value):
         return None
     return str(value)
+
+
+def plain_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Scoring records with plain values (reasons as dicts, as_of as a datetime), as the
+    response model takes them."""
+    return [
+        {**row, "reasons": [reason.to_dict() for reason in row["reasons"]],
+         "as_of": pd.Timestamp(row["as_of"]).to_pydatetime()}
+        for row in rows
+    ]
 
 
 def reasons_as_dicts(reasons: Iterable[Reason]) -> list[Mapping[str, Any]]:

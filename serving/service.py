@@ -27,7 +27,6 @@ lifecycle :mod:`serving.lifecycle`, auth/limits/errors :mod:`serving.gateway`.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections import Counter
 from pathlib import Path
@@ -53,11 +52,11 @@ with bentoml.importing():
     from features.errors import DataValidationError
     from leadscore.settings import Settings, disable_telemetry
     from serving.coalescer import Coalescer
-    from serving.lifecycle import ModelLifecycle, mlflow_loader, mlflow_resolver
+    from serving.lifecycle import ModelLifecycle, mlflow_loader, mlflow_resolver, settle_heap
     from serving.score_history import lead_trend
-    from serving.scorer import explain_one, frames_from_payload, score_payloads
+    from serving.scorer import explain_one, frames_from_payload, plain_records, score_payloads
 
-__all__ = ["LeadScoring", "settle_heap"]
+__all__ = ["LeadScoring"]
 
 logger = logging.getLogger("leadscore.serving")
 
@@ -158,7 +157,7 @@ class LeadScoring:
             return _unprocessable(exc, request.leads)  # type: ignore[return-value]
         if logger.isEnabledFor(logging.INFO):
             logger.info("scored %d leads (%s)", len(rows), _by_counts(rows))
-        records = _records(rows)
+        records = plain_records(rows)
         if self.settings.history_dir is not None:
             # A Parquet read: off the event loop, which keeps accepting requests.
             trends = await asyncio.to_thread(lead_trend, self.settings.history_dir,
@@ -183,7 +182,7 @@ class LeadScoring:
             out = explain_one(leads, acts, engine, as_of=lead_as_of.iloc[0])
         except DataValidationError as exc:
             return _unprocessable(exc, [request.lead], prefix="lead")  # type: ignore[return-value]
-        result = _records([out["result"]])[0]
+        result = plain_records([out["result"]])[0]
         return ExplainResponse.model_validate({
             **out,
             "result": result,
@@ -222,31 +221,6 @@ class LeadScoring:
 
 LeadScoring.add_asgi_middleware(Gateway)
 LeadScoring.description = f"{LeadScoring.description}\n\n{BATCH_POLICY}"
-
-
-def settle_heap() -> None:
-    """Take the long-lived objects (libraries, the model) out of the cyclic GC's sight.
-
-    This process holds millions of long-lived objects (BentoML, MLflow, pandas, the
-    model), and a full collection walks all of them: about 300 ms on a 2-core machine.
-    Pandas allocates fast enough to trigger one every few seconds under load, and each
-    stalled every request in flight (measured: p50 48 ms, p99 300 ms). ``gc.freeze()``
-    moves what exists now to a generation the collector never scans, so collections
-    only walk what requests allocate (under 20 ms). Unfreezing and collecting first
-    keeps a replaced model's cycles from being frozen with it.
-    """
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-
-
-def _records(rows: list[dict]) -> list[dict]:
-    """Scoring-core records as the response model's plain values."""
-    return [
-        {**row, "reasons": [reason.to_dict() for reason in row["reasons"]],
-         "as_of": pd.Timestamp(row["as_of"]).to_pydatetime()}
-        for row in rows
-    ]
 
 
 def _by_counts(rows: list[dict]) -> str:

@@ -67,7 +67,7 @@ def test_settle_heap_freezes_what_exists_and_collects_first():
     import gc
     import weakref
 
-    from serving.service import settle_heap
+    from serving.lifecycle import settle_heap
 
     class Cycle:
         def __init__(self):
