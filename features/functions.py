@@ -103,6 +103,22 @@ PROFILE_FIELDS: tuple[str, ...] = (
 # --- helpers (per lead, then gathered onto the pairs) -------------------------------------
 
 
+_STRING = pd.StringDtype()
+
+
+def _as_string(values: object) -> pd.Series:
+    """``values`` as a ``string`` Series on a fresh RangeIndex; as is when it already is one.
+
+    Equal to ``pd.Series(values).reset_index(drop=True).astype("string")``, minus the
+    copies, which dominate the one-lead frames of a live request.
+    """
+    if (isinstance(values, pd.Series) and values.dtype == _STRING
+            and isinstance(values.index, pd.RangeIndex) and values.index.start == 0
+            and values.index.step == 1):
+        return values
+    return pd.Series(values).reset_index(drop=True).astype("string")
+
+
 def _per_lead(pit: PointInTime, key: str, compute: Callable[[pd.DataFrame], object]):
     """``compute(leads)`` (one value per lead), memoised on ``pit``, gathered onto the pairs."""
     if key not in pit.lead_cache:
@@ -149,9 +165,7 @@ def _clean_text(leads: pd.DataFrame, column: str) -> pd.Series:
 
 def _text(pit: PointInTime, column: str) -> pd.Series:
     """A lead attribute as ``string`` per pair, stripped, with blanks as NA."""
-    return _per_lead(pit, f"text:{column}", lambda leads: _clean_text(leads, column)).astype(
-        "string"
-    )
+    return _as_string(_per_lead(pit, f"text:{column}", lambda leads: _clean_text(leads, column)))
 
 
 def _present(leads: pd.DataFrame, column: str) -> np.ndarray:
@@ -202,7 +216,7 @@ def company_size_band(pit: PointInTime) -> pd.Series:
             return pd.Series(pd.NA, index=leads.index, dtype="string")
         return company_size_band_of(leads["company_size"])
 
-    return _per_lead(pit, "company_size_band", bands).astype("string")
+    return _as_string(_per_lead(pit, "company_size_band", bands))
 
 
 def seniority(pit: PointInTime) -> pd.Series:
@@ -222,8 +236,8 @@ def country(pit: PointInTime) -> pd.Series:
 
 def region(pit: PointInTime) -> pd.Series:
     """The world region of the lead's country, e.g. "Europe" (category)."""
-    return _per_lead(pit, "region", lambda leads: region_of(_clean_text(leads, "country"))).astype(
-        "string"
+    return _as_string(
+        _per_lead(pit, "region", lambda leads: region_of(_clean_text(leads, "country")))
     )
 
 
@@ -388,7 +402,7 @@ def fill_features(
     for name in names:
         value = FEATURE_FUNCTIONS[name](pit)
         if name in categorical:
-            strings[name] = pd.Series(value).reset_index(drop=True).astype("string")
+            strings[name] = _as_string(value)
         else:
             numeric_out[row] = value
             row += 1

@@ -275,6 +275,7 @@ class PointInTime:
         # The online path may list a lead twice, so its rows and codes can differ.
         self.lead_row = self.lead_code if lead_row is None else np.asarray(lead_row, np.int64)
         self.as_of = np.asarray(as_of, dtype=np.int64)  # ns since epoch, UTC
+        self._identity: bool | None = None
         self._positions: dict[int, np.ndarray] = {}
         self._type_cum_at: dict[int, np.ndarray] = {}
         self._type_counts: dict[tuple[float, float], np.ndarray] = {}
@@ -382,5 +383,17 @@ class PointInTime:
     def lead_values(self, per_lead: pd.Series | np.ndarray) -> np.ndarray | pd.Series:
         """Gather a per-lead value (aligned with ``leads``) onto the pairs."""
         if isinstance(per_lead, pd.Series):
+            if self._rows_are_leads and isinstance(per_lead.index, pd.RangeIndex) \
+                    and len(per_lead) == len(self) and per_lead.index.start == 0 \
+                    and per_lead.index.step == 1:
+                return per_lead  # one pair per lead, in order (a live request): no copy
             return per_lead.take(self.lead_row).reset_index(drop=True)
         return np.asarray(per_lead)[self.lead_row]
+
+    @property
+    def _rows_are_leads(self) -> bool:
+        """Whether pair i is row i of ``leads`` for every i (the online path's case)."""
+        if self._identity is None:
+            self._identity = bool(np.array_equal(self.lead_row,
+                                                 np.arange(len(self.lead_row))))
+        return self._identity
