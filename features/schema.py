@@ -254,12 +254,14 @@ def validate_leads(
     """
     table = "leads"
     _require_columns(leads, table, ("lead_id", "created_at"))
-    out = leads.reset_index(drop=True).copy()
+    # pandas >= 3 copies on write: columns replaced below never touch the caller's frame.
+    out = leads.reset_index(drop=True)
     issues: list[ValidationIssue] = []
     ids = _row_ids(out)
 
+    lead_id = out["lead_id"].astype("string")
     missing_id = out["lead_id"].isna().to_numpy() | (
-        out["lead_id"].astype("string").str.strip().fillna("") == ""
+        lead_id.str.strip().fillna("") == ""
     ).to_numpy()
     issues.extend(
         _issues_at(
@@ -267,7 +269,7 @@ def validate_leads(
             expected="is empty; every lead needs a non-empty lead_id",
         )
     )
-    out["lead_id"] = out["lead_id"].astype("string")
+    out["lead_id"] = lead_id
     dup = out["lead_id"].duplicated(keep="first").to_numpy() & ~missing_id
     if dup.any():
         first_row = {v: i for i, v in reversed(list(enumerate(out["lead_id"].tolist())))}
@@ -362,7 +364,7 @@ def validate_activities(
     """
     table = "activities"
     _require_columns(activities, table, ("lead_id", "occurred_at", "type"))
-    out = activities.reset_index(drop=True).copy()
+    out = activities.reset_index(drop=True)  # copy on write, as in validate_leads
     issues: list[ValidationIssue] = []
     ids = _row_ids(out)
 
