@@ -161,7 +161,7 @@ def index_activities(
     )
     codes = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     keep = codes >= 0
-    acts = activities.loc[keep]
+    acts = activities if keep.all() else activities.loc[keep]  # no copy in the usual case
     codes = codes[keep].astype(np.int64)
     time = acts["occurred_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
     type_code = pc.index_in(
@@ -170,16 +170,29 @@ def index_activities(
     )
     type_code = type_code.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
-    # Sort by lead, time, then type so that ties sort the same way online and offline
-    # whatever the input order (the per-lead cumulative sums depend on the order).
-    order = np.lexsort((type_code, time, codes))
-    codes, time, type_code = codes[order], time[order], type_code[order]
     n = len(time)
+    # Sorted distinct times, and each row's dense rank among them: one argsort and a
+    # scatter, instead of a sort plus a binary search of every row in the sorted times.
+    by_time = np.argsort(time)
+    sorted_time = time[by_time]
+    new_time = np.ones(n, dtype=bool)
+    new_time[1:] = sorted_time[1:] != sorted_time[:-1]
+    times = sorted_time[new_time]
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_time] = np.cumsum(new_time) - 1
+    key = codes * (len(times) + 1) + rank
 
-    # Sorted distinct times (np.unique's hashing is slower than a sort here).
-    sorted_time = np.sort(time)
-    times = sorted_time[np.concatenate(([True], sorted_time[1:] != sorted_time[:-1]))] if n else time
-    key = codes * (len(times) + 1) + np.searchsorted(times, time)
+    # Sort by lead, time, then type so that ties sort the same way online and offline
+    # whatever the input order (the per-lead cumulative sums depend on the order). The
+    # three keys pack into one int64 (stable: full ties keep their input order), which
+    # one argsort orders several times faster than np.lexsort's three passes.
+    n_types = len(ACTIVITY_TYPES) + 1  # type codes are -1 (unknown) .. n_types - 2
+    if max(n_leads, 1) * (len(times) + 1) * n_types < 2**62:
+        order = np.argsort(key * n_types + (type_code + 1), kind="stable")
+    else:  # pragma: no cover  (beyond ~10^18 lead-times: fall back to the 3-key sort)
+        order = np.lexsort((type_code, time, codes))
+    codes, time, type_code, key = codes[order], time[order], type_code[order], key[order]
+
     lead_start = np.searchsorted(codes, np.arange(n_leads, dtype=np.int64), side="left")
     seg_first = np.zeros(n, dtype=bool)
     if n:
