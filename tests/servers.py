@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +68,18 @@ def register_model(model: Any, artifacts: Path, *, experiment: str,
     return version
 
 
-def spawn_server(env: dict[str, str], log_path: Path) -> tuple[str, subprocess.Popen]:
-    """Start ``leadscore serve`` on a free port in its own process group, logging to
-    ``log_path``; return its base URL and the process (stop it with :func:`stop_server`)."""
+LEADSCORE_SERVE = (sys.executable, "-c", "from leadscore.cli import main; main()", "serve")
+
+
+def spawn_server(env: dict[str, str], log_path: Path,
+                 command: Sequence[str] = LEADSCORE_SERVE) -> tuple[str, subprocess.Popen]:
+    """Start ``command --port <free port>`` (``leadscore serve`` by default) in its own
+    process group, logging to ``log_path``; return its base URL and the process (stop it
+    with :func:`stop_server`)."""
     port = free_port()
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from leadscore.cli import main; main()", "serve",
-             "--port", str(port)],
+            [*command, "--port", str(port)],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     return f"http://127.0.0.1:{port}", proc
