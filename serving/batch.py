@@ -3,13 +3,17 @@
 ``leadscore rescore`` calls :func:`rescore`. The flow::
 
     leads.parquet + activities.parquet
-      -> features.schema validation, once, in the client (the boundary)
-      -> open leads at as_of (created before it, neither converted nor disqualified before it)
-      -> partition = hash(lead_id) % P, for leads and their activities alike, so that every
-         lead's history sits in its lead's partition (the join is local)
-      -> <out>/.staging/<run_id>/input/part-NNNNN/{leads,activities}.parquet
-      -> one Dask task per partition: serving.scorer's core on the partition
+      -> read in batches of 500,000 rows; features.schema validation of each batch in
+         the client (the boundary), rows numbered in the whole file
+      -> partition = hash(lead_id) % P, per batch, for leads and their activities alike,
+         so that every lead's history sits in its lead's partition (the join is local)
+      -> appended to <out>/.staging/input-<inputs>.tmp-*/part-NNNNN/{leads,activities}.parquet
+      -> checks across rows, one partition at a time: duplicate lead ids, activities of
+         unknown leads; then the staged input is renamed to .staging/input-<inputs>/
+      -> one Dask task per partition: open leads at as_of (created before it, neither
+         converted nor disqualified before it), serving.scorer's core on them
          -> <out>/.staging/<run_id>/scores/part-NNNNN.parquet (temp name, then rename)
+      -> summary, one output partition at a time (exactly one row per open lead)
       -> commit: the staged dataset is renamed to <out>/runs/<run_id>/, the <out>/scores
          symlink is swapped to it in one rename, and the run is appended to <out>/history/
 
@@ -26,6 +30,20 @@ batch-equals-API test checks the whole output against ``POST /score``. Pass
 a nightly export is scored as it stood when it was taken. As everywhere, only activity
 strictly before as_of counts.
 
+**Client memory is bounded by a batch, not by the base.** The client never holds the
+base: it validates and splits one batch at a time (:func:`stage_inputs`), checks one
+partition at a time, and summarises one output partition at a time. What grows with the
+base is small and Arrow-backed: the ``lead_id`` and ``grade`` of each scored lead (about
+20 bytes a lead) for the grade movements, and the slim history rows of the run. Workers
+hold one partition (about 25,000 leads and their activities) at a time.
+
+**Validation is all or nothing, in batches.** Per-row checks run on each batch; checks
+across rows (duplicate ids, activities of unknown leads) run per partition, where they
+are exact, since an id and its activities share a partition. Only when the whole input
+passed is the staged input renamed into place; nothing is scored, and nothing of the run
+is left, when it did not. As in :func:`read_inputs`, activities are checked only once
+the leads are valid.
+
 **The model is loaded once per worker** by :class:`EnginePlugin` (a
 ``distributed.WorkerPlugin``), not once per partition. A worker that joins later loads it
 when it joins. The alias (``models:/lead-scoring@champion``) is resolved once, in the
@@ -37,7 +55,9 @@ contents), as_of, model version, rules version, feature set, partition count, nu
 reasons and output schema; ``run_id`` is ``<as_of>-<fingerprint[:12]>``. Each output
 partition is written to a temporary name, flushed to disk and renamed, so it is either
 complete or absent. A restart with the same fingerprint finds the staging directory and
-skips every partition already there. Readers only ever see ``<out>/scores``, a symlink
+skips every partition already there. The validated, split input is keyed by the input
+files' contents and the partition count only (it does not depend on as_of or the model),
+and is reused by a restart; an input split that a kill interrupted is discarded. Readers only ever see ``<out>/scores``, a symlink
 replaced by one ``rename(2)``: the previous complete run until the swap, the new complete
 run after it, never half of one. A run that fails (disk full, read-only location, a bad
 model) leaves the previous ``scores`` untouched and nothing in ``runs/`` that has a
@@ -59,7 +79,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -70,7 +90,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from features.errors import LeadscoreError
+from features.errors import LeadscoreError, ValidationIssue
+from features.schema import LEAD_TIMESTAMP_FIELDS
 
 __all__ = [
     "OUTPUT_SCHEMA",
@@ -85,6 +106,9 @@ __all__ = [
     "read_inputs",
     "open_leads",
     "partition_of",
+    "default_partitions",
+    "StagedInput",
+    "stage_inputs",
     "fingerprint",
     "result_table",
     "model_reasons_columnar",
@@ -137,6 +161,9 @@ _LEAD_COLUMNS = (
 )
 _ACTIVITY_COLUMNS = ("lead_id", "occurred_at", "type", "url", "campaign", "duration_s")
 _LEADS_PER_PARTITION = 25_000
+_BATCH_ROWS = 500_000
+"""Rows the client reads, validates and splits at a time (its memory is about one batch)."""
+_MAX_ISSUES = 100
 _PLUGIN_PREFIX = "leadscore-engine-"
 
 
@@ -326,13 +353,15 @@ def partition_of(lead_ids: pd.Series | Sequence[str], n_partitions: int) -> np.n
     return (pd.util.hash_array(ids, categorize=False) % np.uint64(n_partitions)).astype(np.int64)
 
 
-def default_partitions(n_open: int) -> int:
-    """About 25,000 leads per partition, at least 4 (so two workers share the work).
+def default_partitions(n_leads: int) -> int:
+    """About 25,000 leads of the base per partition, at least 4 (so two workers share).
 
-    Depends on the data only, never on the number of workers, so that a run resumed
-    with another ``--workers`` finds the same partitions.
+    Counted on the whole base (Parquet metadata gives it before anything is read), not
+    on the open leads: the input is split before as_of is known. Depends on the data
+    only, never on the number of workers, so that a run resumed with another
+    ``--workers`` finds the same partitions.
     """
-    return max(4, math.ceil(n_open / _LEADS_PER_PARTITION))
+    return max(4, math.ceil(n_leads / _LEADS_PER_PARTITION))
 
 
 def _file_digest(path: Path) -> str:
@@ -626,20 +655,29 @@ def _part_name(p: int) -> str:
 
 
 def _score_partition_task(
-    part: int, staging: str, plugin_name: str, as_of: str, top_reasons: int,
+    part: int, input_dir: str, staging: str, plugin_name: str, as_of: str, top_reasons: int,
     scored_at: str, run_id: str, reasons_path: str,
 ) -> int:
-    """Dask task: score input partition ``part`` and commit its output file. Returns rows."""
-    root = Path(staging)
-    src = root / "input" / _part_name(part)
-    leads = pq.read_table(src / "leads.parquet").to_pandas()
-    acts = pq.read_table(src / "activities.parquet").to_pandas()
-    table = score_partition_frame(
-        leads, acts, _worker_engine(plugin_name), as_of=pd.Timestamp(as_of),
-        top_reasons=top_reasons, scored_at=pd.Timestamp(scored_at), run_id=run_id,
-        reasons_path=reasons_path,  # type: ignore[arg-type]
-    )
-    _write_atomic(table, root / "scores" / f"{_part_name(part)}.parquet")
+    """Dask task: score the open leads of input partition ``part`` and commit its output
+    file. Returns rows."""
+    src = Path(input_dir) / _part_name(part)
+    stamp = pd.Timestamp(as_of)
+    lead_table = pq.read_table(src / "leads.parquet")
+    mask = open_leads(lead_table.select(list(LEAD_TIMESTAMP_FIELDS)).to_pandas(), stamp)
+    lead_table = lead_table.filter(pa.array(mask))
+    acts = pq.read_table(src / "activities.parquet")
+    # Only the open leads' activities (Arrow's hash lookup, before any pandas object).
+    open_ids = lead_table["lead_id"].combine_chunks().cast(acts.schema.field("lead_id").type)
+    acts = acts.filter(pc.is_in(acts["lead_id"], value_set=open_ids))
+    if lead_table.num_rows:
+        table = score_partition_frame(
+            lead_table.to_pandas(), acts.to_pandas(), _worker_engine(plugin_name),
+            as_of=stamp, top_reasons=top_reasons, scored_at=pd.Timestamp(scored_at),
+            run_id=run_id, reasons_path=reasons_path,  # type: ignore[arg-type]
+        )
+    else:
+        table = OUTPUT_SCHEMA.empty_table()
+    _write_atomic(table, Path(staging) / "scores" / f"{_part_name(part)}.parquet")
     return table.num_rows
 
 
@@ -810,31 +848,272 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
     return pa.table(columns)
 
 
-def _stage_inputs(plan: RunPlan, leads: pd.DataFrame, acts: pd.DataFrame,
-                  parts: np.ndarray, todo: Sequence[int]) -> None:
-    """Write each partition's leads and activities (only those not staged yet)."""
-    lead_table = _to_arrow(leads)
-    act_table = _to_arrow(acts)
-    # Each activity goes where its lead goes: look its lead up (Arrow's hash join).
-    lead_pos = pc.index_in(act_table["lead_id"], value_set=lead_table["lead_id"])
-    keep = pc.is_valid(lead_pos)
-    act_table = act_table.filter(keep)
-    act_parts = parts[pc.drop_null(lead_pos).to_numpy()]
-    lead_order = np.argsort(parts, kind="stable")
-    act_order = np.argsort(act_parts, kind="stable")
-    lead_sorted = lead_table.take(pa.array(lead_order))
-    act_sorted = act_table.take(pa.array(act_order))
-    lead_bounds = np.searchsorted(parts[lead_order], np.arange(plan.n_partitions + 1))
-    act_bounds = np.searchsorted(act_parts[act_order], np.arange(plan.n_partitions + 1))
-    for p in todo:
-        where = plan.staging / "input" / _part_name(p)
-        if (where / "activities.parquet").is_file():
-            continue  # leads are written first, activities last: both are there
-        where.mkdir(parents=True, exist_ok=True)
-        _write_atomic(lead_sorted.slice(lead_bounds[p], lead_bounds[p + 1] - lead_bounds[p]),
-                      where / "leads.parquet")
-        _write_atomic(act_sorted.slice(act_bounds[p], act_bounds[p + 1] - act_bounds[p]),
-                      where / "activities.parquet")
+# --------------------------------------------------------------------------- staging
+
+
+@dataclass(frozen=True)
+class StagedInput:
+    """A validated copy of the input, split by :func:`partition_of` for the workers.
+
+    ``path`` holds ``part-NNNNN/{leads,activities}.parquet`` and ``_meta.json``. What the
+    scan learnt on the way is kept so that a resumed run need not scan again.
+    """
+
+    path: Path
+    n_partitions: int
+    data_end: pd.Timestamp | None
+    leads: int
+    activities: int
+    unknown_types: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_partitions": self.n_partitions, "leads": self.leads,
+                "activities": self.activities, "unknown_types": self.unknown_types,
+                "data_end": None if self.data_end is None else self.data_end.isoformat()}
+
+    @classmethod
+    def read(cls, path: Path) -> StagedInput:
+        meta = json.loads((path / "_meta.json").read_text())
+        end = meta["data_end"]
+        return cls(path, int(meta["n_partitions"]), None if end is None else pd.Timestamp(end),
+                   int(meta["leads"]), int(meta["activities"]), dict(meta["unknown_types"]))
+
+
+def _frames(path: Path, wanted: Sequence[str], batch_rows: int
+            ) -> Iterator[tuple[int, pd.DataFrame]]:
+    """``(first row, frame)`` of ``batch_rows`` rows at a time; at least one (maybe empty)."""
+    with pq.ParquetFile(path) as pf:
+        columns = [c for c in wanted if c in pf.schema_arrow.names]
+        first = 0
+        for record_batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
+            yield first, record_batch.to_pandas()
+            first += record_batch.num_rows
+        if first == 0:
+            yield 0, pf.schema_arrow.empty_table().select(columns).to_pandas()
+
+
+def _shifted(issues: Sequence[ValidationIssue], first: int) -> list[ValidationIssue]:
+    """Issues of a batch, renumbered to rows of the whole file."""
+    return [i if i.row is None else replace(i, row=i.row + first) for i in issues]
+
+
+def _partition_column(ids: pa.ChunkedArray | pa.Array, n_partitions: int) -> np.ndarray:
+    """:func:`partition_of` each id, hashing each distinct id of the batch once."""
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    distinct = pc.unique(ids)
+    where = pc.index_in(ids, value_set=distinct).to_numpy()
+    return partition_of(distinct.to_numpy(zero_copy_only=False), n_partitions)[where]
+
+
+class _PartitionWriters:
+    """One Parquet file per partition for one table, appended to batch by batch.
+
+    The first batch fixes the schema (validated frames have canonical dtypes, so later
+    batches only differ in Arrow's choice of string width, cast away here). Every file is
+    created, so an empty partition is an empty table, not a missing file.
+    """
+
+    def __init__(self, root: Path, table_name: str, n_partitions: int) -> None:
+        self.root = root
+        self.file_name = f"{table_name}.parquet"
+        self.n = n_partitions
+        self.schema: pa.Schema | None = None
+        self._files: list[Any] = []
+        self._writers: list[pq.ParquetWriter] = []
+
+    def write(self, table: pa.Table) -> None:
+        if self.schema is None:
+            self.schema = table.schema
+            for p in range(self.n):
+                where = self.root / _part_name(p)
+                where.mkdir(parents=True, exist_ok=True)
+                handle = (where / self.file_name).open("wb")
+                self._files.append(handle)
+                self._writers.append(pq.ParquetWriter(handle, self.schema))
+        else:
+            table = table.cast(self.schema)
+        if table.num_rows == 0:
+            return
+        parts = _partition_column(table["lead_id"], self.n)
+        order = np.argsort(parts, kind="stable")
+        bounds = np.searchsorted(parts[order], np.arange(self.n + 1))
+        table = table.take(pa.array(order))
+        for p in np.flatnonzero(np.diff(bounds)):
+            self._writers[p].write_table(table.slice(bounds[p], bounds[p + 1] - bounds[p]))
+
+    def close(self) -> None:
+        """Finish every file and flush it to disk (the staged input is renamed after)."""
+        try:
+            for writer, handle in zip(self._writers, self._files, strict=True):
+                writer.close()
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            for handle in self._files:
+                handle.close()
+
+
+def _check_partitions(root: Path, n_partitions: int, limit: int
+                      ) -> tuple[list[str], list[str]]:
+    """Duplicate lead ids and activities of unknown leads, one partition at a time.
+
+    Both are checks across rows that no batch can do alone. A lead id hashes to one
+    partition, and so do its activities, so looking inside each partition finds every
+    duplicate and every activity whose lead is missing, with one partition in memory.
+    """
+    duplicates: list[str] = []
+    unknown: list[str] = []
+    for p in range(n_partitions):
+        where = root / _part_name(p)
+        ids = pq.read_table(where / "leads.parquet", columns=["lead_id"])["lead_id"]
+        ids = ids.combine_chunks()
+        counts = pc.value_counts(ids)
+        many = pc.greater(counts.field("counts"), 1)
+        duplicates.extend(counts.field("values").filter(many).to_pylist())
+        act_ids = pq.read_table(where / "activities.parquet", columns=["lead_id"])["lead_id"]
+        orphan = pc.invert(pc.is_in(act_ids, value_set=ids.cast(act_ids.type)))
+        unknown.extend(pc.unique(act_ids.filter(orphan)).to_pylist())
+        if len(duplicates) + len(unknown) >= limit:
+            break
+    return duplicates[:limit], unknown[:limit]
+
+
+def _rows_of(path: Path, ids: Sequence[str], batch_rows: int) -> dict[str, list[int]]:
+    """Rows of ``path`` whose lead_id is one of ``ids`` (error path: names the rows)."""
+    wanted = pa.array(list(ids), type=pa.string())
+    rows: dict[str, list[int]] = {}
+    for first, frame in _frames(path, ["lead_id"], batch_rows):
+        text = pa.array(frame["lead_id"].astype("string").array, type=pa.string())
+        for r in np.flatnonzero(pc.is_in(text, value_set=wanted).to_numpy(zero_copy_only=False)):
+            rows.setdefault(text[int(r)].as_py(), []).append(first + int(r))
+    return rows
+
+
+def _cross_row_issues(duplicates: Sequence[str], unknown: Sequence[str], leads_path: Path,
+                      acts_path: Path, batch_rows: int) -> list[ValidationIssue]:
+    """The messages :mod:`features.schema` gives for these, with rows of the whole file."""
+    issues: list[ValidationIssue] = []
+    if duplicates:
+        for lead_id, rows in sorted(_rows_of(leads_path, duplicates, batch_rows).items(),
+                                    key=lambda kv: kv[1][0]):
+            issues.extend(
+                ValidationIssue(table="leads", field="lead_id", value=lead_id,
+                                expected=f"is a duplicate of row {rows[0]}; lead_id must be "
+                                "unique", row=r, lead_id=lead_id)
+                for r in rows[1:]
+            )
+    if unknown:
+        for lead_id, rows in sorted(_rows_of(acts_path, unknown, batch_rows).items(),
+                                    key=lambda kv: kv[1][0]):
+            issues.extend(
+                ValidationIssue(table="activities", field="lead_id", value=lead_id,
+                                expected="is not a known lead; every activity must belong to "
+                                "a lead in the leads table", row=r, lead_id=lead_id)
+                for r in rows
+            )
+    return sorted(issues, key=lambda i: (i.table != "leads", i.row or 0))[:_MAX_ISSUES]
+
+
+def _latest(current: pd.Timestamp | None, column: pd.Series) -> pd.Timestamp | None:
+    value = column.max()
+    if pd.isna(value):
+        return current
+    value = pd.Timestamp(value)
+    return value if current is None or value > current else current
+
+
+def stage_inputs(
+    data_dir: str | Path,
+    root: str | Path,
+    n_partitions: int,
+    *,
+    batch_rows: int = _BATCH_ROWS,
+    progress: Callable[[int, int], None] | None = None,
+) -> StagedInput:
+    """Validate ``data_dir`` batch by batch and write it to ``root`` split by partition.
+
+    The client holds one batch of ``batch_rows`` rows (then one partition, for the checks
+    across rows), never the whole base. The checks are those of
+    :func:`features.schema.validate_leads` and ``validate_activities``, with their
+    messages and with rows numbered in the whole file:
+
+    - per row, on each batch as it is read (types, time zones, ranges, missing values);
+    - across rows, on each partition once all are written: duplicate lead ids and
+      activities of unknown leads (a lead id and its activities share a partition).
+
+    All or nothing: ``root`` is first written under a temporary name, renamed to ``root``
+    only when the whole input passed, and removed when it did not. At most
+    :data:`_MAX_ISSUES` problems are collected; leads are checked before activities.
+
+    Parameters
+    ----------
+    progress : callable, optional
+        ``progress(rows_read, rows_total)`` after each batch of either table.
+
+    Raises
+    ------
+    DataValidationError
+        The input breaks the data contract; ``root`` does not exist afterwards.
+    """
+    from features.errors import DataValidationError
+    from features.schema import validate_activities, validate_leads
+
+    data_dir, root = Path(data_dir), Path(root)
+    leads_path, acts_path = data_dir / "leads.parquet", data_dir / "activities.parquet"
+    total = sum(pq.read_metadata(p).num_rows for p in (leads_path, acts_path))
+    tmp = root.with_name(f"{root.name}.tmp-{uuid.uuid4().hex[:8]}")
+    issues: list[ValidationIssue] = []
+    end: pd.Timestamp | None = None
+    counts = {"leads": 0, "activities": 0}
+    unknown_types: dict[str, int] = {}
+    rows_read = 0
+    try:
+        for table_name, path, wanted in (("leads", leads_path, _LEAD_COLUMNS),
+                                         ("activities", acts_path, _ACTIVITY_COLUMNS)):
+            if issues:
+                break  # as read_inputs: activities are checked against valid leads only
+            writers = _PartitionWriters(tmp, table_name, n_partitions)
+            try:
+                for first, frame in _frames(path, wanted, batch_rows):
+                    rows_read += len(frame)
+                    try:
+                        if table_name == "leads":
+                            clean = validate_leads(frame)
+                            columns: tuple[str, ...] = LEAD_TIMESTAMP_FIELDS
+                        else:
+                            checked = validate_activities(frame)
+                            clean = checked.frame
+                            columns = ("occurred_at",)
+                            for k, v in checked.unknown_types.items():
+                                unknown_types[k] = unknown_types.get(k, 0) + v
+                    except DataValidationError as exc:
+                        issues.extend(_shifted(exc.issues, first))
+                        if len(issues) >= _MAX_ISSUES or any(i.row is None for i in exc.issues):
+                            break  # enough to fix, or a missing column every batch lacks
+                        continue
+                    counts[table_name] += len(clean)
+                    for column in columns:
+                        end = _latest(end, clean[column])
+                    if not issues:  # once a batch is bad nothing will be used: stop writing
+                        writers.write(_to_arrow(clean))
+                    if progress:
+                        progress(rows_read, total)
+            finally:
+                writers.close()
+        if not issues:
+            duplicates, orphans = _check_partitions(tmp, n_partitions, _MAX_ISSUES)
+            if duplicates or orphans:
+                issues = _cross_row_issues(duplicates, orphans, leads_path, acts_path,
+                                           batch_rows)
+        if issues:
+            raise DataValidationError(issues[:_MAX_ISSUES])
+        staged = StagedInput(root, n_partitions, end, counts["leads"], counts["activities"],
+                             unknown_types)
+        _write_json_atomic(staged.to_dict(), tmp / "_meta.json")
+        os.replace(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return staged
 
 
 def _complete_partitions(plan: RunPlan) -> set[int]:
@@ -844,21 +1123,109 @@ def _complete_partitions(plan: RunPlan) -> set[int]:
     return done
 
 
-def _summarise(scores_dir: Path) -> tuple[pd.DataFrame, dict[str, int], dict[str, int]]:
-    table = pq.read_table(scores_dir, columns=["lead_id", "grade", "scored_by",
-                                              "fallback_reason"])
-    frame = table.to_pandas()
-    grades = {g: int((frame["grade"] == g).sum()) for g in GRADES}
-    by = frame["scored_by"] + frame["fallback_reason"].map(
-        lambda r: "" if r is None or pd.isna(r) else f" ({r})")
-    by_source = {str(k): int(v) for k, v in by.value_counts().sort_index().items()}
-    return frame[["lead_id", "grade"]], grades, by_source
+@dataclass
+class _Summary:
+    grades: dict[str, int]
+    by_source: dict[str, int]
+    current: pa.Table  # lead_id and grade of every scored lead (Arrow: ~20 bytes a lead)
+
+    @property
+    def leads(self) -> int:
+        return self.current.num_rows
 
 
-def _previous_grades(out: Path, run_id: str | None) -> pd.DataFrame | None:
+def _summarise(scores_dir: Path, n_partitions: int, staged: StagedInput | None = None,
+               as_of: pd.Timestamp | None = None) -> _Summary:
+    """Grade and source counts, read one output partition at a time.
+
+    With ``staged``, also proves each partition has exactly one row per open lead of
+    its input partition (so a stale or foreign file can never be committed).
+    """
+    grades = dict.fromkeys(GRADES, 0)
+    by_source: dict[str, int] = {}
+    slim = []
+    for p in range(n_partitions):
+        table = pq.read_table(scores_dir / f"{_part_name(p)}.parquet",
+                              columns=["lead_id", "grade", "scored_by", "fallback_reason"])
+        if staged is not None:
+            expected = _open_ids(staged.path / _part_name(p), as_of)
+            got = table["lead_id"].combine_chunks()
+            if (len(got) != len(expected)
+                    or not pc.all(pc.is_in(got, value_set=expected.cast(got.type))).as_py()
+                    or pc.count_distinct(got).as_py() != len(got)):
+                raise LeadscoreError(
+                    f"staged output {_part_name(p)} has {len(got)} rows for "
+                    f"{len(expected)} open leads; remove {scores_dir.parent} and rerun"
+                )
+        for value, count in _value_counts(table["grade"]):
+            grades[value] = grades.get(value, 0) + count
+        pairs = table.group_by(["scored_by", "fallback_reason"]).aggregate(
+            [("lead_id", "count")])
+        for by, reason, count in zip(pairs["scored_by"].to_pylist(),
+                                     pairs["fallback_reason"].to_pylist(),
+                                     pairs["lead_id_count"].to_pylist(), strict=True):
+            key = by if reason is None else f"{by} ({reason})"
+            by_source[key] = by_source.get(key, 0) + count
+        slim.append(table.select(["lead_id", "grade"]))
+    current = (pa.concat_tables(slim) if slim
+               else pa.table({"lead_id": pa.array([], pa.string()),
+                              "grade": pa.array([], pa.string())}))
+    return _Summary(grades, dict(sorted(by_source.items())), current)
+
+
+def _value_counts(values: pa.ChunkedArray | pa.Array) -> list[tuple[str, int]]:
+    counts = pc.value_counts(values)
+    return list(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(),
+                    strict=True))
+
+
+def _open_ids(part_dir: Path, as_of: pd.Timestamp | None) -> pa.Array:
+    """Ids of the leads of a staged input partition that are open at ``as_of``."""
+    table = pq.read_table(part_dir / "leads.parquet",
+                          columns=["lead_id", *LEAD_TIMESTAMP_FIELDS])
+    mask = open_leads(table.select(list(LEAD_TIMESTAMP_FIELDS)).to_pandas(), as_of)
+    return table["lead_id"].combine_chunks().filter(pa.array(mask))
+
+
+def _previous_grades(out: Path, run_id: str | None) -> pa.Table | None:
     if run_id is None:
         return None
-    return pq.read_table(out / "runs" / run_id, columns=["lead_id", "grade"]).to_pandas()
+    return pq.read_table(out / "runs" / run_id, columns=["lead_id", "grade"])
+
+
+def _movements(previous: pa.Table | None, current: pa.Table) -> dict[str, int]:
+    """:func:`grade_movements` on Arrow tables (a hash join; no Python object per lead)."""
+    if previous is None:
+        return {"up": 0, "down": 0, "same": 0, "new": int(current.num_rows), "gone": 0}
+    grades = pa.array(GRADES)
+
+    def ranked(table: pa.Table, name: str) -> pa.Table:
+        return pa.table({"lead_id": table["lead_id"].cast(pa.string()),
+                         name: pc.index_in(table["grade"].cast(pa.string()), value_set=grades)})
+
+    both = ranked(current, "now").join(ranked(previous, "before"), "lead_id", join_type="inner")
+    delta = pc.subtract(both["now"], both["before"])
+    return {
+        "up": int(pc.sum(pc.less(delta, 0)).as_py() or 0),
+        "down": int(pc.sum(pc.greater(delta, 0)).as_py() or 0),
+        "same": int(pc.sum(pc.equal(delta, 0)).as_py() or 0),
+        "new": int(current.num_rows - both.num_rows),
+        "gone": int(previous.num_rows - both.num_rows),
+    }
+
+
+def _known_data_end(out: Path, identity: Mapping[str, Any]) -> pd.Timestamp | None:
+    """The data end of these exact input files, if a committed run here recorded it."""
+    runs = out / "runs"
+    if not runs.is_dir():
+        return None
+    for manifest in runs.glob("*/_manifest.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            meta = json.loads(manifest.read_text())
+            if all(meta.get(k) == v for k, v in identity.items()):
+                end = meta["summary"]["input"]["data_end"]
+                return None if end is None else pd.Timestamp(end)
+    return None
 
 
 def _swap_link(link: Path, target: str) -> None:
@@ -875,7 +1242,8 @@ def _swap_link(link: Path, target: str) -> None:
     os.replace(tmp, link)
 
 
-def _commit(plan: RunPlan, summary: dict[str, Any], keep_runs: int) -> None:
+def _commit(plan: RunPlan, summary: dict[str, Any], keep_runs: int,
+            staged_input: Path | None) -> None:
     from serving.score_history import append_history
 
     staged = plan.staging / "scores"
@@ -889,6 +1257,8 @@ def _commit(plan: RunPlan, summary: dict[str, Any], keep_runs: int) -> None:
     _swap_link(plan.scores_link, os.path.join("runs", plan.run_id))
     append_history(plan.history_dir, plan.run_dir)
     shutil.rmtree(plan.staging, ignore_errors=True)
+    if staged_input is not None:
+        shutil.rmtree(staged_input, ignore_errors=True)
     # Keep the current run and the one before it (a reader may still hold it open).
     runs = sorted((p for p in (plan.out / "runs").iterdir() if p.is_dir()),
                   key=lambda p: p.stat().st_mtime)
@@ -944,6 +1314,8 @@ def rescore(
     client: Any = None,
     progress: Callable[[int, int], None] | None = None,
     keep_runs: int = 2,
+    batch_rows: int = _BATCH_ROWS,
+    input_progress: Callable[[int, int], None] | None = None,
 ) -> RescoreResult:
     """Score every open lead in ``data_dir`` on Dask and commit the result under ``out``.
 
@@ -953,7 +1325,7 @@ def rescore(
         Holds ``leads.parquet`` and ``activities.parquet`` (the data contract).
     out : path
         Output root: ``scores`` (symlink to the committed run), ``runs/``, ``history/``
-        and ``.staging/``. Must be a file system every worker can write to.
+        and ``.staging/``. Must be a file system every worker can read and write.
     settings : leadscore.settings.Settings
     model_uri : str, optional
         Default ``models:/<model_name>@<model_alias>`` (the champion), resolved once here.
@@ -961,7 +1333,8 @@ def rescore(
         Default: the latest timestamp in the data.
     scheduler, workers : see :func:`dask_client`. Ignored when ``client`` is given.
     n_partitions : int, optional
-        Default :func:`default_partitions`. Part of the run's identity.
+        Default :func:`default_partitions` of the number of leads. Part of the run's
+        identity.
     top_reasons : int, default 3
         As ``POST /score``'s ``top_reasons``.
     reasons_path : {"columnar", "core"}
@@ -974,6 +1347,10 @@ def rescore(
         ``progress(done, total)`` after each partition (the CLI draws a bar with it).
     keep_runs : int, default 2
         Committed runs kept under ``runs/`` (the current one and the one before).
+    batch_rows : int, default 500,000
+        Rows the client reads and validates at a time (see :func:`stage_inputs`).
+    input_progress : callable, optional
+        ``input_progress(rows_read, rows_total)`` while the input is validated and split.
 
     Returns
     -------
@@ -982,106 +1359,130 @@ def rescore(
     Raises
     ------
     DataValidationError
-        The input breaks the data contract; nothing is written.
+        The input breaks the data contract; nothing is committed and nothing of the
+        run is left in ``out``.
     LeadscoreError
         The output location is unusable, another rescore holds it, or the model is
         unusable. The previous committed scores are left as they were.
     """
-    from features.build import data_end
     from features.registry import FEATURE_SET_VERSION
+    from rules_fallback import load_rules
 
     began = time.perf_counter()
     out = Path(out).expanduser().resolve()
     data_dir = Path(data_dir)
     if top_reasons < 0:
         raise ValueError(f"The 'top_reasons' parameter must be >= 0. Got {top_reasons}.")
-    leads, acts = read_inputs(data_dir)
-    if as_of is None:
-        as_of = data_end(leads, acts)
-    as_of = pd.Timestamp(as_of)
-    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
-    mask = open_leads(leads, as_of)
-    leads = leads.loc[mask].reset_index(drop=True)
-    n_parts = n_partitions or default_partitions(len(leads))
+    if batch_rows < 1:
+        raise ValueError(f"The 'batch_rows' parameter must be >= 1. Got {batch_rows}.")
+    for name in ("leads", "activities"):
+        if not (data_dir / f"{name}.parquet").is_file():
+            raise LeadscoreError(f"{data_dir / f'{name}.parquet'} not found; --data must hold "
+                                 "leads.parquet and activities.parquet (see 'leadscore "
+                                 "generate')")
+    n_parts = n_partitions or default_partitions(
+        pq.read_metadata(data_dir / "leads.parquet").num_rows)
     if source is None:
         source = ModelSource(resolve_model(settings, model_uri), settings)
     candidate = source.candidate
-    from rules_fallback import load_rules
-
-    identity = {
+    inputs = {
         "schema_version": SCHEMA_VERSION,
         "leads_digest": _file_digest(data_dir / "leads.parquet"),
         "activities_digest": _file_digest(data_dir / "activities.parquet"),
-        "as_of": as_of.isoformat(),
-        "model_uri": candidate.uri if candidate else None,
-        "model_version": candidate.version if candidate else None,
-        "rules_version": str(load_rules(settings.rules_file).provenance),
-        "cold_start_policy": settings.cold_start_policy,
-        "feature_set_version": FEATURE_SET_VERSION,
         "n_partitions": n_parts,
-        "top_reasons": top_reasons,
     }
-    fp = fingerprint(identity)
-    plan = RunPlan(out, f"{as_of:%Y%m%dT%H%M%SZ}-{fp[:12]}", fp, as_of, n_parts, top_reasons,
-                   reasons_path, identity)
+    input_dir = out / ".staging" / f"input-{fingerprint(inputs)[:16]}"
     model_label = (f"{candidate.name} v{candidate.version}" if candidate and candidate.version
                    else candidate.uri if candidate else "none (rules, fallback_reason no_model)")
+    rules_version = str(load_rules(settings.rules_file).provenance)
+
+    def plan_for(stamp: pd.Timestamp) -> RunPlan:
+        identity = {
+            **inputs,
+            "as_of": stamp.isoformat(),
+            "model_uri": candidate.uri if candidate else None,
+            "model_version": candidate.version if candidate else None,
+            "rules_version": rules_version,
+            "cold_start_policy": settings.cold_start_policy,
+            "feature_set_version": FEATURE_SET_VERSION,
+            "top_reasons": top_reasons,
+        }
+        fp = fingerprint(identity)
+        return RunPlan(out, f"{stamp:%Y%m%dT%H%M%SZ}-{fp[:12]}", fp, stamp, n_parts,
+                       top_reasons, reasons_path, identity)
+
+    def committed(plan: RunPlan) -> RescoreResult:
+        # Same inputs, as_of and model as a committed run: finish its commit if it was
+        # interrupted after the rename, and report it.
+        manifest = json.loads((plan.run_dir / "_manifest.json").read_text())
+        _commit(plan, manifest["summary"], keep_runs, input_dir)
+        summary = _summarise(plan.run_dir, n_parts)
+        return RescoreResult(plan.run_id, plan.as_of, plan.scores_link, summary.leads,
+                             n_parts, n_parts, summary.grades, summary.by_source,
+                             manifest["summary"]["movements"],
+                             manifest["summary"].get("previous_run"), model_label,
+                             time.perf_counter() - began, already_committed=True)
 
     _prepare_out(out)
     with _run_lock(out):
-        previous = _current_run(out)
-        if (plan.run_dir / "_SUCCESS").is_file():
-            # Same inputs, as_of and model as a committed run: finish its commit if it
-            # was interrupted after the rename, and report it.
-            manifest = json.loads((plan.run_dir / "_manifest.json").read_text())
-            prev = manifest["summary"].get("previous_run")
-            _commit(plan, manifest["summary"], keep_runs)
-            _, grades, by_source = _summarise(plan.run_dir)
-            return RescoreResult(plan.run_id, as_of, plan.scores_link,
-                                 sum(grades.values()), n_parts, n_parts, grades, by_source,
-                                 manifest["summary"]["movements"], prev, model_label,
-                                 time.perf_counter() - began, already_committed=True)
         try:
+            # Input split by a run that was killed before it finished: never reused.
+            for partial in (out / ".staging").glob("input-*.tmp-*"):
+                shutil.rmtree(partial, ignore_errors=True)
+            stamp = _utc(as_of) if as_of is not None else _known_data_end(out, inputs)
+            plan = None if stamp is None else plan_for(stamp)
+            if plan is not None and (plan.run_dir / "_SUCCESS").is_file():
+                return committed(plan)
+            if (input_dir / "_meta.json").is_file():
+                staged = StagedInput.read(input_dir)
+            else:
+                staged = stage_inputs(data_dir, input_dir, n_parts, batch_rows=batch_rows,
+                                      progress=input_progress)
+            if plan is None:
+                if staged.data_end is None:
+                    raise LeadscoreError(f"{data_dir} has no timestamps; pass --as-of")
+                plan = plan_for(_utc(staged.data_end))
+                if (plan.run_dir / "_SUCCESS").is_file():
+                    return committed(plan)
+            previous = _current_run(out)
             manifest_path = plan.staging / "_manifest.json"
             if manifest_path.is_file():
                 manifest = json.loads(manifest_path.read_text())
-                if manifest.get("fingerprint") != fp:
+                if manifest.get("fingerprint") != plan.fingerprint:
                     raise LeadscoreError(f"{plan.staging} belongs to another run; remove it")
                 scored_at = pd.Timestamp(manifest["scored_at"])
             else:
                 (plan.staging / "scores").mkdir(parents=True, exist_ok=True)
                 scored_at = pd.Timestamp.now(tz="UTC").floor("us")
-                _write_json_atomic({**identity, "fingerprint": fp, "run_id": plan.run_id,
-                                    "scored_at": scored_at.isoformat()}, manifest_path)
+                _write_json_atomic({**plan.identity, "fingerprint": plan.fingerprint,
+                                    "run_id": plan.run_id, "scored_at": scored_at.isoformat()},
+                                   manifest_path)
             done = _complete_partitions(plan)
             todo = [p for p in range(n_parts) if p not in done]
-            if todo:
-                parts = partition_of(leads["lead_id"], n_parts)
-                _stage_inputs(plan, leads, acts, parts, todo)
-            del acts
             if progress:
                 progress(len(done), n_parts)
             if todo:
-                _run_partitions(plan, source, todo, scored_at, client, scheduler, workers,
-                                progress, len(done))
-            current, grades, by_source = _summarise(plan.staging / "scores")
-            if len(current) != len(leads) or current["lead_id"].duplicated().any():
-                raise LeadscoreError(
-                    f"staged output has {len(current)} rows for {len(leads)} open leads; "
-                    f"remove {plan.staging} and rerun"
-                )
-            movements = grade_movements(_previous_grades(out, previous), current)
-            summary = {"grades": grades, "by_source": by_source, "movements": movements,
-                       "previous_run": previous, "leads_scored": len(current)}
-            _commit(plan, summary, keep_runs)
+                _run_partitions(plan, staged.path, source, todo, scored_at, client, scheduler,
+                                workers, progress, len(done))
+            summary = _summarise(plan.staging / "scores", n_parts, staged, plan.as_of)
+            movements = _movements(_previous_grades(out, previous), summary.current)
+            record = {"grades": summary.grades, "by_source": summary.by_source,
+                      "movements": movements, "previous_run": previous,
+                      "leads_scored": summary.leads, "input": staged.to_dict()}
+            _commit(plan, record, keep_runs, input_dir)
         except OSError as exc:
             raise LeadscoreError(_os_problem(exc, out, "write the rescore output")) from exc
-    return RescoreResult(plan.run_id, as_of, plan.scores_link, len(current), n_parts, len(done),
-                         grades, by_source, movements, previous, model_label,
-                         time.perf_counter() - began)
+    return RescoreResult(plan.run_id, plan.as_of, plan.scores_link, summary.leads, n_parts,
+                         len(done), summary.grades, summary.by_source, movements, previous,
+                         model_label, time.perf_counter() - began)
 
 
-def _run_partitions(plan: RunPlan, source: ModelSource, todo: Sequence[int],
+def _utc(stamp: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(stamp)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _run_partitions(plan: RunPlan, input_dir: Path, source: ModelSource, todo: Sequence[int],
                     scored_at: pd.Timestamp, client: Any, scheduler: str,
                     workers: int | None, progress: Callable[[int, int], None] | None,
                     already: int) -> None:
@@ -1101,7 +1502,8 @@ def _run_partitions(plan: RunPlan, source: ModelSource, todo: Sequence[int],
         # Unregistered at the end so a shared cluster does not keep the model in memory.
         stack.callback(_unregister, client, plugin.name)
         futures = [
-            client.submit(_score_partition_task, p, str(plan.staging), plugin.name,
+            client.submit(_score_partition_task, p, str(input_dir), str(plan.staging),
+                          plugin.name,
                           plan.as_of.isoformat(), plan.top_reasons, scored_at.isoformat(),
                           plan.run_id, plan.reasons_path, key=f"rescore-{plan.run_id}-{p}",
                           pure=False)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -64,14 +66,19 @@ def rescore_command(
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   transient=False) as bar:
-        task = bar.add_task("partitions", total=None)
+        tasks: dict[str, Any] = {}
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def bar_for(name: str) -> Callable[[int, int], None]:
+            def update(done: int, total: int) -> None:
+                if name not in tasks:  # created on first use: a resumed run skips reading
+                    tasks[name] = bar.add_task(name, total=total)
+                bar.update(tasks[name], completed=done, total=total)
+            return update
 
         result = rescore(data, out, settings=cfg, model_uri=model_uri, as_of=stamp,
                          scheduler=scheduler, workers=workers, n_partitions=partitions,
-                         top_reasons=top_reasons, progress=progress)
+                         top_reasons=top_reasons, progress=bar_for("partitions scored"),
+                         input_progress=bar_for("rows validated"))
     if json_summary:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return
