@@ -206,7 +206,14 @@ def to_utc(
                     limit=5,
                 )
             )
-    out_of_range = ((parsed < _EARLIEST) | (parsed >= _LATEST)).fillna(False).to_numpy(bool)
+    # On the integer view (in the column's own unit): NaT is the int64 minimum, never out
+    # of range; a fraction of the cost of comparing Timestamps for a live request's rows.
+    stamps = parsed.array
+    ticks = stamps.asi8
+    out_of_range = (ticks != np.iinfo(np.int64).min) & (
+        (ticks < _EARLIEST.as_unit(stamps.unit).asm8.view(np.int64))
+        | (ticks >= _LATEST.as_unit(stamps.unit).asm8.view(np.int64))
+    )
     if out_of_range.any():
         issues.extend(
             _issues_at(
@@ -350,6 +357,9 @@ def validate_leads(
     return out
 
 
+_KNOWN_TYPES = pa.array(list(ACTIVITY_TYPES), pa.string())
+
+
 def validate_activities(
     activities: pd.DataFrame,
     *,
@@ -438,8 +448,9 @@ def validate_activities(
 
     if issues:
         raise DataValidationError(issues)
-    known_types = out["type"].isin(ACTIVITY_TYPES)
-    unknown = out.loc[~known_types, "type"].value_counts()
-    return ValidatedActivities(
-        frame=out, unknown_types={str(k): int(v) for k, v in unknown.items()}
-    )
+    known_types = pc.is_in(pa.array(out["type"]), value_set=_KNOWN_TYPES)
+    unknown_types: dict[str, int] = {}
+    if not pc.all(known_types).as_py():
+        unknown = out.loc[~known_types.to_numpy(zero_copy_only=False), "type"].value_counts()
+        unknown_types = {str(k): int(v) for k, v in unknown.items()}
+    return ValidatedActivities(frame=out, unknown_types=unknown_types)

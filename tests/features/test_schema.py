@@ -161,3 +161,19 @@ def test_validation_of_a_large_clean_table_is_vectorised():
     known = pd.Series([f"L-{i}" for i in range(1000)])
     out = validate_activities(acts, lead_ids=known)
     assert len(out.frame) == n and out.unknown_types == {}
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_range_edges_hold_in_every_datetime_unit(unit):
+    inside = ["1970-01-01T00:00:00Z", "2199-12-31T23:59:59Z"]
+    outside = ["1969-12-31T23:59:59Z", "2200-01-01T00:00:00Z"]
+    stamps = pd.Series(pd.to_datetime(inside + outside + [None], utc=True)).astype(
+        f"datetime64[{unit}, UTC]")
+    acts = activities_frame(lead_id=["L-1"] * 5, occurred_at=stamps, type=["page_view"] * 5)
+    with pytest.raises(DataValidationError) as info:
+        validate_activities(acts)
+    flagged = [(i.row, i.expected[:15]) for i in info.value.issues]
+    assert flagged == [(2, "is out of range"), (3, "is out of range"), (4, "is missing; eve")]
+    clean = validate_activities(acts.iloc[:2]).frame
+    assert str(clean["occurred_at"].dtype) == "datetime64[ns, UTC]"
+    assert clean["occurred_at"].tolist() == pd.to_datetime(inside, utc=True).tolist()
