@@ -881,8 +881,13 @@ class StagedInput:
 
 def _frames(path: Path, wanted: Sequence[str], batch_rows: int
             ) -> Iterator[tuple[int, pd.DataFrame]]:
-    """``(first row, frame)`` of ``batch_rows`` rows at a time; at least one (maybe empty)."""
-    with pq.ParquetFile(path) as pf:
+    """``(first row, frame)`` of ``batch_rows`` rows at a time; at least one (maybe empty).
+
+    ``pre_buffer=False``: with pre-buffering, the reader keeps every byte range it has
+    read until it is closed, so the client's memory grew with the file (about 300 MB
+    over 37M activities) instead of staying at one batch.
+    """
+    with pq.ParquetFile(path, pre_buffer=False) as pf:
         columns = [c for c in wanted if c in pf.schema_arrow.names]
         first = 0
         for record_batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
