@@ -57,12 +57,12 @@ partition is written to a temporary name, flushed to disk and renamed, so it is 
 complete or absent. A restart with the same fingerprint finds the staging directory and
 skips every partition already there. The validated, split input is keyed by the input
 files' contents and the partition count only (it does not depend on as_of or the model),
-and is reused by a restart; an input split that a kill interrupted is discarded. Readers only ever see ``<out>/scores``, a symlink
-replaced by one ``rename(2)``: the previous complete run until the swap, the new complete
-run after it, never half of one. A run that fails (disk full, read-only location, a bad
-model) leaves the previous ``scores`` untouched and nothing in ``runs/`` that has a
-``_SUCCESS`` marker. One rescore at a time per ``--out`` (an advisory lock, released
-by the kernel even on SIGKILL).
+and is reused by a restart; an input split that a kill interrupted is discarded. Readers
+only ever see ``<out>/scores``, a symlink replaced by one ``rename(2)``: the previous
+complete run until the swap, the new complete run after it, never half of one. A run
+that fails (disk full, read-only location, a bad model) leaves the previous ``scores``
+untouched and nothing in ``runs/`` that has a ``_SUCCESS`` marker. One rescore at a time
+per ``--out`` (an advisory lock, released by the kernel even on SIGKILL).
 """
 
 from __future__ import annotations
