@@ -120,19 +120,14 @@ def train_once(trees: int) -> str:
     return f"models:/{settings.model_name}/{version}"
 
 
-def run_one(n: int, raw_rows: int) -> dict:
-    """In this process: rescore ``n`` leads end to end, then raw pred_contrib."""
+def run_one(n: int) -> dict:
+    """In this process: rescore ``n`` leads end to end (wall, CPU of every process, RSS)."""
     import shutil
 
-    import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from features.online import features_at
-    from features.schema import validate_activities, validate_leads
     from leadscore.settings import Settings
-    from serving.batch import open_leads, rescore
-    from training.tracking import configure, load_lead_model
+    from serving.batch import rescore
 
     settings = Settings()
     data = data_dir(n)
@@ -149,14 +144,52 @@ def run_one(n: int, raw_rows: int) -> dict:
                      input_progress=input_progress)
     wall = time.perf_counter() - began
     cpu1 = os.times()
+    # Every worker and nanny has exited (the LocalCluster is closed): their CPU time and
+    # peak RSS are in RUSAGE_CHILDREN.
     children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
     self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     shutil.rmtree(out, ignore_errors=True)
+    cpu = sum(getattr(cpu1, k) - getattr(cpu0, k) for k in
+              ("user", "system", "children_user", "children_system"))
+    return {
+        "leads": n, "data": str(data),
+        "activities": pq.read_metadata(data / "activities.parquet").num_rows,
+        "as_of": result.as_of.isoformat(),
+        "open_leads_scored": result.leads_scored, "partitions": result.partitions,
+        "end_to_end_s": round(wall, 1),
+        "end_to_end_rows_per_s": round(result.leads_scored / wall),
+        "input_validate_split_s": round(input_done[0] - began, 1),
+        "client_cpu_s": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 1),
+        "all_processes_cpu_s": round(cpu, 1),
+        "peak_rss_client_gb": round(self_peak, 2), "peak_rss_worker_gb": round(children_peak, 2),
+        "grades": result.grades, "by_source": result.by_source,
+    }
 
-    # Raw: the feature matrix of ``raw_rows`` open leads, built outside the timer (only
-    # their activities are read, so the reference does not need the whole base in memory).
+
+def raw_prepare(n: int, raw_rows: int) -> str:
+    """Build and save the feature matrix of ``raw_rows`` open leads of size ``n`` at the
+    rescore's default as_of (the data end); only their activities are read."""
+    import pickle
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from features.build import data_end
+    from features.online import features_at
+    from features.schema import validate_activities, validate_leads
+    from leadscore.settings import Settings
+    from serving.batch import open_leads
+    from training.tracking import configure, load_lead_model
+
+    data = data_dir(n)
     leads = validate_leads(pq.read_table(data / "leads.parquet").to_pandas())
-    as_of = result.as_of
+    # data_end of leads and activities, with only the activities' timestamps read.
+    latest = pc.max(pq.read_table(data / "activities.parquet", columns=["occurred_at"])
+                    ["occurred_at"]).as_py()
+    as_of = max(data_end(leads, pd.DataFrame()),
+                pd.Timestamp(latest).tz_convert("UTC"))
     leads = leads.loc[open_leads(leads, as_of)].reset_index(drop=True).iloc[:raw_rows]
     acts = pq.read_table(data / "activities.parquet",
                          columns=["lead_id", "occurred_at", "type", "url", "campaign",
@@ -164,28 +197,67 @@ def run_one(n: int, raw_rows: int) -> dict:
     acts = acts.filter(pc.is_in(acts["lead_id"], value_set=pa.array(leads["lead_id"].tolist(),
                                                                     type=pa.string())))
     acts = validate_activities(acts.to_pandas(), lead_ids=leads["lead_id"]).frame
+    settings = Settings()
     configure(settings)
     model = load_lead_model(result_model_uri(settings))
     matrix = model.prepare(features_at(leads, acts, as_of)[model.feature_names])
-    del acts
-    t = time.perf_counter()
+    where = WORK / f"raw-matrix-{n}.pkl"
+    with where.open("wb") as f:
+        pickle.dump({"matrix": matrix, "as_of": as_of.isoformat(),
+                     "model_uri": result_model_uri(settings)}, f)
+    return str(where)
+
+
+def raw_time(path: str) -> dict:
+    """Raw LightGBM pred_contrib, 2 threads, on a saved feature matrix (wall and CPU)."""
+    import pickle
+
+    from leadscore.settings import Settings
+    from training.tracking import configure, load_lead_model
+
+    with open(path, "rb") as f:
+        saved = pickle.load(f)
+    configure(Settings())
+    model = load_lead_model(saved["model_uri"])
+    matrix = saved["matrix"]
+    cpu0, t = os.times(), time.perf_counter()
     model.booster_.predict(matrix, pred_contrib=True, num_threads=2)
-    raw_s = time.perf_counter() - t
-    raw_rate = len(matrix) / raw_s
-    e2e_rate = result.leads_scored / wall
+    seconds, cpu1 = time.perf_counter() - t, os.times()
+    return {"rows": len(matrix), "seconds": round(seconds, 2),
+            "rows_per_s": round(len(matrix) / seconds),
+            "cpu_s": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 2),
+            "as_of": saved["as_of"], "trees": model.booster_.num_trees(),
+            "features": len(model.feature_names)}
+
+
+def measure(n: int, raw_rows: int) -> dict:
+    """Raw, end to end, raw again, each in a fresh process: on a shared machine the load
+    changes over minutes, so the reference brackets the run it is compared with."""
+    given = [f"--data={n}={DATA[n]}"] if n in DATA else []
+
+    def child(*args: str) -> dict:
+        done = subprocess.run([sys.executable, __file__, *args, "--work", str(WORK), *given],
+                              env=_env(), cwd=REPO, check=True, capture_output=True, text=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    matrix = child("--raw-prep", str(n), "--raw-rows", str(raw_rows))["path"]
+    before = child("--raw-time", matrix)
+    row = child("--one", str(n))
+    after = child("--raw-time", matrix)
+    raw_rate = (before["rows_per_s"] + after["rows_per_s"]) / 2
+    e2e_rate = row["open_leads_scored"] / row["end_to_end_s"]
+    raw_cpu_per_row = (before["cpu_s"] + after["cpu_s"]) / (before["rows"] + after["rows"])
+    e2e_cpu_per_row = row["all_processes_cpu_s"] / row["open_leads_scored"]
     return {
-        "leads": n, "data": str(data),
-        "activities": pq.read_metadata(data / "activities.parquet").num_rows,
-        "open_leads_scored": result.leads_scored, "partitions": result.partitions,
-        "trees": model.booster_.num_trees(), "features": len(model.feature_names),
-        "end_to_end_s": round(wall, 1), "end_to_end_rows_per_s": round(e2e_rate),
-        "input_validate_split_s": round(input_done[0] - began, 1),
-        "client_cpu_s": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 1),
-        "raw_rows": len(matrix), "raw_pred_contrib_s": round(raw_s, 1),
-        "raw_pred_contrib_rows_per_s": round(raw_rate),
+        **row, "trees": before["trees"], "features": before["features"],
+        "raw_rows": before["rows"], "raw_pred_contrib_rows_per_s": round(raw_rate),
+        "raw_before_rows_per_s": before["rows_per_s"],
+        "raw_after_rows_per_s": after["rows_per_s"],
         "ratio": round(e2e_rate / raw_rate, 3),
-        "peak_rss_client_gb": round(self_peak, 2), "peak_rss_worker_gb": round(children_peak, 2),
-        "grades": result.grades, "by_source": result.by_source,
+        "ratio_range": [round(e2e_rate / max(before["rows_per_s"], after["rows_per_s"]), 3),
+                        round(e2e_rate / min(before["rows_per_s"], after["rows_per_s"]), 3)],
+        "cpu_ratio": round(raw_cpu_per_row / e2e_cpu_per_row, 3),
+        "raw_as_of_is_the_rescore_as_of": before["as_of"] == row["as_of"],
     }
 
 
@@ -248,6 +320,8 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true",
                         help="Skip the one-partition core vs columnar profile.")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--raw-prep", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--raw-time", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     WORK = args.work.resolve()
@@ -255,7 +329,13 @@ def main() -> None:
         size, _, where = item.partition("=")
         DATA[int(size)] = Path(where).resolve()
     if args.one:
-        print(json.dumps(run_one(args.one, args.raw_rows)))
+        print(json.dumps(run_one(args.one)))
+        return
+    if args.raw_prep:
+        print(json.dumps({"path": raw_prepare(args.raw_prep, args.raw_rows)}))
+        return
+    if args.raw_time:
+        print(json.dumps(raw_time(args.raw_time)))
         return
     if args.profile:
         print(json.dumps(profile_partition()))
@@ -268,11 +348,7 @@ def main() -> None:
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         data_dir(n)
-        given = [f"--data={n}={DATA[n]}"] if n in DATA else []
-        done = subprocess.run([sys.executable, __file__, "--one", str(n), "--raw-rows",
-                               str(args.raw_rows), "--work", str(WORK), *given], env=_env(),
-                              cwd=REPO, check=True, capture_output=True, text=True)
-        row = json.loads(done.stdout.strip().splitlines()[-1])
+        row = measure(n, args.raw_rows)
         rows.append(row)
         print(json.dumps(row), flush=True)
     profile = None
@@ -284,13 +360,17 @@ def main() -> None:
               "trees": args.trees, "runs": rows, "partition_profile": profile}
     (OUT / "batch.json").write_text(json.dumps(report, indent=2))
     lines = ["| leads | open leads scored | activities | end to end s (input s) | rows/s | "
-             "raw pred_contrib rows/s | ratio | peak RSS client / worker GB |",
-             "|---|---|---|---|---|---|---|---|"]
+             "raw pred_contrib rows/s (before / after) | ratio (range) | CPU ratio | "
+             "peak RSS client / worker GB |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        lo, hi = r["ratio_range"]
         lines.append(f"| {r['leads']:,} | {r['open_leads_scored']:,} | {r['activities']:,} | "
                      f"{r['end_to_end_s']} ({r['input_validate_split_s']}) | "
                      f"{r['end_to_end_rows_per_s']:,} | "
-                     f"{r['raw_pred_contrib_rows_per_s']:,} | {r['ratio']:.0%} | "
+                     f"{r['raw_pred_contrib_rows_per_s']:,} ({r['raw_before_rows_per_s']:,} / "
+                     f"{r['raw_after_rows_per_s']:,}) | {r['ratio']:.0%} ({lo:.0%}-{hi:.0%}) | "
+                     f"{r['cpu_ratio']:.0%} | "
                      f"{r['peak_rss_client_gb']} / {r['peak_rss_worker_gb']} |")
     lines.append("")
     for path in ("core", "columnar") if profile else ():
