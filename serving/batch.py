@@ -1287,9 +1287,11 @@ def dask_client(scheduler: str = "local", workers: int | None = None,
         # Worker processes get OMP_NUM_THREADS=1 (distributed's nanny pre-spawn
         # environment does too; said here because throughput depends on it).
         extra = {"env": {"OMP_NUM_THREADS": "1"}} if processes else {}
+        # dashboard_address=None still binds the scheduler's HTTP server (metrics) to
+        # 8787 and warns when that is taken; a free loopback port never collides.
         cluster = LocalCluster(
             n_workers=n, threads_per_worker=1, processes=processes,
-            dashboard_address=None, scheduler_port=0, silence_logs=logging.ERROR, **extra,
+            dashboard_address="127.0.0.1:0", scheduler_port=0, silence_logs=logging.ERROR, **extra,
         )
         try:
             with Client(cluster) as client:

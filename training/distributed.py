@@ -36,7 +36,7 @@ def dask_client(scheduler: str, n_workers: int = 2) -> Iterator[object]:
 
     if scheduler == "local":
         with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+                          dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
             yield client
     else:
         with Client(scheduler) as client:
