@@ -572,7 +572,7 @@ def plain_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Scoring records with plain values (reasons as dicts, as_of as a datetime), as the
     response model takes them."""
     return [
-        {**row, "reasons": [reason.to_dict() for reason in row["reasons"]],
+        {**row, "reasons": reasons_as_dicts(row["reasons"]),
          "as_of": pd.Timestamp(row["as_of"]).to_pydatetime()}
         for row in rows
     ]
