@@ -236,7 +236,11 @@ def index_activities(
     since_first = (time - first_time[codes]) / DAY_NS
     decay_cum = {}
     for half_life in half_lives:
-        grown = weights * np.exp2(since_first / half_life)
+        # Beyond that (a history spanning decades) the weights overflow to inf and the
+        # lead's decayed engagement is inf or NaN, which the model reads as missing or
+        # huge; numpy's warnings about it would only be noise in a training run.
+        with np.errstate(over="ignore", invalid="ignore"):
+            grown = weights * np.exp2(since_first / half_life)
         decay_cum[half_life] = (
             pd.Series(grown).groupby(codes, sort=False).cumsum().to_numpy(dtype=np.float64)
         )
@@ -369,7 +373,8 @@ class PointInTime:
         out = np.zeros(len(self))
         cum = self.index.decay_cum[half_life_days][hi[has] - 1]
         since_first = (self.as_of[has] - self.index.first_time[self.lead_code[has]]) / DAY_NS
-        out[has] = cum * np.exp2(-since_first / half_life_days)
+        with np.errstate(invalid="ignore"):  # inf * 0 for decades-long histories, see above
+            out[has] = cum * np.exp2(-since_first / half_life_days)
         return out
 
     def active_days(self, days: float) -> np.ndarray:

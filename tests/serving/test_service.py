@@ -94,20 +94,34 @@ def test_cold_start_policy(make_client, served, crm):
     assert (x["scored_by"], x["fallback_reason"]) == ("model", None)
 
 
+@pytest.mark.parametrize("path", ["live", "vectorised"])
 def test_model_error_falls_back_for_that_lead_only(make_client, served, crm, monkeypatch,
-                                                    caplog):
+                                                    caplog, path):
     import serving.scorer as scorer
 
-    real = scorer.feature_columns_at
     bad_id = crm[0]["lead_id"].iloc[1]
+    if path == "live":
+        real_live = scorer.live_features
 
-    def flaky(leads, acts, as_of):
-        if (leads["lead_id"] == bad_id).any():
-            raise RuntimeError("boom for someone@example.com")
-        return real(leads, acts, as_of)
+        def flaky(lead):
+            if lead.attributes["email"] == crm[0]["email"].iloc[1]:
+                raise RuntimeError("boom for someone@example.com")
+            return real_live(lead)
+
+        target = "live_features"
+    else:
+        monkeypatch.setattr(scorer, "LIVE_MAX_LEADS", 0)
+        real = scorer.feature_columns_at
+
+        def flaky(leads, acts, as_of):
+            if (leads["lead_id"] == bad_id).any():
+                raise RuntimeError("boom for someone@example.com")
+            return real(leads, acts, as_of)
+
+        target = "feature_columns_at"
 
     with make_client() as client:
-        monkeypatch.setattr(scorer, "feature_columns_at", flaky)
+        monkeypatch.setattr(scorer, target, flaky)
         with caplog.at_level(logging.INFO, logger="leadscore.serving"):
             r = client.post("/score", json=_body(crm, idx=range(3)))
     results = r.json()["results"]
