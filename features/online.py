@@ -4,6 +4,9 @@ A lead scored by the API gets exactly the values the training-set builder gives 
 the same ``as_of`` (STYLE principle 3): both index the activities with
 :func:`features.history.index_activities` and run :func:`features.functions.compute_features`;
 ``tests/features/test_online.py`` checks equality on synthetic data.
+
+The API's calls, a few leads each, use :mod:`features.live` instead: the same values
+computed one lead at a time in plain Python, tested bit for bit against these.
 """
 
 from __future__ import annotations

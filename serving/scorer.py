@@ -1,12 +1,11 @@
 """The scoring core: raw leads and activities in, scores, grades, routes and reasons out.
 
-One code path for the API and the batch job. :func:`score_frame` takes frames (the
-API converts its pydantic payload once; the Dask batch job passes partitions) and
-returns a frame with one row per lead, in input order:
+One scoring core for the API and the batch job. :func:`score_records` takes frames
+(the Dask batch job passes partitions) and returns one record per lead, in input order:
 
     raw leads + activities
       -> features.schema validation (the one error vocabulary)
-      -> features.online.features_at (the same feature path as training)
+      -> features.online.feature_columns_at (the same feature path as training)
       -> LeadModel: calibrated probability and TreeSHAP contributions, one tree pass
       -> score / grade / route via the model's own Grading
       -> reasons: contributions grouped by business field (features.registry.reasons_for)
@@ -19,6 +18,13 @@ not answer, each marked with ``scored_by`` and ``fallback_reason``:
   policy says the rules answer such leads;
 - ``model_error``: the model failed on this lead. The batch is retried lead by lead so
   that one bad lead never takes the others down; failures are logged by lead_id only.
+
+The API calls :func:`score_payloads` with its pydantic leads. Up to
+:data:`LIVE_MAX_LEADS` leads, it computes the features with :mod:`features.live`, the
+same values one lead at a time in plain Python, without the vectorised path's fixed
+cost of a frame, a validation and an activity index per call; the model, reasons and
+fallbacks are the same code. Anything left to validate beyond pydantic's checks sends
+the call down the frame path, which names the error.
 
 Everything here is immutable per call: :class:`Engine` is a frozen snapshot of what is
 being served (model bundle, rules, policy). The service swaps engines atomically; a
