@@ -67,10 +67,12 @@ class Coalescer:
         Returns the engine to score with; read once per call.
     max_leads : int
         The most leads one call scores; a request larger than that is scored alone.
+    on_call : callable, optional
+        Called with the number of requests each scoring call carries (for metrics).
     """
 
-    def __init__(self, score: ScorePayloads, engine: Callable[[], Any], *, max_leads: int = 1000
-                 ) -> None:
+    def __init__(self, score: ScorePayloads, engine: Callable[[], Any], *, max_leads: int = 1000,
+                 on_call: Callable[[int], None] | None = None) -> None:
         if max_leads < 1:
             raise ValueError(f"The 'max_leads' parameter of Coalescer must be >= 1. "
                              f"Got {max_leads!r} instead.")
@@ -82,6 +84,7 @@ class Coalescer:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadscore-score")
         self.calls = 0  # scoring calls made (a coalesced call counts once)
         self.requests = 0  # requests answered
+        self._on_call = on_call
 
     async def score(self, leads: Sequence[Any], as_of: pd.Timestamp, top_reasons: int
                     ) -> Records:
@@ -147,7 +150,7 @@ class Coalescer:
         self.requests += len(batch)
         top = batch[0].top_reasons
         if len(batch) > 1:
-            self.calls += 1
+            self._count_call(len(batch))
             try:
                 frames = self._score([(j.leads, j.as_of) for j in batch], engine, top_reasons=top)
                 return [(frame, None) for frame in frames]
@@ -156,10 +159,15 @@ class Coalescer:
                             len(batch))
         outcomes: list[tuple[Records | None, BaseException | None]] = []
         for job in batch:
-            self.calls += 1
+            self._count_call(1)
             try:
                 frame = self._score([(job.leads, job.as_of)], engine, top_reasons=top)[0]
                 outcomes.append((frame, None))
             except Exception as exc:  # noqa: BLE001  (handed to that request's caller)
                 outcomes.append((None, exc))
         return outcomes
+
+    def _count_call(self, requests: int) -> None:
+        self.calls += 1
+        if self._on_call is not None:
+            self._on_call(requests)

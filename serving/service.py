@@ -17,6 +17,9 @@ Endpoints
     static files; its calls to ``/score`` need the key).
 ``GET /healthz`` (live), ``GET /readyz`` (``ready``, or ``degraded`` when the rules answer
 everything because no model is loaded), ``GET /`` and ``/docs.json`` (OpenAPI).
+``GET /metrics``
+    Prometheus: BentoML's request counts and durations, and :mod:`serving.metrics`'
+    counts of leads by who answered (model or rules) and why.
 
 Every answer says where it came from (``scored_by``, ``fallback_reason``, model name and
 version, rules version). All but health and docs need ``Authorization: Bearer <key>``.
@@ -53,6 +56,7 @@ with bentoml.importing():
     from leadscore.settings import Settings, disable_telemetry
     from serving.coalescer import Coalescer
     from serving.lifecycle import ModelLifecycle, mlflow_loader, mlflow_resolver, settle_heap
+    from serving.metrics import service_counters
     from serving.score_history import lead_trend
     from serving.scorer import explain_one, frames_from_payload, plain_records, score_payloads
 
@@ -124,8 +128,10 @@ class LeadScoring:
         self.lifecycle.start()
         # Concurrent /score requests share one call of the scoring core (see
         # serving.coalescer): the fixed cost of a call is paid once for all of them.
+        self.counters = service_counters()
         self.coalescer = Coalescer(score_payloads, lambda: self.lifecycle.engine,
-                                   max_leads=self.settings.max_batch)
+                                   max_leads=self.settings.max_batch,
+                                   on_call=self.counters.call)
         settle_heap()
         # After a swap the new model is long-lived too; the old one's cycles are freed.
         self.lifecycle.on_swap = settle_heap
@@ -155,6 +161,7 @@ class LeadScoring:
             rows = await self.coalescer.score(request.leads, as_of, request.top_reasons)
         except DataValidationError as exc:
             return _unprocessable(exc, request.leads)  # type: ignore[return-value]
+        self.counters.scored(rows)
         if logger.isEnabledFor(logging.INFO):
             logger.info("scored %d leads (%s)", len(rows), _by_counts(rows))
         records = plain_records(rows)

@@ -66,3 +66,13 @@ def test_done_when_flow_over_http(server, crm, lead_model, tmp_path):
     assert x["reasons"] and all(reason["sentence"] for reason in x["reasons"])
     assert {"probability", "score", "grade", "route", "model_name", "rules_version"} <= set(x)
     assert r.headers["x-request-id"]
+
+    # /metrics (behind the key) merges the workers' counts: the rules' answer and the
+    # model's, each under its own labels, and no lead data in any label.
+    assert httpx.get(f"{server}/metrics").status_code == 401
+    metrics = httpx.get(f"{server}/metrics", headers=auth).text
+    assert 'leadscore_scored_leads_total{fallback_reason="no_model",model_version="",' \
+           'scored_by="rules"} 1.0' in metrics
+    assert ('leadscore_scored_leads_total{fallback_reason="none",model_version="'
+            f'{version}",scored_by="model"}} 1.0') in metrics
+    assert "@" not in metrics

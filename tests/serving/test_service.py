@@ -315,3 +315,31 @@ def test_without_a_history_there_is_no_trend(make_client, served, crm):
     with make_client() as client:
         r = client.post("/score", json=_body(crm, idx=range(2)))
     assert [x["trend"] for x in r.json()["results"]] == [None, None]
+
+
+
+def test_metrics_count_who_answered_and_how_calls_were_shared(make_client, registry, served,
+                                                               crm):
+    # In process, prometheus_client counts in memory (the real server's /metrics, which
+    # merges its workers' counts, is checked in tests/serving/test_integration.py).
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels or None) or 0.0
+
+    with make_client() as client:
+        version = client.get("/model").json()["model_version"]
+        by_model = {"scored_by": "model", "fallback_reason": "none", "model_version": version}
+        before = (sample("leadscore_scored_leads_total", **by_model),
+                  sample("leadscore_scoring_calls_total"),
+                  sample("leadscore_coalesced_requests_total"))
+        cold = _body(crm, idx=(0,))
+        cold["leads"][0]["activities"] = []
+        assert client.post("/score", json=_body(crm, idx=(1, 2, 3))).status_code == 200
+        assert client.post("/score", json=cold).status_code == 200
+        after = (sample("leadscore_scored_leads_total", **by_model),
+                 sample("leadscore_scoring_calls_total"),
+                 sample("leadscore_coalesced_requests_total"))
+    # The served model recorded "model" as better on cold starts: all four by the model,
+    # in two calls of one request each (one request at a time: nothing to share).
+    assert [b - a for a, b in zip(before, after, strict=True)] == [4, 2, 2]

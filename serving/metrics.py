@@ -1,0 +1,72 @@
+"""Prometheus counters of what the service answered, on BentoML's ``/metrics``.
+
+BentoML already counts requests, their status codes and durations. These add what an
+operator of a scoring service watches next to them:
+
+- ``leadscore_scored_leads_total{scored_by, fallback_reason, model_version}``: every
+  lead answered, by who answered it. A rising share of ``fallback_reason="model_error"``
+  or ``"no_model"`` is the alert that matters: the CRM still gets scores, from the rules.
+- ``leadscore_scoring_calls_total`` and ``leadscore_coalesced_requests_total``: calls of
+  the scoring core and the ``/score`` requests they carried; their ratio is how much
+  the coalescer batched (see :mod:`serving.coalescer`).
+
+``/metrics`` needs the API key like every endpoint but health and docs (a scraper sends
+``Authorization: Bearer <key>``). No label carries lead data.
+
+``prometheus_client`` is imported when the counters are first made, in the worker, after
+BentoML has set ``PROMETHEUS_MULTIPROC_DIR``: imported earlier, it would count in
+single-process mode and the counts of every worker would be lost to ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ServiceCounters", "service_counters"]
+
+
+@dataclass(frozen=True)
+class ServiceCounters:
+    """The service's own counters (one set per process, see :func:`service_counters`)."""
+
+    leads: Any
+    calls: Any
+    requests: Any
+
+    def scored(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Count the leads of one answer by ``scored_by``, fallback reason and version."""
+        counts = Counter(
+            (row["scored_by"], row["fallback_reason"] or "none", row["model_version"] or "")
+            for row in rows
+        )
+        for (by, why, version), n in counts.items():
+            self.leads.labels(scored_by=by, fallback_reason=why, model_version=version).inc(n)
+
+    def call(self, requests: int) -> None:
+        """Count one call of the scoring core that answered ``requests`` requests."""
+        self.calls.inc()
+        self.requests.inc(requests)
+
+
+@functools.cache
+def service_counters() -> ServiceCounters:
+    """The process's counters, registered once (a second registration would fail)."""
+    import prometheus_client as prom
+
+    return ServiceCounters(
+        leads=prom.Counter(
+            "leadscore_scored_leads", "Leads answered, by who answered (model or rules), "
+            "why the rules answered, and the model version.",
+            ["scored_by", "fallback_reason", "model_version"],
+        ),
+        calls=prom.Counter("leadscore_scoring_calls", "Calls of the scoring core."),
+        requests=prom.Counter(
+            "leadscore_coalesced_requests",
+            "/score requests carried by the scoring core's calls (divide by the calls for "
+            "the requests per call).",
+        ),
+    )
