@@ -266,14 +266,17 @@ def _decayed(times: list[int], codes: list[int], end: int, as_of: int, half_life
 
 
 def _compensated_total(values: list[float]) -> float:
-    """The last value of pandas' ``groupby().cumsum()`` over ``values``: Kahan-compensated."""
+    """The last value of pandas' ``groupby().cumsum()`` over ``values``: Kahan-compensated,
+    NaN skipped (its own position is NaN, the running sum goes on without it)."""
     total = compensation = 0.0
     for value in values:
+        if value != value:  # NaN: 0 * inf, an unsubscribe in a decades-long history
+            continue
         y = value - compensation
         t = total + y
         compensation = t - total - y
         total = t
-    return total
+    return math.nan if values and values[-1] != values[-1] else total
 
 
 _WEIGHTS = {**{i: TYPE_WEIGHTS[t] for i, t in enumerate(ACTIVITY_TYPES)}, -1: UNKNOWN_TYPE_WEIGHT}

@@ -231,7 +231,8 @@ def test_clean_type_is_the_schema_cleaning(raw, clean):
     assert clean_text(" \t") is None and clean_text(" a ") == "a"
 
 
-@given(st.lists(st.one_of(st.floats(allow_nan=False), st.sampled_from([1e16, -1e16, 1.0, 0.1])),
+@given(st.lists(st.one_of(st.floats(), st.sampled_from([1e16, -1e16, 1.0, 0.1, math.inf,
+                                                         math.nan])),
                 min_size=1, max_size=30))
 def test_compensated_total_is_pandas_grouped_cumsum(values):
     """The decayed engagement sums with pandas' compensated groupby().cumsum(), not a
@@ -239,6 +240,19 @@ def test_compensated_total_is_pandas_grouped_cumsum(values):
     want = pd.Series(values, dtype=float).groupby(np.zeros(len(values), np.int64)).cumsum()
     got = _compensated_total(values)
     assert (math.isnan(got) and math.isnan(want.iloc[-1])) or _bits(got) == _bits(want.iloc[-1])
+
+
+def test_a_decades_long_history_with_an_unsubscribe():
+    """exp2 overflows past ~19.6 years at a 7-day half-life; an unsubscribe (weight 0) then
+    weighs 0 * inf = NaN, which pandas' cumsum skips and the live path must skip too
+    (found in review: the paths gave inf and NaN, and different scores)."""
+    as_of = pd.Timestamp("2019-09-01T00:00:00Z").value
+    activities = [(pd.Timestamp(t, tz="UTC").value, kind, None, None) for t, kind in [
+        ("2000-01-01", "page_view"), ("2019-08-20", "unsubscribe"), ("2019-08-21", "demo_request")]]
+    lead = ({}, pd.Timestamp("1999-12-01T00:00:00Z").value, as_of, activities)
+    live = _live(lead)
+    _assert_same(live, _vectorised([lead]).iloc[0])
+    assert live["engagement_decayed_hl7d"] == math.inf
 
 
 def test_a_plain_running_sum_would_not_do():
