@@ -68,11 +68,13 @@ class Coalescer:
     max_leads : int
         The most leads one call scores; a request larger than that is scored alone.
     on_call : callable, optional
-        Called with the number of requests each scoring call carries (for metrics).
+        Called after each batch with ``(calls, requests)``: the scoring calls it took (one,
+        or one more per request when a coalesced call failed) and the requests it
+        answered (for metrics).
     """
 
     def __init__(self, score: ScorePayloads, engine: Callable[[], Any], *, max_leads: int = 1000,
-                 on_call: Callable[[int], None] | None = None) -> None:
+                 on_call: Callable[[int, int], None] | None = None) -> None:
         if max_leads < 1:
             raise ValueError(f"The 'max_leads' parameter of Coalescer must be >= 1. "
                              f"Got {max_leads!r} instead.")
@@ -147,10 +149,19 @@ class Coalescer:
     def _run(self, batch: list[ScoreJob]) -> list[tuple[Records | None, BaseException | None]]:
         """Score the batch in one call; if that fails, each request again on its own."""
         engine = self._engine()
-        self.requests += len(batch)
+        calls_before = self.calls
+        try:
+            return self._score_batch(batch, engine)
+        finally:
+            self.requests += len(batch)
+            if self._on_call is not None:
+                self._on_call(self.calls - calls_before, len(batch))
+
+    def _score_batch(self, batch: list[ScoreJob], engine: Any
+                     ) -> list[tuple[Records | None, BaseException | None]]:
         top = batch[0].top_reasons
         if len(batch) > 1:
-            self._count_call(len(batch))
+            self.calls += 1
             try:
                 frames = self._score([(j.leads, j.as_of) for j in batch], engine, top_reasons=top)
                 return [(frame, None) for frame in frames]
@@ -159,15 +170,10 @@ class Coalescer:
                             len(batch))
         outcomes: list[tuple[Records | None, BaseException | None]] = []
         for job in batch:
-            self._count_call(1)
+            self.calls += 1
             try:
                 frame = self._score([(job.leads, job.as_of)], engine, top_reasons=top)[0]
                 outcomes.append((frame, None))
             except Exception as exc:  # noqa: BLE001  (handed to that request's caller)
                 outcomes.append((None, exc))
         return outcomes
-
-    def _count_call(self, requests: int) -> None:
-        self.calls += 1
-        if self._on_call is not None:
-            self._on_call(requests)

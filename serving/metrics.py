@@ -7,8 +7,8 @@ operator of a scoring service watches next to them:
   lead answered, by who answered it. A rising share of ``fallback_reason="model_error"``
   or ``"no_model"`` is the alert that matters: the CRM still gets scores, from the rules.
 - ``leadscore_scoring_calls_total`` and ``leadscore_coalesced_requests_total``: calls of
-  the scoring core and the ``/score`` requests they carried; their ratio is how much
-  the coalescer batched (see :mod:`serving.coalescer`).
+  the scoring core and the ``/score`` requests they answered; requests per call is how
+  much the coalescer batched (see :mod:`serving.coalescer`).
 
 ``/metrics`` needs the API key like every endpoint but health and docs (a scraper sends
 ``Authorization: Bearer <key>``). No label carries lead data.
@@ -46,9 +46,10 @@ class ServiceCounters:
         for (by, why, version), n in counts.items():
             self.leads.labels(scored_by=by, fallback_reason=why, model_version=version).inc(n)
 
-    def call(self, requests: int) -> None:
-        """Count one call of the scoring core that answered ``requests`` requests."""
-        self.calls.inc()
+    def call(self, calls: int, requests: int) -> None:
+        """Count a batch of the coalescer: the scoring calls it took and the requests it
+        answered (each request once, even when a failed coalesced call was retried)."""
+        self.calls.inc(calls)
         self.requests.inc(requests)
 
 
@@ -66,7 +67,7 @@ def service_counters() -> ServiceCounters:
         calls=prom.Counter("leadscore_scoring_calls", "Calls of the scoring core."),
         requests=prom.Counter(
             "leadscore_coalesced_requests",
-            "/score requests carried by the scoring core's calls (divide by the calls for "
-            "the requests per call).",
+            "/score requests answered by the scoring core (divide by the calls for the "
+            "requests per call).",
         ),
     )

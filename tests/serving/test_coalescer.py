@@ -106,8 +106,8 @@ def test_a_bad_request_fails_alone(engine, crm):
                    "created_at": (NOW + pd.Timedelta(days=2)).isoformat()}
     bad = _job([future_lead])
     gate = Gate()
-    carried: list[int] = []
-    coalescer = Coalescer(gate, lambda: engine, on_call=carried.append)
+    counted: list[tuple[int, int]] = []
+    coalescer = Coalescer(gate, lambda: engine, on_call=lambda *c: counted.append(c))
     try:
         results = asyncio.run(_submit_while_held(coalescer, gate, good[0], [good[1], bad, good[2]]))
     finally:
@@ -119,7 +119,10 @@ def test_a_bad_request_fails_alone(engine, crm):
         assert got == _alone(job, engine)
     # Held call, the failed coalesced call of three, then each of the three alone.
     assert [n for n, _ in gate.calls] == [1, 3, 1, 1, 1]
-    assert carried == [1, 3, 1, 1, 1]  # what the metrics hook was told: requests per call
+    # What the metrics hook was told, (calls, requests) per batch: the held request alone,
+    # then three requests that took four calls; each request counted once.
+    assert counted == [(1, 1), (4, 3)]
+    assert coalescer.calls == 5 and coalescer.requests == 4
 
 
 def test_batches_respect_max_leads_and_never_mix_top_reasons(engine, crm):
