@@ -127,7 +127,7 @@ class LeadScoring:
         )
         self.lifecycle.start()
         # Concurrent /score requests share one call of the scoring core (see
-        # serving.coalescer): the fixed cost of a call is paid once for all of them.
+        # serving.coalescer): the fixed part of a call's cost is paid once for all of them.
         self.counters = service_counters()
         self.coalescer = Coalescer(score_payloads, lambda: self.lifecycle.engine,
                                    max_leads=self.settings.max_batch,
