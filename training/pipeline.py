@@ -120,7 +120,7 @@ class TrainOptions:
     leak_threshold: float = LEAK_THRESHOLD
     params: dict[str, Any] = field(default_factory=dict)
     num_boost_round: int = 1000
-    early_stopping_rounds: int = 50
+    early_stopping_rounds: int = 150
     valid_frac: float = 0.2
     test_frac: float = 0.2
     random_state: int = 0
