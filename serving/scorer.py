@@ -303,7 +303,7 @@ def _score_live(
     live: list[LiveLead], leads: Sequence[Any], keys: Sequence[str],
     defaults: Sequence[pd.Timestamp], engine: Engine, top_reasons: int,
 ) -> list[dict[str, Any]]:
-    """:func:`score_records` for a few valid leads, features by :mod:`features.live`.
+    """:func:`score_records` for valid pydantic leads, features by :mod:`features.live`.
 
     The same records as the vectorised path: the same fallbacks (a cold start or a
     model failure goes to the rules, which score from frames as ever), the same values.
