@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         description="Who scores leads with no activities: 'auto' uses whichever had the "
         "higher ROC AUC on such leads in the test window at training time.",
     )
+    live_features: bool = Field(
+        default=True,
+        description="Compute the features of API calls with the plain-Python live path "
+        "(features.live). false forces the vectorised path: the same values, tested bit for "
+        "bit, at about 12 ms a call instead of 0.6; a switch for operators, should the two "
+        "ever be suspected to differ.",
+    )
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=10_000_000, ge=1024)
     history_dir: Path | None = Field(

@@ -204,6 +204,7 @@ def score_payloads(
     engine: Engine,
     *,
     top_reasons: int = 3,
+    live: bool = True,
 ) -> list[list[dict[str, Any]]]:
     """Score several requests' pydantic leads in one :func:`score_records` call.
 
@@ -212,7 +213,8 @@ def score_payloads(
     would get alone: every value of a lead depends only on that lead. Two requests may
     name the same lead (with other activities or another as_of), so the leads of every
     request but the first are keyed ``<lead_id>#<request>`` for the call and get their
-    own ids back in the result.
+    own ids back in the result. ``live=False`` forces the vectorised feature path (see
+    :data:`LIVE_MAX_LEADS`).
 
     Raises whatever :func:`score_records` raises for the whole call (e.g. for one
     malformed lead); the caller then scores each request alone to give each its own
@@ -230,7 +232,7 @@ def score_payloads(
     leads = [lead for part, _ in requests for lead in part]
     defaults = [default for part, default in requests for _ in part]
     rows = None
-    if engine.model is not None and len(leads) <= LIVE_MAX_LEADS:
+    if live and engine.model is not None and len(leads) <= LIVE_MAX_LEADS:
         live = _live_leads(leads, flat_keys, defaults)
         if live is not None:
             rows = _score_live(live, leads, flat_keys, defaults, engine, top_reasons)

@@ -318,6 +318,21 @@ def test_without_a_history_there_is_no_trend(make_client, served, crm):
 
 
 
+def test_the_live_feature_path_can_be_switched_off(make_client, served, crm, monkeypatch):
+    import serving.scorer as scorer
+
+    def broken(lead):
+        raise RuntimeError("the live path is off, it must not run")
+
+    monkeypatch.setattr(scorer, "live_features", broken)
+    with make_client() as client:  # default: the live path, so every lead is a model_error
+        on = client.post("/score", json=_body(crm, idx=(1, 2))).json()["results"]
+    with make_client(live_features="false") as client:
+        off = client.post("/score", json=_body(crm, idx=(1, 2))).json()["results"]
+    assert [r["fallback_reason"] for r in on] == ["model_error", "model_error"]
+    assert [(r["scored_by"], r["fallback_reason"]) for r in off] == [("model", None)] * 2
+
+
 def test_metrics_count_who_answered_and_how_calls_were_shared(make_client, registry, served,
                                                                crm):
     # In process, prometheus_client counts in memory (the real server's /metrics, which
