@@ -205,9 +205,13 @@ def _engagement(lead: LiveLead) -> dict[str, float | str | None]:
     times = [lead.times[i] for i in order]
     types = [codes[i] for i in order]
 
+    positions: dict[float, int] = {}
+
     def position(days_back: float) -> int:
-        # Activities strictly before as_of - days_back (PointInTime.position).
-        return bisect_left(times, as_of - int(round(days_back * DAY_NS)))
+        # Activities strictly before as_of - days_back (PointInTime.position), once each.
+        if days_back not in positions:
+            positions[days_back] = bisect_left(times, as_of - int(round(days_back * DAY_NS)))
+        return positions[days_back]
 
     end = position(0)
     out: dict[str, float | str | None] = {}
@@ -231,8 +235,8 @@ def _engagement(lead: LiveLead) -> dict[str, float | str | None]:
             math.nan if last is None else float(as_of - times[last]) / DAY_NS
         )
 
-    for half_life in HALF_LIVES:
-        out[f"engagement_decayed_hl{half_life:g}d"] = _decayed(times, types, end, as_of, half_life)
+    for half_life, value in _decayed(times, types, end, as_of).items():
+        out[f"engagement_decayed_hl{half_life:g}d"] = value
 
     recent = float(end - position(VELOCITY_RECENT_DAYS))
     prior = float(position(VELOCITY_RECENT_DAYS)
@@ -252,17 +256,25 @@ def _engagement(lead: LiveLead) -> dict[str, float | str | None]:
     return out
 
 
-def _decayed(times: list[int], codes: list[int], end: int, as_of: int, half_life: float) -> float:
-    """``PointInTime.decayed``: the same operations, so the same rounding."""
+def _decayed(times: list[int], codes: list[int], end: int, as_of: int) -> dict[float, float]:
+    """``PointInTime.decayed`` per half-life: the same operations, so the same rounding.
+
+    As in ``index_activities``, the days since the first activity and the type weights
+    are computed once and scaled per half-life.
+    """
     if not end:
-        return 0.0
+        return dict.fromkeys(HALF_LIVES, 0.0)
     first = times[0]
-    since_first = np.asarray(times[:end], dtype=np.int64) - first
+    since_first = (np.asarray(times[:end], dtype=np.int64) - first) / DAY_NS
     weights = np.array([_WEIGHTS[c] for c in codes[:end]])
+    since = np.array([as_of - first], dtype=np.int64) / DAY_NS
+    out = {}
     with np.errstate(over="ignore", invalid="ignore"):  # decades-long histories, as there
-        grown = (weights * np.exp2(since_first / DAY_NS / half_life)).tolist()
-        since = np.array([as_of - first], dtype=np.int64) / DAY_NS
-        return float(_compensated_total(grown) * np.exp2(-since / half_life)[0])
+        for half_life in HALF_LIVES:
+            grown = (weights * np.exp2(since_first / half_life)).tolist()
+            out[half_life] = float(
+                _compensated_total(grown) * np.exp2(-since / half_life)[0])
+    return out
 
 
 def _compensated_total(values: list[float]) -> float:

@@ -339,19 +339,13 @@ def _score_live(
             else:
                 rows[i] = row
 
-    for reason, positions in rules_positions.items():
-        if positions:
-            positions.sort()
-            r_leads, r_acts, r_as_of = frames_from_payload(
-                [leads[i] for i in positions], default_as_of=[defaults[i] for i in positions],
-                lead_ids=[keys[i] for i in positions])
-            r_leads, r_acts = validate_inputs(r_leads, r_acts, r_as_of)
-            for i, row in zip(positions, _rules_rows(engine, r_leads, r_acts, r_as_of,
-                                                     top_reasons, reason), strict=True):
-                rows[i] = row
-    for row in rows:
-        row["rules_version"] = engine.rules_version  # type: ignore[index]
-    return rows  # type: ignore[return-value]
+    def frames_of(positions: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+        r_leads, r_acts, r_as_of = frames_from_payload(
+            [leads[i] for i in positions], default_as_of=[defaults[i] for i in positions],
+            lead_ids=[keys[i] for i in positions])
+        return (*validate_inputs(r_leads, r_acts, r_as_of), r_as_of)
+
+    return _with_rules(rows, rules_positions, frames_of, engine, top_reasons)
 
 
 # --------------------------------------------------------------------------- reasons
@@ -569,16 +563,26 @@ def score_records(
             else:
                 rows[pos] = row
 
+    return _with_rules(rows, fallback, lambda where: _subset(leads, acts, as_of_s, where),
+                       engine, top_reasons)
+
+
+def _with_rules(
+    rows: list[dict[str, Any] | None], fallback: Mapping[str, list[int]],
+    frames_of: Callable[[np.ndarray], tuple[pd.DataFrame, pd.DataFrame, pd.Series]],
+    engine: Engine, top_reasons: int,
+) -> list[dict[str, Any]]:
+    """``rows`` with the rules' answers at each fallback reason's positions (their frames
+    from ``frames_of(positions)``), and every row stamped with the rules version."""
     for reason, positions in fallback.items():
         if positions:
             where = np.asarray(sorted(positions))
-            r_leads, r_acts, r_as_of = _subset(leads, acts, as_of_s, where)
+            r_leads, r_acts, r_as_of = frames_of(where)
             for pos, row in zip(
                 where, _rules_rows(engine, r_leads, r_acts, r_as_of, top_reasons, reason),
                 strict=True,
             ):
                 rows[pos] = row
-
     for row in rows:
         row["rules_version"] = engine.rules_version  # type: ignore[index]
     return rows  # type: ignore[return-value]
