@@ -17,8 +17,17 @@ Policies (each is tested in ``tests/features/test_build.py``):
   ``censored="drop"`` (the default) leaves those snapshots out so that training never
   learns from censored negatives; ``censored="keep"`` keeps them and adds a boolean
   ``label_complete`` column right after ``label``.
+  ``censored="resolved"`` keeps, besides, the snapshots whose outcome was already known
+  at the end of the data (the lead converted or was disqualified by then, within the
+  horizon): right for data whose every lead reaches an outcome (a course ends, a
+  deal closes), which would otherwise lose its latest cohort.
+- **Snapshots per lead.** Instead of the grid, ``snapshots=(column, offsets)`` places
+  one snapshot per lead at each ``leads[column] + offset`` (e.g. 30 and 60 days after a
+  course starts), with the same eligibility, label and censoring.
 - **Features** use only activities with ``occurred_at < as_of`` and never the outcome
-  fields; they come from :mod:`features.functions`, the code the online path runs.
+  fields; they come from the feature set's functions (:mod:`features.functions`), the
+  code the online path runs. The built-in feature set is the default; a dataset spec
+  brings its own (:class:`features.registry.FeatureSet`).
 
 Rows are ordered by lead (the leads' order in the input table), then by ``as_of``: a lead's
 snapshots are adjacent, which keeps every lookup into the sorted activities local.
@@ -31,12 +40,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from collections.abc import Sequence
+
 from features.functions import HALF_LIVES, assemble, fill_features
 from features.grid import DEFAULT_EVERY, DEFAULT_HORIZON, snapshot_grid
 from features.history import PointInTime, index_activities
-from features.registry import categorical_features, feature_names
+from features.registry import BUILTIN, FeatureSet
 
-__all__ = ["build_training_set", "data_end", "eligible_pairs"]
+__all__ = ["build_training_set", "data_end", "eligible_pairs", "anchored_pairs"]
 
 _NS = "datetime64[ns]"
 _CHUNK_ROWS = 262_144
@@ -85,6 +96,34 @@ def eligible_pairs(
     return lead_pos, grid_pos
 
 
+def anchored_pairs(
+    leads: pd.DataFrame, column: str, offsets: Sequence[pd.Timedelta]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Eligible (lead position, as_of ns) pairs at ``leads[column] + offset``, lead-major.
+
+    A lead whose anchor is missing has no snapshot; eligibility is the grid's:
+    created before as_of, neither converted nor disqualified before it.
+    """
+    if column not in leads.columns:
+        raise ValueError(
+            f"The snapshot anchor {column!r} is not a column of the leads table; expected one "
+            f"of {list(leads.columns)}."
+        )
+    offsets = sorted(pd.Timedelta(o) for o in offsets)
+    anchor = _ns(leads[column])
+    present = leads[column].notna().to_numpy()
+    n = len(leads)
+    lead_pos = np.repeat(np.arange(n, dtype=np.int64), len(offsets))
+    as_of = (anchor[:, None] + np.array([o.value for o in offsets], dtype=np.int64)[None, :]).ravel()
+    keep = np.repeat(present, len(offsets)) & (_ns(leads["created_at"])[lead_pos] < as_of)
+    for outcome in ("converted_at", "disqualified_at"):
+        if outcome in leads.columns:
+            at = leads[outcome]
+            happened = at.notna().to_numpy()[lead_pos]
+            keep &= ~(happened & (_ns(at)[lead_pos] < as_of))
+    return lead_pos[keep], as_of[keep]
+
+
 def build_training_set(
     leads: pd.DataFrame,
     activities: pd.DataFrame,
@@ -93,7 +132,9 @@ def build_training_set(
     horizon: pd.Timedelta = DEFAULT_HORIZON,
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
-    censored: Literal["drop", "keep"] = "drop",
+    censored: Literal["drop", "keep", "resolved"] = "drop",
+    feature_set: FeatureSet = BUILTIN,
+    snapshots: tuple[str, Sequence[pd.Timedelta]] | None = None,
 ) -> pd.DataFrame:
     """Build the point-in-time training set.
 
@@ -110,14 +151,20 @@ def build_training_set(
         the latest timestamp in the data.
     censored
         ``"drop"`` (default) leaves out snapshots whose horizon runs past the end of the
-        data; ``"keep"`` keeps them and adds a ``label_complete`` column after ``label``.
+        data; ``"keep"`` keeps them and adds a ``label_complete`` column after ``label``;
+        ``"resolved"`` leaves out only those whose outcome was still open at the end.
+    feature_set
+        The features to compute (default: the built-in contract's).
+    snapshots
+        ``(column, offsets)``: one snapshot per lead at ``leads[column] + offset`` for each
+        offset, instead of the grid (``every``, ``start`` and ``end`` are then unused).
 
     Returns
     -------
     pandas.DataFrame
         ``lead_id`` (string), ``as_of`` (UTC), ``label`` (int64 0/1), [``label_complete``],
-        then :func:`features.registry.feature_names` in order: ``float64`` numbers and
-        ``string`` categories.
+        then ``feature_set.feature_names()`` in order: ``float64`` numbers and ``string``
+        categories.
     """
     if not isinstance(every, pd.Timedelta) or every <= pd.Timedelta(0):
         raise ValueError(f"The 'every' parameter must be a positive Timedelta. Got {every!r} instead.")
@@ -125,24 +172,24 @@ def build_training_set(
         raise ValueError(
             f"The 'horizon' parameter must be a positive Timedelta. Got {horizon!r} instead."
         )
-    if censored not in ("drop", "keep"):
+    if censored not in ("drop", "keep", "resolved"):
         raise ValueError(
-            f"The 'censored' parameter must be 'drop' or 'keep'. Got {censored!r} instead."
+            "The 'censored' parameter must be 'drop', 'keep' or 'resolved'. "
+            f"Got {censored!r} instead."
         )
     leads = leads.reset_index(drop=True)
     observed_until = data_end(leads, activities)
-    if start is None:
-        start = leads["created_at"].min()
-    if end is None:
-        end = observed_until
-    grid = snapshot_grid(pd.Timestamp(start), pd.Timestamp(end), every)
-    complete = (grid + horizon) <= observed_until
-    if censored == "drop":
-        grid = grid[complete]
-        complete = complete[complete]
-
-    lead_pos, grid_pos = eligible_pairs(leads, grid)
-    as_of = grid.as_unit("ns").asi8[grid_pos]
+    if snapshots is None:
+        if start is None:
+            start = leads["created_at"].min()
+        if end is None:
+            end = observed_until
+        grid = snapshot_grid(pd.Timestamp(start), pd.Timestamp(end), every)
+        lead_pos, grid_pos = eligible_pairs(leads, grid)
+        as_of = grid.as_unit("ns").asi8[grid_pos]
+    else:
+        lead_pos, as_of = anchored_pairs(leads, *snapshots)
+    complete = as_of + horizon.value <= observed_until.value
 
     converted = leads["converted_at"] if "converted_at" in leads.columns else None
     label = np.zeros(len(lead_pos), dtype=np.int64)
@@ -150,10 +197,25 @@ def build_training_set(
         conv = _ns(converted)[lead_pos]
         has = converted.notna().to_numpy()[lead_pos]
         label = (has & (conv >= as_of) & (conv <= as_of + horizon.value)).astype(np.int64)
+    if censored == "resolved":
+        # The outcome is known when the lead converted or was disqualified by the end of
+        # the data, within the horizon: the label cannot change after that.
+        settled = np.full(len(lead_pos), np.iinfo(np.int64).max)
+        for column in ("converted_at", "disqualified_at"):
+            if column in leads.columns:
+                at = leads[column]
+                values = _ns(at)[lead_pos]
+                settled = np.where(at.notna().to_numpy()[lead_pos], np.minimum(settled, values),
+                                   settled)
+        complete |= (settled <= as_of + horizon.value) & (settled <= observed_until.value)
+    if censored != "keep":
+        lead_pos, as_of, label = lead_pos[complete], as_of[complete], label[complete]
+        complete = complete[complete]
 
-    index = index_activities(activities, leads["lead_id"], half_lives=HALF_LIVES)
-    names = feature_names()
-    categorical = set(categorical_features())
+    index = index_activities(activities, leads["lead_id"], half_lives=HALF_LIVES,
+                             vocabulary=feature_set.vocabulary)
+    names = feature_set.feature_names()
+    categorical = set(feature_set.categorical_features())
     block = np.empty((len(names) - len(categorical), len(lead_pos)), dtype=np.float64)
     parts: dict[str, list[pd.Series]] = {name: [] for name in names if name in categorical}
     cache: dict = {}
@@ -163,7 +225,8 @@ def build_training_set(
     for lo in range(0, max(len(lead_pos), 1), _CHUNK_ROWS):
         hi = min(lo + _CHUNK_ROWS, len(lead_pos))
         pit = PointInTime(leads, index, lead_pos[lo:hi], as_of[lo:hi], lead_cache=cache)
-        for name, column in fill_features(pit, names, categorical, block[:, lo:hi]).items():
+        filled = fill_features(pit, names, categorical, block[:, lo:hi], feature_set.functions)
+        for name, column in filled.items():
             parts[name].append(column)
     strings = {
         name: pd.concat(columns, ignore_index=True).astype("string")
@@ -177,5 +240,5 @@ def build_training_set(
         "label": label,
     }
     if censored == "keep":
-        head["label_complete"] = np.asarray(complete)[grid_pos]
+        head["label_complete"] = np.asarray(complete)
     return pd.concat([pd.DataFrame(head, index=values.index), values], axis=1)

@@ -10,8 +10,11 @@ Fit functions read the lead's own attributes; outcome fields (``converted_at``,
 ``disqualified_at``) and PII (email, names, phone) are never read, except the one derived
 fact "free-mail domain".
 
-The per-type activity counts are generated from ``ACTIVITY_TYPES`` (one function per
-type and window) so that a new type in the contract gets its features by construction.
+The engagement functions are generated from an activity vocabulary
+(:func:`engagement_functions`: one count per kind and window, one recency per key
+action), the built-in contract's or a dataset spec's, so that a new kind gets its
+features by construction. A spec's fit columns get theirs from :func:`attribute_text`
+and :func:`attribute_number`.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.history import DAY_NS, PointInTime
-from features.schema import ACTIVITY_TYPES, KEY_ACTIONS
+from features.history import BUILTIN_VOCABULARY, DAY_NS, ActivityVocabulary, PointInTime
 
 __all__ = [
     "FEATURE_FUNCTIONS",
+    "FIT_FUNCTIONS",
+    "engagement_functions",
+    "attribute_text",
+    "attribute_number",
     "COUNT_WINDOWS",
     "HALF_LIVES",
     "COMPANY_SIZE_BANDS",
@@ -204,6 +210,35 @@ def region_of(country: pd.Series) -> pd.Series:
 # --- fit -----------------------------------------------------------------------------------
 
 
+def attribute_text(name: str, column: str, description: str) -> Callable[[PointInTime], pd.Series]:
+    """A fit feature that is a lead attribute as text: stripped, blanks as NA (category)."""
+
+    def text(pit: PointInTime) -> pd.Series:
+        return _text(pit, column)
+
+    text.__name__ = text.__qualname__ = name
+    text.__doc__ = description
+    return text
+
+
+def attribute_number(name: str, column: str, description: str) -> Callable[[PointInTime], np.ndarray]:
+    """A fit feature that is a numeric lead attribute (``float64``, NaN when missing)."""
+
+    def number(pit: PointInTime) -> np.ndarray:
+        return _per_lead(pit, f"number:{column}", lambda leads: _numbers(leads, column))
+
+    number.__name__ = number.__qualname__ = name
+    number.__doc__ = description
+    return number
+
+
+def _numbers(leads: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in leads.columns:
+        return np.full(len(leads), np.nan)
+    return pd.to_numeric(leads[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+
 def industry(pit: PointInTime) -> pd.Series:
     """The lead's industry as given in the CRM (category)."""
     return _text(pit, "industry")
@@ -358,8 +393,32 @@ def last_touch_channel(pit: PointInTime) -> pd.Series:
     return pit.touch_channel("last")
 
 
-def _functions() -> dict[str, Callable[[PointInTime], object]]:
-    funcs: list[Callable[[PointInTime], object]] = [
+def engagement_functions(
+    vocabulary: ActivityVocabulary = BUILTIN_VOCABULARY, *, touch_channels: bool = True
+) -> dict[str, Callable[[PointInTime], object]]:
+    """The engagement feature functions for ``vocabulary``'s kinds, by output name.
+
+    Totals and per-kind counts over :data:`COUNT_WINDOWS`, recency of any activity and
+    of each key action, decayed engagement per half-life, velocity and active days; with
+    ``touch_channels``, the first- and last-touch channel (which need URLs or campaigns).
+    A new kind gets its features by construction.
+    """
+    funcs: list[Callable[[PointInTime], object]] = []
+    funcs += [_count_function(None, d) for d in COUNT_WINDOWS]
+    funcs += [_count_function(t, d) for t in vocabulary.kinds for d in COUNT_WINDOWS]
+    funcs += [days_since_last_activity]
+    funcs += [_days_since_function(a) for a in vocabulary.key_actions]
+    funcs += [_decayed_function(h) for h in HALF_LIVES]
+    funcs += [activity_velocity]
+    funcs += [_active_days_function(d) for d in ACTIVE_DAY_WINDOWS]
+    if touch_channels:
+        funcs += [first_touch_channel, last_touch_channel]
+    return {f.__name__: f for f in funcs}
+
+
+FIT_FUNCTIONS: dict[str, Callable[[PointInTime], object]] = {
+    f.__name__: f
+    for f in (
         industry,
         company_size_band,
         seniority,
@@ -371,24 +430,23 @@ def _functions() -> dict[str, Callable[[PointInTime], object]]:
         free_mail,
         profile_completeness,
         lead_age_days,
-    ]
-    funcs += [_count_function(None, d) for d in COUNT_WINDOWS]
-    funcs += [_count_function(t, d) for t in ACTIVITY_TYPES for d in COUNT_WINDOWS]
-    funcs += [days_since_last_activity]
-    funcs += [_days_since_function(a) for a in KEY_ACTIONS]
-    funcs += [_decayed_function(h) for h in HALF_LIVES]
-    funcs += [activity_velocity]
-    funcs += [_active_days_function(d) for d in ACTIVE_DAY_WINDOWS]
-    funcs += [first_touch_channel, last_touch_channel]
-    return {f.__name__: f for f in funcs}
+    )
+}
+"""The fit functions of the built-in data contract, by output name."""
 
-
-FEATURE_FUNCTIONS: dict[str, Callable[[PointInTime], object]] = _functions()
+FEATURE_FUNCTIONS: dict[str, Callable[[PointInTime], object]] = {
+    **FIT_FUNCTIONS,
+    **engagement_functions(BUILTIN_VOCABULARY),
+}
 """Every feature function by output name (column order is the registry's)."""
 
 
 def fill_features(
-    pit: PointInTime, names: list[str], categorical: set[str], numeric_out: np.ndarray
+    pit: PointInTime,
+    names: list[str],
+    categorical: set[str],
+    numeric_out: np.ndarray,
+    functions: dict[str, Callable[[PointInTime], object]] = FEATURE_FUNCTIONS,
 ) -> dict[str, pd.Series]:
     """Run the named feature functions over ``pit``.
 
@@ -400,7 +458,7 @@ def fill_features(
     strings: dict[str, pd.Series] = {}
     row = 0
     for name in names:
-        value = FEATURE_FUNCTIONS[name](pit)
+        value = functions[name](pit)
         if name in categorical:
             strings[name] = _as_string(value)
         else:
@@ -420,17 +478,23 @@ def assemble(
 
 
 def compute_features(
-    pit: PointInTime, names: list[str], categorical: set[str]
+    pit: PointInTime,
+    names: list[str],
+    categorical: set[str],
+    functions: dict[str, Callable[[PointInTime], object]] = FEATURE_FUNCTIONS,
 ) -> pd.DataFrame:
     """Run the named feature functions over ``pit`` into a frame with the declared dtypes."""
     numeric = [n for n in names if n not in categorical]
     block = np.empty((len(numeric), len(pit)), dtype=np.float64)
-    strings = fill_features(pit, names, categorical, block)
+    strings = fill_features(pit, names, categorical, block, functions)
     return assemble(names, categorical, strings, block)
 
 
 def compute_feature_columns(
-    pit: PointInTime, names: list[str], categorical: set[str]
+    pit: PointInTime,
+    names: list[str],
+    categorical: set[str],
+    functions: dict[str, Callable[[PointInTime], object]] = FEATURE_FUNCTIONS,
 ) -> dict[str, np.ndarray | pd.Series]:
     """:func:`compute_features` as a mapping of name to column, in ``names`` order.
 
@@ -439,6 +503,6 @@ def compute_feature_columns(
     """
     numeric = [n for n in names if n not in categorical]
     block = np.empty((len(numeric), len(pit)), dtype=np.float64)
-    strings = fill_features(pit, names, categorical, block)
+    strings = fill_features(pit, names, categorical, block, functions)
     rows = iter(block)
     return {name: strings[name] if name in categorical else next(rows) for name in names}

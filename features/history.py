@@ -31,7 +31,15 @@ import pyarrow.compute as pc
 
 from features.schema import ACTIVITY_TYPES, KEY_ACTIONS
 
-__all__ = ["ActivityIndex", "PointInTime", "index_activities", "activity_channel", "DAY_NS"]
+__all__ = [
+    "ActivityIndex",
+    "ActivityVocabulary",
+    "BUILTIN_VOCABULARY",
+    "PointInTime",
+    "index_activities",
+    "activity_channel",
+    "DAY_NS",
+]
 
 DAY_NS = 86_400 * 10**9
 
@@ -55,6 +63,58 @@ TYPE_WEIGHTS: dict[str, float] = {
     "unsubscribe": 0.0,
 }
 UNKNOWN_TYPE_WEIGHT = 1.0
+
+
+
+@dataclass(frozen=True)
+class ActivityVocabulary:
+    """The activity kinds a feature set knows: which have features of their own.
+
+    ``kinds`` are the values of an activities table's ``type`` column that get per-kind
+    counts (in this order); ``key_actions`` (a subset) also get a recency of their own;
+    ``weights`` weigh each kind in the decayed engagement score. Any other type value
+    is kept and counts as generic activity, with ``unknown_weight``. The built-in data
+    contract is :data:`BUILTIN_VOCABULARY`; a dataset spec declares its own kinds.
+    """
+
+    kinds: tuple[str, ...]
+    key_actions: tuple[str, ...] = ()
+    weights: tuple[float, ...] = ()
+    unknown_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if len(set(self.kinds)) != len(self.kinds):
+            raise ValueError(f"The 'kinds' of an ActivityVocabulary must be distinct. Got {self.kinds!r}.")
+        missing = [a for a in self.key_actions if a not in self.kinds]
+        if missing:
+            raise ValueError(
+                f"The 'key_actions' of an ActivityVocabulary must be kinds. Got {missing!r}, "
+                f"which are not among {list(self.kinds)!r}."
+            )
+        if not self.weights:
+            object.__setattr__(self, "weights", (1.0,) * len(self.kinds))
+        if len(self.weights) != len(self.kinds):
+            raise ValueError(
+                "The 'weights' of an ActivityVocabulary must give one weight per kind "
+                f"({len(self.kinds)}). Got {len(self.weights)} instead."
+            )
+
+    def code(self, kind: str) -> int:
+        """The position of ``kind`` among :attr:`kinds`."""
+        return self.kinds.index(kind)
+
+    def weight_of_codes(self) -> np.ndarray:
+        """Weights by type code, the generic weight last (code -1 picks it)."""
+        return np.array([*self.weights, self.unknown_weight], dtype=np.float64)
+
+
+BUILTIN_VOCABULARY = ActivityVocabulary(
+    kinds=ACTIVITY_TYPES,
+    key_actions=KEY_ACTIONS,
+    weights=tuple(TYPE_WEIGHTS[t] for t in ACTIVITY_TYPES),
+    unknown_weight=UNKNOWN_TYPE_WEIGHT,
+)
+"""The activity types of the built-in data contract (:data:`features.schema.ACTIVITY_TYPES`)."""
 
 _TYPE_CHANNEL = {
     "email_open": "email",
@@ -128,13 +188,14 @@ class ActivityIndex:
     times: np.ndarray  # int64, sorted unique activity times
     key: np.ndarray  # int64, sorted
     lead_start: np.ndarray  # int64 (n_leads,), first sorted position of each lead
-    type_cum: np.ndarray  # (n + 1, len(ACTIVITY_TYPES)) cumulative counts per known type
+    type_cum: np.ndarray  # (n + 1, len(vocabulary.kinds)) cumulative counts per known kind
     new_day_cum: np.ndarray  # (n + 1,) cumulative "first activity of a (lead, UTC day)"
     last_key_action: dict[str, np.ndarray]  # per key action: last position <= i of it, -1
     first_time: np.ndarray  # int64 (n_leads,), time of each lead's first activity
     decay_cum: dict[float, np.ndarray] = field(default_factory=dict)  # per half-life (days)
     channel_codes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     channel_names: np.ndarray = field(default_factory=lambda: np.empty(0, object))
+    vocabulary: ActivityVocabulary = BUILTIN_VOCABULARY
 
     @property
     def n(self) -> int:
@@ -146,8 +207,12 @@ def index_activities(
     lead_ids: pd.Series,
     *,
     half_lives: tuple[float, ...] = (7.0, 30.0),
+    vocabulary: ActivityVocabulary = BUILTIN_VOCABULARY,
 ) -> ActivityIndex:
     """Sort and index ``activities`` for the leads ``lead_ids`` (codes are their positions).
+
+    ``type`` values are coded by their position in ``vocabulary.kinds``; any other value
+    is generic activity (code -1).
 
     Activities of leads not in ``lead_ids`` are ignored: the schema rejects them at the
     boundary, and the online path passes only the requested leads' histories.
@@ -166,7 +231,7 @@ def index_activities(
     time = acts["occurred_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
     type_code = pc.index_in(
         _arrow_strings(acts["type"]),
-        value_set=pa.array(list(ACTIVITY_TYPES), pa.string()),
+        value_set=pa.array(list(vocabulary.kinds), pa.string()),
     )
     type_code = type_code.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
@@ -186,7 +251,8 @@ def index_activities(
     # whatever the input order (the per-lead cumulative sums depend on the order). The
     # three keys pack into one int64 (stable: full ties keep their input order), which
     # one argsort orders several times faster than np.lexsort's three passes.
-    n_types = len(ACTIVITY_TYPES) + 1  # type codes are -1 (unknown) .. n_types - 2
+    n_kinds = len(vocabulary.kinds)
+    n_types = n_kinds + 1  # type codes are -1 (unknown) .. n_types - 2
     if max(n_leads, 1) * (len(times) + 1) * n_types < 2**62:
         order = np.argsort(key * n_types + (type_code + 1), kind="stable")
     else:  # pragma: no cover  (beyond ~10^18 lead-times: fall back to the 3-key sort)
@@ -202,9 +268,9 @@ def index_activities(
     count_dtype = np.int32 if n < 2**31 - 1 else np.int64
     # One row per position, one column per type: a window's counts for every type are
     # then one row gather at each end (cache-friendly) instead of one gather per type.
-    type_cum = np.zeros((n + 1, len(ACTIVITY_TYPES)), dtype=count_dtype)
-    if n:
-        one_hot = type_code[:, None] == np.arange(len(ACTIVITY_TYPES))[None, :]
+    type_cum = np.zeros((n + 1, n_kinds), dtype=count_dtype)
+    if n and n_kinds:
+        one_hot = type_code[:, None] == np.arange(n_kinds)[None, :]
         np.cumsum(one_hot, axis=0, out=type_cum[1:])
 
     day = np.floor_divide(time, DAY_NS)
@@ -217,19 +283,18 @@ def index_activities(
     positions = np.arange(n, dtype=np.int64)
     last_key_action = {
         name: np.maximum.accumulate(
-            np.where(type_code == ACTIVITY_TYPES.index(name), positions, -1)
+            np.where(type_code == vocabulary.code(name), positions, -1)
         )
         if n
         else np.empty(0, np.int64)
-        for name in KEY_ACTIONS
+        for name in vocabulary.key_actions
     }
 
     first_time = np.zeros(n_leads, dtype=np.int64)
     has_rows = lead_start < np.append(lead_start[1:], n) if n_leads else np.empty(0, bool)
     first_time[has_rows] = time[lead_start[has_rows]]
 
-    weight_of = np.array([TYPE_WEIGHTS[t] for t in ACTIVITY_TYPES] + [UNKNOWN_TYPE_WEIGHT])
-    weights = weight_of[type_code]  # code -1 (unknown type) picks the trailing weight
+    weights = vocabulary.weight_of_codes()[type_code]  # code -1 (unknown type) picks the trailing weight
     # Days since the lead's first activity: referencing each lead to its own first
     # activity keeps the exponent small (no overflow for histories under ~19 years at a
     # 7-day half-life) and makes a lead's value independent of every other lead.
@@ -262,6 +327,7 @@ def index_activities(
         decay_cum=decay_cum,
         channel_codes=np.asarray(channel_codes, dtype=np.int64),
         channel_names=np.asarray(channel_names, dtype=object),  # sorted, so codes are stable
+        vocabulary=vocabulary,
     )
 
 
@@ -337,7 +403,7 @@ class PointInTime:
         window = (days, skip_days)
         if window not in self._type_counts:
             self._type_counts[window] = self._cum_at(skip_days) - self._cum_at(skip_days + days)
-        column = ACTIVITY_TYPES.index(activity_type)
+        column = self.index.vocabulary.code(activity_type)
         return self._type_counts[window][:, column].astype(np.float64)
 
     def _cum_at(self, days_back: float) -> np.ndarray:

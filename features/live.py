@@ -37,6 +37,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -60,16 +61,12 @@ from features.history import (
     _UTM_MEDIUM_RE,
     _UTM_SOURCE_RE,
     DAY_NS,
-    TYPE_WEIGHTS,
-    UNKNOWN_TYPE_WEIGHT,
 )
-from features.registry import feature_names
-from features.schema import ACTIVITY_TYPES, KEY_ACTIONS
+from features.registry import BUILTIN, FeatureSet
 
 __all__ = ["LiveLead", "live_features", "clean_text", "clean_type", "timestamp_ns"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TYPE_CODE = {t: i for i, t in enumerate(ACTIVITY_TYPES)}
 _BAND_BOUNDS = [bound for bound, _ in COMPANY_SIZE_BANDS]
 _BAND_LABELS = [label for _, label in COMPANY_SIZE_BANDS]
 _UTM_MEDIUM = re.compile(_UTM_MEDIUM_RE)
@@ -82,7 +79,45 @@ _TEXT_FEATURES = {  # feature -> lead attribute, as features.functions reads the
     "source_channel": "source",
     "campaign": "utm_campaign",
 }
-_NAMES = tuple(feature_names())
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the live path needs of a feature set, worked out once per feature set."""
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    type_code: Mapping[str, int]
+    key_actions: tuple[str, ...]
+    weights: Mapping[int, float]
+    text: tuple[str, ...]  # a spec's categorical fit columns (the attribute is the feature)
+    numbers: tuple[str, ...]  # a spec's numeric fit columns
+    lead_age: bool
+    engagement: bool
+    touch_channels: bool
+
+
+@lru_cache(maxsize=32)
+def _plan(feature_set: FeatureSet) -> _Plan:
+    names = tuple(feature_set.feature_names())
+    vocabulary = feature_set.vocabulary
+    weights = vocabulary.weight_of_codes()
+    # A spec's fit columns are each a business field of their own (FeatureSet.from_definition);
+    # the built-in fit features are computed by _fit.
+    spec_fit = [] if feature_set is BUILTIN else [
+        f for f in feature_set.features if f.field == f.name]
+    return _Plan(
+        names=names,
+        kinds=vocabulary.kinds,
+        type_code={t: i for i, t in enumerate(vocabulary.kinds)},
+        key_actions=vocabulary.key_actions,
+        weights={**{i: float(w) for i, w in enumerate(weights[:-1])}, -1: float(weights[-1])},
+        text=tuple(f.name for f in spec_fit if f.kind == "categorical"),
+        numbers=tuple(f.name for f in spec_fit if f.kind == "numeric"),
+        lead_age="lead_age_days" in names,
+        engagement="activity_count_7d" in names,
+        touch_channels="first_touch_channel" in names,
+    )
 
 
 def timestamp_ns(value: datetime) -> int:
@@ -137,14 +172,19 @@ class LiveLead:
         return any(t < as_of for t in self.times)
 
 
-def live_features(lead: LiveLead) -> dict[str, float | str | None]:
-    """Every feature of ``lead`` at its as_of, keyed by the registry's names, in order.
+def live_features(
+    lead: LiveLead, feature_set: FeatureSet = BUILTIN
+) -> dict[str, float | str | None]:
+    """Every feature of ``lead`` at its as_of, keyed by the feature set's names, in order.
 
     Numbers are floats (NaN where :func:`features.online.features_at` has NaN);
-    categories are strings or None (where it has NA).
+    categories are strings or None (where it has NA). For a dataset spec's feature set,
+    ``lead.attributes`` is keyed by the spec's feature names.
     """
-    values = {**_fit(lead), **_engagement(lead)}
-    return {name: values[name] for name in _NAMES}
+    plan = _plan(feature_set)
+    fit = _fit(lead) if feature_set is BUILTIN else _spec_fit(lead, plan)
+    values = {**fit, **_engagement(lead, plan)} if plan.engagement else fit
+    return {name: values[name] for name in plan.names}
 
 
 # --------------------------------------------------------------------------- fit
@@ -169,6 +209,18 @@ def _fit(lead: LiveLead) -> dict[str, float | str | None]:
     )
     out["profile_completeness"] = present / len(PROFILE_FIELDS)
     out["lead_age_days"] = float(lead.as_of_ns - lead.created_ns) / DAY_NS
+    return out
+
+
+def _spec_fit(lead: LiveLead, plan: _Plan) -> dict[str, float | str | None]:
+    """A spec's fit columns as :func:`features.functions.attribute_text` and
+    :func:`~features.functions.attribute_number` give them, and the lead's age."""
+    attributes = lead.attributes
+    out: dict[str, float | str | None] = {name: clean_text(attributes.get(name)) for name in plan.text}
+    for name in plan.numbers:
+        out[name] = _number(attributes.get(name))
+    if plan.lead_age:
+        out["lead_age_days"] = float(lead.as_of_ns - lead.created_ns) / DAY_NS
     return out
 
 
@@ -197,9 +249,10 @@ def _free_mail(email: str | None) -> float:
 # --------------------------------------------------------------------------- engagement
 
 
-def _engagement(lead: LiveLead) -> dict[str, float | str | None]:
+def _engagement(lead: LiveLead, plan: _Plan) -> dict[str, float | str | None]:
     as_of = lead.as_of_ns
-    codes = [_TYPE_CODE.get(t, -1) for t in lead.types]
+    type_code = plan.type_code
+    codes = [type_code.get(t, -1) for t in lead.types]
     # The index's order: by time, then type (unknown first), ties in input order.
     order = sorted(range(len(codes)), key=lambda i: (lead.times[i], codes[i]))
     times = [lead.times[i] for i in order]
@@ -218,24 +271,24 @@ def _engagement(lead: LiveLead) -> dict[str, float | str | None]:
     for days in COUNT_WINDOWS:
         start = position(days)
         out[f"activity_count_{days}d"] = float(end - start)
-        counts = [0] * len(ACTIVITY_TYPES)
+        counts = [0] * len(plan.kinds)
         for code in types[start:end]:
             if code >= 0:
                 counts[code] += 1
-        for code, activity_type in enumerate(ACTIVITY_TYPES):
+        for code, activity_type in enumerate(plan.kinds):
             out[f"{activity_type}_count_{days}d"] = float(counts[code])
 
     out["days_since_last_activity"] = (
         float(as_of - times[end - 1]) / DAY_NS if end else math.nan
     )
-    for action in KEY_ACTIONS:
-        code = _TYPE_CODE[action]
+    for action in plan.key_actions:
+        code = type_code[action]
         last = next((j for j in range(end - 1, -1, -1) if types[j] == code), None)
         out[f"days_since_last_{action}"] = (
             math.nan if last is None else float(as_of - times[last]) / DAY_NS
         )
 
-    for half_life, value in _decayed(times, types, end, as_of).items():
+    for half_life, value in _decayed(times, types, end, as_of, plan.weights).items():
         out[f"engagement_decayed_hl{half_life:g}d"] = value
 
     recent = float(end - position(VELOCITY_RECENT_DAYS))
@@ -247,6 +300,8 @@ def _engagement(lead: LiveLead) -> dict[str, float | str | None]:
     for days in ACTIVE_DAY_WINDOWS:
         out[f"active_days_{days}d"] = float(len({t // DAY_NS for t in times[position(days):end]}))
 
+    if not plan.touch_channels:
+        return out
     if end:
         first, last = order[0], order[end - 1]
         out["first_touch_channel"] = _channel(lead, first)
@@ -256,7 +311,9 @@ def _engagement(lead: LiveLead) -> dict[str, float | str | None]:
     return out
 
 
-def _decayed(times: list[int], codes: list[int], end: int, as_of: int) -> dict[float, float]:
+def _decayed(
+    times: list[int], codes: list[int], end: int, as_of: int, weight_of: Mapping[int, float]
+) -> dict[float, float]:
     """``PointInTime.decayed`` per half-life: the same operations, so the same rounding.
 
     As in ``index_activities``, the days since the first activity and the type weights
@@ -266,7 +323,7 @@ def _decayed(times: list[int], codes: list[int], end: int, as_of: int) -> dict[f
         return dict.fromkeys(HALF_LIVES, 0.0)
     first = times[0]
     since_first = (np.asarray(times[:end], dtype=np.int64) - first) / DAY_NS
-    weights = np.array([_WEIGHTS[c] for c in codes[:end]])
+    weights = np.array([weight_of[c] for c in codes[:end]])
     since = np.array([as_of - first], dtype=np.int64) / DAY_NS
     out = {}
     with np.errstate(over="ignore", invalid="ignore"):  # decades-long histories, as there
@@ -289,9 +346,6 @@ def _compensated_total(values: list[float]) -> float:
         compensation = t - total - y
         total = t
     return math.nan if values and values[-1] != values[-1] else total
-
-
-_WEIGHTS = {**{i: TYPE_WEIGHTS[t] for i, t in enumerate(ACTIVITY_TYPES)}, -1: UNKNOWN_TYPE_WEIGHT}
 
 
 def _channel(lead: LiveLead, i: int) -> str:

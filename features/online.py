@@ -16,7 +16,7 @@ import pandas as pd
 
 from features.functions import HALF_LIVES, compute_feature_columns, compute_features
 from features.history import PointInTime, index_activities
-from features.registry import categorical_features, feature_names
+from features.registry import BUILTIN, FeatureSet
 
 __all__ = ["features_at", "feature_columns_at"]
 
@@ -25,6 +25,8 @@ def features_at(
     leads: pd.DataFrame,
     activities: pd.DataFrame,
     as_of: pd.Timestamp | pd.Series,
+    *,
+    feature_set: FeatureSet = BUILTIN,
 ) -> pd.DataFrame:
     """Feature rows of ``leads`` at ``as_of``, one per lead, in the input order.
 
@@ -36,15 +38,18 @@ def features_at(
     as_of
         One UTC timestamp for every lead, or a Series of them, one per lead, in the
         leads' order (its index is ignored).
+    feature_set
+        The features to compute (default: the built-in contract's).
 
     Returns
     -------
     pandas.DataFrame
-        ``lead_id``, ``as_of`` (UTC), then :func:`features.registry.feature_names`.
+        ``lead_id``, ``as_of`` (UTC), then ``feature_set.feature_names()``.
     """
     leads = leads.reset_index(drop=True)
-    pit, stamps = _point_in_time(leads, activities, as_of)
-    values = compute_features(pit, feature_names(), set(categorical_features()))
+    pit, stamps = _point_in_time(leads, activities, as_of, feature_set)
+    values = compute_features(pit, feature_set.feature_names(),
+                              set(feature_set.categorical_features()), feature_set.functions)
     head = pd.DataFrame(
         {"lead_id": leads["lead_id"].astype("string"), "as_of": stamps.rename(None)},
         index=values.index,
@@ -56,19 +61,25 @@ def feature_columns_at(
     leads: pd.DataFrame,
     activities: pd.DataFrame,
     as_of: pd.Timestamp | pd.Series,
+    *,
+    feature_set: FeatureSet = BUILTIN,
 ) -> dict[str, np.ndarray | pd.Series]:
     """The feature columns of :func:`features_at` as a mapping, without the frame.
 
     Exactly the same values (``float64`` arrays, ``string`` Series), one per lead in
-    input order, keyed by :func:`features.registry.feature_names`: what a model needs,
-    at a fraction of the cost of a frame for the few leads of a live request.
+    input order, keyed by ``feature_set.feature_names()``: what a model needs, at a
+    fraction of the cost of a frame for the few leads of a live request.
     """
-    pit, _ = _point_in_time(leads.reset_index(drop=True), activities, as_of)
-    return compute_feature_columns(pit, feature_names(), set(categorical_features()))
+    pit, _ = _point_in_time(leads.reset_index(drop=True), activities, as_of, feature_set)
+    return compute_feature_columns(pit, feature_set.feature_names(),
+                                   set(feature_set.categorical_features()), feature_set.functions)
 
 
 def _point_in_time(
-    leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Timestamp | pd.Series
+    leads: pd.DataFrame,
+    activities: pd.DataFrame,
+    as_of: pd.Timestamp | pd.Series,
+    feature_set: FeatureSet,
 ) -> tuple[PointInTime, pd.DatetimeIndex]:
     n = len(leads)
     if isinstance(as_of, pd.Series):
@@ -91,7 +102,8 @@ def _point_in_time(
 
     # A request may list a lead twice (e.g. at two as_of): index each lead's history once.
     codes, unique_ids = pd.factorize(leads["lead_id"].astype("string"))
-    index = index_activities(activities, pd.Series(unique_ids), half_lives=HALF_LIVES)
+    index = index_activities(activities, pd.Series(unique_ids), half_lives=HALF_LIVES,
+                             vocabulary=feature_set.vocabulary)
     pit = PointInTime(
         leads, index, codes.astype(np.int64), stamps.asi8, lead_row=np.arange(n, dtype=np.int64)
     )

@@ -1,19 +1,30 @@
-"""The feature registry: the feature set declared once, with a version.
+"""The feature registry: a feature set declared once, with a version.
 
-Training, serving, the MLflow run tags and the explanation texts all read this
-registry; none keeps its own list. Each feature belongs to a business field (several
-windows of pricing-page counts are one field, "pricing page visits"), and each field
-knows how to say, in plain language, what the lead's values mean.
+A :class:`FeatureSet` is a value: the features (model input columns, in order), the
+business fields that group them for explanations, the functions that compute them,
+and the activity vocabulary they count. Training, serving, the MLflow run tags and
+the explanation texts all read the feature set they are given; none keeps its own
+list. Each feature belongs to a business field (several windows of pricing-page counts
+are one field, "pricing page visits"), and each field knows how to say, in plain
+language, what the lead's values mean.
 
-Bump :data:`FEATURE_SET_VERSION` whenever a feature's name, meaning or computation
-changes: a model trained on one version must not be served rows of another.
+:data:`BUILTIN` is the feature set of the built-in data contract (the module-level
+helpers below read it, for the code that has not been handed a feature set).
+:meth:`FeatureSet.from_definition` builds one for a user's CRM from its dataset spec:
+its fit columns and its activity kinds, with the spec's labels in every sentence.
+Its version is a content hash of that definition.
+
+Bump :data:`FEATURE_SET_VERSION` whenever a built-in feature's name, meaning or
+computation changes: a model trained on one version must not be served rows of another.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pandas as pd
@@ -23,13 +34,22 @@ from features.functions import (
     COUNT_WINDOWS,
     FEATURE_FUNCTIONS,
     HALF_LIVES,
+    attribute_number,
+    attribute_text,
+    engagement_functions,
+    lead_age_days,
 )
+from features.history import BUILTIN_VOCABULARY, ActivityVocabulary
 from features.reasons import Reason
 from features.schema import ACTIVITY_TYPES, KEY_ACTIONS
 
 __all__ = [
     "Feature",
     "BusinessField",
+    "FeatureSet",
+    "FitColumn",
+    "KindDefinition",
+    "BUILTIN",
     "FEATURE_SET_VERSION",
     "FEATURES",
     "FIELDS",
@@ -196,17 +216,28 @@ _TYPE_WORDS: dict[str, tuple[str, str, str, str]] = {
 
 def _type_describer(activity_type: str) -> Callable[[Mapping[str, object]], tuple[object, str]]:
     _, verb, noun, last_phrase = _TYPE_WORDS[activity_type]
+    return _kind_describer(
+        activity_type, verb, last_phrase, activity_type in KEY_ACTIONS,
+        f"No {noun} in the last {max(COUNT_WINDOWS)} days",
+    )
+
+
+def _kind_describer(
+    kind: str, verb: str, last_phrase: str, key_action: bool, none: str
+) -> Callable[[Mapping[str, object]], tuple[object, str]]:
+    """What a lead did of one activity kind: its count in the shortest window that has
+    any, else (for a key action) how long ago it last did it, else ``none``."""
 
     def describe(row: Mapping[str, object]) -> tuple[object, str]:
         for days in COUNT_WINDOWS:
-            n = _num(row, f"{activity_type}_count_{days}d") or 0.0
+            n = _num(row, f"{kind}_count_{days}d") or 0.0
             if n > 0:
                 return int(round(n)), f"{verb} {_times(n)} in the last {days} days"
-        if activity_type in KEY_ACTIONS:
-            since = _num(row, f"days_since_last_{activity_type}")
+        if key_action:
+            since = _num(row, f"days_since_last_{kind}")
             if since is not None:
                 return 0, f"Last {last_phrase} {_days(since)}"
-        return 0, f"No {noun} in the last {max(COUNT_WINDOWS)} days"
+        return 0, none
 
     return describe
 
@@ -289,6 +320,28 @@ def _declare() -> tuple[tuple[Feature, ...], dict[str, BusinessField]]:
 
     for name, label, kind, feats, describe in _FIT:
         add(name, label, dict.fromkeys(feats, kind), describe)
+    kind_fields = []
+    for activity_type in ACTIVITY_TYPES:
+        field_name = _TYPE_WORDS[activity_type][0]
+        kinds = {f"{activity_type}_count_{d}d": "numeric" for d in COUNT_WINDOWS}
+        if activity_type in KEY_ACTIONS:
+            kinds[f"days_since_last_{activity_type}"] = "numeric"
+        label = field_name.replace("_", " ").capitalize()
+        kind_fields.append((field_name, label, kinds, _type_describer(activity_type)))
+    _add_engagement(add, kind_fields, touch_channels=True)
+    # Categories first, then numbers: each kind is then one contiguous block of columns, so a
+    # multi-million-row training set is assembled without copying its numeric block.
+    features.sort(key=lambda f: f.kind != "categorical")
+    return tuple(features), fields
+
+
+def _add_engagement(
+    add: Callable[[str, str, dict[str, str], Callable], None],
+    kind_fields: Sequence[tuple[str, str, dict[str, str], Callable]],
+    *,
+    touch_channels: bool,
+) -> None:
+    """The engagement fields every feature set has, around its per-kind fields."""
     add(
         "recent_activity",
         "Recent activity",
@@ -298,13 +351,8 @@ def _declare() -> tuple[tuple[Feature, ...], dict[str, BusinessField]]:
         },
         _describe_recent_activity,
     )
-    for activity_type in ACTIVITY_TYPES:
-        field_name = _TYPE_WORDS[activity_type][0]
-        kinds = {f"{activity_type}_count_{d}d": "numeric" for d in COUNT_WINDOWS}
-        if activity_type in KEY_ACTIONS:
-            kinds[f"days_since_last_{activity_type}"] = "numeric"
-        label = field_name.replace("_", " ").capitalize()
-        add(field_name, label, kinds, _type_describer(activity_type))
+    for name, label, kinds, describe in kind_fields:
+        add(name, label, kinds, describe)
     add(
         "engagement",
         "Engagement score",
@@ -318,53 +366,284 @@ def _declare() -> tuple[tuple[Feature, ...], dict[str, BusinessField]]:
         {f"active_days_{d}d": "numeric" for d in ACTIVE_DAY_WINDOWS},
         _describe_active_days,
     )
-    add(
-        "first_touch",
-        "First touch",
-        {"first_touch_channel": "categorical"},
-        _category_describer("first_touch_channel", "First reached us through {value}",
-                            "No tracked touches yet"),
+    if touch_channels:
+        add(
+            "first_touch",
+            "First touch",
+            {"first_touch_channel": "categorical"},
+            _category_describer("first_touch_channel", "First reached us through {value}",
+                                "No tracked touches yet"),
+        )
+        add(
+            "last_touch",
+            "Last touch",
+            {"last_touch_channel": "categorical"},
+            _category_describer("last_touch_channel", "Most recent touch was through {value}",
+                                "No tracked touches yet"),
+        )
+
+
+@dataclass(frozen=True)
+class FitColumn:
+    """A fit feature of a dataset spec: one lead column, under its safe name.
+
+    ``label`` is the business name a marketer reads ("Lead source"); sentences say
+    "Lead source: Olark Chat", or "Lead source not given" when the value is missing.
+    """
+
+    name: str
+    kind: Literal["categorical", "numeric"]
+    label: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class KindDefinition:
+    """An activity kind of a dataset spec, with the words its sentences use.
+
+    ``label`` is a past-tense phrase ("visited the forum"): sentences read "Visited the
+    forum 12 times in the last 7 days" and, for a key action, "Last visited the forum
+    3 days ago". ``title`` names the business field ("Forum visits").
+    """
+
+    name: str
+    label: str
+    weight: float = 1.0
+    key_action: bool = False
+    title: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureSet:
+    """A feature set: its features in column order, its business fields and its functions.
+
+    Build the built-in one with :data:`BUILTIN`, a user's with :meth:`from_definition`.
+    ``definition`` is the JSON-able declaration the version is hashed from; two feature
+    sets with equal versions compute the same features.
+    """
+
+    name: str
+    version: str
+    features: tuple[Feature, ...]
+    fields: Mapping[str, BusinessField]
+    functions: Mapping[str, Callable]
+    vocabulary: ActivityVocabulary
+    has_time: bool = True
+    has_activities: bool = True
+    definition: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_field_of", {f.name: f.field for f in self.features})
+
+    # -- the declaration's views ------------------------------------------------------
+
+    def feature_names(self) -> list[str]:
+        """Model input columns, in the order training sets and live rows carry them."""
+        return [f.name for f in self.features]
+
+    def categorical_features(self) -> list[str]:
+        """The features that are categories (pandas ``string``; training fits the vocabularies)."""
+        return [f.name for f in self.features if f.kind == "categorical"]
+
+    def numeric_features(self) -> list[str]:
+        """The features that are numbers (``float64``; NaN where a value does not exist)."""
+        return [f.name for f in self.features if f.kind == "numeric"]
+
+    def field_of(self, name: str) -> str:
+        """The business field a feature belongs to, e.g. ``"pricing_page_visits"``."""
+        try:
+            return self._field_of[name]  # type: ignore[attr-defined]
+        except KeyError:
+            raise KeyError(f"{name!r} is not a feature of feature set {self.version}") from None
+
+    def field_labels(self) -> dict[str, str]:
+        """Each feature's business-field label, for tables a person reads."""
+        return {f.name: self.fields[f.field].label for f in self.features}
+
+    def reasons_for(self, row: Mapping[str, object], impacts: Mapping[str, float]) -> list[Reason]:
+        """Group per-feature impacts by business field and say what each means for this lead.
+
+        Parameters
+        ----------
+        row
+            The lead's feature values by feature name (a training or live row).
+        impacts
+            Signed contribution of each feature (e.g. SHAP log-odds). Features missing
+            from ``impacts`` contribute nothing; names outside the set raise ``KeyError``.
+
+        Returns
+        -------
+        list of Reason
+            One per business field with at least one feature in ``impacts``; ``impact``
+            is the sum over the field's features, sorted by absolute impact, largest
+            first. The sentence describes the lead's value; the sign is carried apart.
+        """
+        totals: dict[str, float] = {}
+        for name, impact in impacts.items():
+            business_field = self.field_of(name)
+            totals[business_field] = totals.get(business_field, 0.0) + float(impact)
+        reasons = []
+        for business_field, impact in totals.items():
+            spec = self.fields[business_field]
+            value, sentence = spec.describe(row)
+            reasons.append(Reason(business_field, spec.label, _plain(value), impact, sentence))
+        reasons.sort(key=lambda r: -abs(r.impact))
+        return reasons
+
+    # -- building one from a dataset spec ----------------------------------------------
+
+    @classmethod
+    def from_definition(
+        cls,
+        name: str,
+        fit: Sequence[FitColumn],
+        kinds: Sequence[KindDefinition] = (),
+        *,
+        has_time: bool = True,
+        has_activities: bool | None = None,
+    ) -> FeatureSet:
+        """The feature set of a user's CRM: its fit columns, and engagement per kind.
+
+        Fit features are the spec's columns as they are (text stripped, blanks missing;
+        numbers as floats), plus the lead's age when the spec has time. With activities,
+        engagement features follow the built-in ones, per kind: counts over 7, 30 and 90
+        days, recency of key actions, decayed engagement with the kinds' weights,
+        velocity and active days. Activity types the spec does not map count as generic
+        activity. The version is a hash of this definition.
+
+        Raises
+        ------
+        ValueError
+            When two features would share a name.
+        """
+        has_activities = bool(kinds) if has_activities is None else has_activities
+        if has_activities and not has_time:
+            raise ValueError(
+                "The 'has_time' parameter must be True when the feature set has activities: "
+                "an activity history needs a time for every lead."
+            )
+        vocabulary = ActivityVocabulary(
+            kinds=tuple(k.name for k in kinds),
+            key_actions=tuple(k.name for k in kinds if k.key_action),
+            weights=tuple(float(k.weight) for k in kinds),
+        )
+        features: list[Feature] = []
+        fields: dict[str, BusinessField] = {}
+        functions: dict[str, Callable] = {}
+
+        def add(field_name: str, label: str, columns: dict[str, str], describe: Callable,
+                docs: Mapping[str, str] | None = None) -> None:
+            if field_name in fields:
+                raise ValueError(f"Two business fields of feature set {name!r} are named {field_name!r}.")
+            fields[field_name] = BusinessField(field_name, label, tuple(columns), describe)
+            for feature, kind in columns.items():
+                doc = (docs or {}).get(feature) or (engagement.get(feature).__doc__ or "").strip()
+                features.append(Feature(feature, field_name, kind, doc))  # type: ignore[arg-type]
+
+        engagement = engagement_functions(vocabulary, touch_channels=False) if has_activities else {}
+        for column in fit:
+            doc = column.description or f"{column.label} as given in the CRM"
+            make = attribute_text if column.kind == "categorical" else attribute_number
+            functions[column.name] = make(column.name, column.name, doc)
+            describe = (_labelled_category if column.kind == "categorical" else _labelled_number)(
+                column.name, column.label
+            )
+            add(column.name, column.label, {column.name: column.kind}, describe,
+                {column.name: doc})
+        if has_time:
+            functions["lead_age_days"] = lead_age_days
+            add("lead_age", "Lead age", {"lead_age_days": "numeric"}, _describe_lead_age,
+                {"lead_age_days": (lead_age_days.__doc__ or "").strip()})
+        if has_activities:
+            functions.update(engagement)
+            kind_fields = []
+            for kind in kinds:
+                columns = {f"{kind.name}_count_{d}d": "numeric" for d in COUNT_WINDOWS}
+                if kind.key_action:
+                    columns[f"days_since_last_{kind.name}"] = "numeric"
+                verb = kind.label[:1].upper() + kind.label[1:]
+                none = f"{verb}: not in the last {max(COUNT_WINDOWS)} days"
+                title = kind.title or kind.name.replace("_", " ").capitalize()
+                kind_fields.append((f"kind_{kind.name}", title, columns,
+                                    _kind_describer(kind.name, verb, kind.label, kind.key_action, none)))
+            _add_engagement(add, kind_fields, touch_channels=False)
+        names = [f.name for f in features]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise ValueError(
+                f"Feature set {name!r} would have two features named {clash}; rename the spec's "
+                "column or kind (a column's 'name', a kind's key)."
+            )
+        features.sort(key=lambda f: f.kind != "categorical")
+        definition = {
+            "name": name,
+            "has_time": has_time,
+            "has_activities": has_activities,
+            "fit": [vars(c) for c in fit],
+            "kinds": [vars(k) for k in kinds],
+            "windows": {"count": list(COUNT_WINDOWS), "active_days": list(ACTIVE_DAY_WINDOWS),
+                        "half_lives": list(HALF_LIVES)},
+            "features": [[f.name, f.kind] for f in features],
+        }
+        digest = hashlib.sha256(
+            json.dumps(definition, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        return cls(
+            name=name, version=f"spec:{name}:{digest[:12]}", features=tuple(features),
+            fields=fields, functions=functions, vocabulary=vocabulary, has_time=has_time,
+            has_activities=has_activities, definition=definition,
+        )
+
+
+def _labelled_category(feature: str, label: str) -> Callable[[Mapping[str, object]], tuple[object, str]]:
+    return _category_describer(feature, f"{label}: {{value}}", f"{label} not given")
+
+
+def _labelled_number(feature: str, label: str) -> Callable[[Mapping[str, object]], tuple[object, str]]:
+    def describe(row: Mapping[str, object]) -> tuple[object, str]:
+        value = _num(row, feature)
+        if value is None:
+            return None, f"{label} not given"
+        shown = int(value) if value.is_integer() else round(value, 2)
+        return shown, f"{label}: {shown:g}" if isinstance(shown, float) else f"{label}: {shown}"
+
+    return describe
+
+
+def _builtin() -> FeatureSet:
+    features, fields = _declare()
+    return FeatureSet(
+        name="builtin", version=FEATURE_SET_VERSION, features=features, fields=fields,
+        functions=FEATURE_FUNCTIONS, vocabulary=BUILTIN_VOCABULARY,
+        definition={"name": "builtin", "version": FEATURE_SET_VERSION},
     )
-    add(
-        "last_touch",
-        "Last touch",
-        {"last_touch_channel": "categorical"},
-        _category_describer("last_touch_channel", "Most recent touch was through {value}",
-                            "No tracked touches yet"),
-    )
-    # Categories first, then numbers: each kind is then one contiguous block of columns, so a
-    # multi-million-row training set is assembled without copying its numeric block.
-    features.sort(key=lambda f: f.kind != "categorical")
-    return tuple(features), fields
 
 
-FEATURES, FIELDS = _declare()
-"""Every model input column, in column order, and every business field by name."""
+BUILTIN: FeatureSet = _builtin()
+"""The feature set of the built-in data contract (version :data:`FEATURE_SET_VERSION`)."""
 
-_FIELD_OF = {f.name: f.field for f in FEATURES}
+FEATURES, FIELDS = BUILTIN.features, BUILTIN.fields
+"""Every built-in model input column, in column order, and every business field by name."""
 
 
 def feature_names() -> list[str]:
-    """Model input columns, in the order training sets and live rows carry them."""
-    return [f.name for f in FEATURES]
+    """The built-in model input columns, in the order training sets and live rows carry them."""
+    return BUILTIN.feature_names()
 
 
 def categorical_features() -> list[str]:
-    """The features that are categories (pandas ``string``; training fits the vocabularies)."""
-    return [f.name for f in FEATURES if f.kind == "categorical"]
+    """The built-in features that are categories (pandas ``string``)."""
+    return BUILTIN.categorical_features()
 
 
 def numeric_features() -> list[str]:
-    """The features that are numbers (``float64``; NaN where a value does not exist)."""
-    return [f.name for f in FEATURES if f.kind == "numeric"]
+    """The built-in features that are numbers (``float64``; NaN where a value does not exist)."""
+    return BUILTIN.numeric_features()
 
 
 def field_of(name: str) -> str:
-    """The business field a feature belongs to, e.g. ``"pricing_page_visits"``."""
-    try:
-        return _FIELD_OF[name]
-    except KeyError:
-        raise KeyError(f"{name!r} is not a feature of feature set {FEATURE_SET_VERSION}") from None
+    """The built-in business field a feature belongs to, e.g. ``"pricing_page_visits"``."""
+    return BUILTIN.field_of(name)
 
 
 def _plain(value: object) -> str | float | int | None:
@@ -380,31 +659,5 @@ def _plain(value: object) -> str | float | int | None:
 
 
 def reasons_for(row: Mapping[str, object], impacts: Mapping[str, float]) -> list[Reason]:
-    """Group per-feature impacts by business field and say what each field means for this lead.
-
-    Parameters
-    ----------
-    row
-        The lead's feature values by feature name (a training or live row).
-    impacts
-        Signed contribution of each feature (e.g. SHAP log-odds). Features missing from
-        ``impacts`` contribute nothing; names outside the registry raise ``KeyError``.
-
-    Returns
-    -------
-    list of Reason
-        One per business field with at least one feature in ``impacts``; ``impact`` is the
-        sum over the field's features. Sorted by absolute impact, largest first. The
-        sentence describes the lead's value; the sign of the impact is carried separately.
-    """
-    totals: dict[str, float] = {}
-    for name, impact in impacts.items():
-        field = field_of(name)
-        totals[field] = totals.get(field, 0.0) + float(impact)
-    reasons = []
-    for field, impact in totals.items():
-        spec = FIELDS[field]
-        value, sentence = spec.describe(row)
-        reasons.append(Reason(field, spec.label, _plain(value), impact, sentence))
-    reasons.sort(key=lambda r: -abs(r.impact))
-    return reasons
+    """:meth:`FeatureSet.reasons_for` of the built-in feature set."""
+    return BUILTIN.reasons_for(row, impacts)

@@ -156,7 +156,7 @@ def test_other_every_and_horizon(bench):
     [
         ({"every": pd.Timedelta(0)}, "The 'every' parameter must be a positive Timedelta"),
         ({"horizon": "90d"}, "The 'horizon' parameter must be a positive Timedelta"),
-        ({"censored": "maybe"}, "The 'censored' parameter must be 'drop' or 'keep'. Got 'maybe'"),
+        ({"censored": "maybe"}, "The 'censored' parameter must be 'drop', 'keep' or 'resolved'. Got 'maybe'"),
     ],
 )
 def test_bad_parameters_are_named(kwargs, message):
