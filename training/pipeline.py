@@ -105,6 +105,8 @@ class TrainingData:
     activities: pd.DataFrame | None = None
     truth: pd.DataFrame | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    """Files logged with the run, by artifact path: dicts as JSON, strings as text."""
 
 
 @dataclass(frozen=True)
@@ -447,7 +449,7 @@ def _log_run(result: TrainResult, data: TrainingData, frame: pd.DataFrame, X_tes
         "exclude": ",".join(options.exclude) or "none",
         "grading": json.dumps(model.grading.to_dict()),
         **{k: v for k, v in data.info.items() if k in ("every", "horizon", "n_leads", "n_activities",
-                                                        "spec_name")},
+                                                        "spec_name", "censored", "snapshots")},
         **split.summary(),
         **{f"lgb.{k}": v for k, v in model.lgb_params(np.asarray([0, 1])).items()
            if k != "scale_pos_weight"},
@@ -461,6 +463,11 @@ def _log_run(result: TrainResult, data: TrainingData, frame: pd.DataFrame, X_tes
         mlflow.log_metrics(result.metrics)
         mlflow.log_dict(model.cold_start, "evaluation/cold_start.json")
         mlflow.log_dict(model.data_window, "evaluation/data_window.json")
+        for artifact_path, content in data.artifacts.items():
+            if isinstance(content, str):
+                mlflow.log_text(content, artifact_path)
+            else:
+                mlflow.log_dict(content, artifact_path)
         mlflow.log_dict({"features": model.feature_names,
                          "categorical": model.categorical_features,
                          "categories": model.categories_}, "model_inputs.json")

@@ -1,0 +1,147 @@
+"""A user's CRM, through its dataset spec, to point-in-time training data.
+
+:func:`features.spec.load_tables` reads the spec's tables (leads, outcomes, activities;
+from files, DuckDB queries or databases) into the data contract's shape, with the
+CRM's activity types mapped to the spec's kinds. This module derives the feature set
+from the spec (:meth:`features.registry.FeatureSet.from_definition`) and builds the
+training set with the built-in path's own builder: the same snapshot grid, horizon,
+eligibility, censoring and purge gaps, and features that see only events before each
+snapshot's ``as_of``.
+
+A spec without time (a flat export such as X Education) has no snapshots: each lead is
+one row, as :func:`training.pipeline.training_data_from_spec` has always read it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from features.registry import FeatureSet, FitColumn, KindDefinition
+
+if TYPE_CHECKING:
+    from training.pipeline import TrainingData
+
+__all__ = ["feature_set_for", "history_training_data", "build_spec_training_set"]
+
+
+def feature_set_for(tables: Any) -> FeatureSet:
+    """The feature set a spec's tables define: its fit columns, and engagement per kind."""
+    fit = [
+        FitColumn(name, "categorical", tables.labels.get(name, name),
+                  tables.descriptions.get(name, ""))
+        for name in tables.categorical
+    ] + [
+        FitColumn(name, "numeric", tables.labels.get(name, name), tables.descriptions.get(name, ""))
+        for name in tables.numeric
+    ]
+    kinds = [
+        KindDefinition(k.name, k.label, float(k.weight), bool(k.key_action),
+                       getattr(k, "title", None))
+        for k in tables.kinds
+    ]
+    name = tables.spec.name or "spec"
+    return FeatureSet.from_definition(
+        name, fit, kinds, has_time=tables.has_time, has_activities=tables.activities is not None
+    )
+
+
+def _empty_activities() -> pd.DataFrame:
+    return pd.DataFrame({
+        "lead_id": pd.Series(dtype="string"),
+        "occurred_at": pd.Series(dtype="datetime64[ns, UTC]"),
+        "type": pd.Series(dtype="string"),
+    })
+
+
+def build_spec_training_set(
+    tables: Any,
+    feature_set: FeatureSet | None = None,
+    *,
+    every: pd.Timedelta | None = None,
+    horizon: pd.Timedelta | None = None,
+    censored: str | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The point-in-time training set of a spec with time, and what was used to build it.
+
+    ``every`` and ``horizon`` override the spec's ``training`` section (then the defaults,
+    7 and 90 days); so does ``censored``. Returns the frame (``lead_id``, ``as_of``,
+    ``label``, then the feature set's columns and any declared leaky columns, per lead)
+    and the options actually used.
+    """
+    from features.build import build_training_set
+    from features.grid import DEFAULT_EVERY, DEFAULT_HORIZON
+
+    if not tables.has_time:
+        raise ValueError(
+            f"{tables.spec.origin}: the spec has no created_at; a point-in-time training set "
+            "needs a time for every lead (train on it directly: each lead is one row)"
+        )
+    feature_set = feature_set or feature_set_for(tables)
+    opts = tables.training
+    every = every or getattr(opts, "every", None) or DEFAULT_EVERY
+    horizon = horizon or getattr(opts, "horizon", None) or DEFAULT_HORIZON
+    censored = censored or getattr(opts, "censoring", None) or "drop"
+    snapshots = getattr(opts, "snapshots", None)
+    anchored = None
+    if snapshots is not None:
+        anchored = (snapshots.anchor, tuple(snapshots.offsets))
+    activities = tables.activities if tables.activities is not None else _empty_activities()
+    frame = build_training_set(
+        tables.leads, activities, every=every, horizon=horizon, censored=censored,
+        feature_set=feature_set, snapshots=anchored,
+    )
+    leaky = [c for c in tables.leaky.columns if c != "lead_id"] if tables.leaky is not None else []
+    if leaky:
+        per_lead = tables.leaky.set_index("lead_id")[leaky]
+        joined = per_lead.reindex(frame["lead_id"].to_numpy()).reset_index(drop=True)
+        frame = pd.concat([frame, joined], axis=1)
+    used = {"every": str(every), "horizon": str(horizon), "censored": censored,
+            "snapshots": (f"{anchored[0]} + {', '.join(str(o) for o in anchored[1])}"
+                          if anchored else "grid")}
+    return frame, used
+
+
+def history_training_data(
+    tables: Any,
+    spec_path: str | Path,
+    *,
+    every: pd.Timedelta | None = None,
+    horizon: pd.Timedelta | None = None,
+) -> TrainingData:
+    """:class:`~training.pipeline.TrainingData` for a spec with time, snapshot by snapshot."""
+    from training.pipeline import FeatureSchema, TrainingData
+
+    feature_set = feature_set_for(tables)
+    frame, used = build_spec_training_set(tables, feature_set, every=every, horizon=horizon)
+    leaky = [c for c in tables.leaky.columns if c != "lead_id"] if tables.leaky is not None else []
+    leaky_categorical = [c for c in leaky if not pd.api.types.is_numeric_dtype(frame[c].dtype)]
+    schema = FeatureSchema(
+        names=(*feature_set.feature_names(), *leaky),
+        categorical=(*feature_set.categorical_features(), *leaky_categorical),
+        version=feature_set.version,
+        field_labels=feature_set.field_labels(),
+        declared_leaky=tuple(leaky),
+        segments=tuple(tables.categorical[:2]),
+    )
+    n_activities = 0 if tables.activities is None else len(tables.activities)
+    return TrainingData(
+        frame=frame, schema=schema, time_column="as_of", purge_gap=pd.Timedelta(used["horizon"]),
+        info={
+            "kind": "spec", "source": "; ".join(f"{k}: {v}" for k, v in tables.sources.items()),
+            "spec": str(Path(spec_path).resolve()), "spec_name": tables.spec.name,
+            "fingerprint": tables.fingerprint, "original_names": dict(tables.original_names),
+            "n_leads": len(tables.leads), "n_activities": n_activities, **used,
+            "policies": dict(tables.policy_counts),
+        },
+        artifacts={
+            "dataset/feature_set.json": dict(feature_set.definition)
+            | {"version": feature_set.version},
+            "dataset/policies.json": {k: v for k, v in tables.policy_counts.items()},
+            "dataset/unmapped_types.json": dict(tables.unmapped_types),
+            # The spec itself: what a service needs to speak this CRM's language.
+            f"dataset/{Path(spec_path).name}": Path(spec_path).read_text(encoding="utf-8"),
+        },
+    )
