@@ -24,7 +24,12 @@ from features.registry import FeatureSet, FitColumn, KindDefinition
 if TYPE_CHECKING:
     from training.pipeline import TrainingData
 
-__all__ = ["feature_set_for", "history_training_data", "build_spec_training_set"]
+__all__ = [
+    "feature_set_for",
+    "history_training_data",
+    "build_spec_training_set",
+    "training_data_for_spec",
+]
 
 
 def feature_set_for(tables: Any) -> FeatureSet:
@@ -145,3 +150,21 @@ def history_training_data(
             f"dataset/{Path(spec_path).name}": Path(spec_path).read_text(encoding="utf-8"),
         },
     )
+
+
+def training_data_for_spec(
+    spec_path: str | Path,
+    data_path: str | Path | None = None,
+    *,
+    every: pd.Timedelta | None = None,
+    horizon: pd.Timedelta | None = None,
+) -> TrainingData:
+    """Training data for any dataset spec: snapshots when it has time, else one row per lead."""
+    from features.spec import load_spec, load_tables
+    from training.pipeline import training_data_from_spec
+
+    spec = load_spec(spec_path)
+    tables = load_tables(spec, data_path=data_path)
+    if not tables.has_time:
+        return training_data_from_spec(spec_path, data_path)
+    return history_training_data(tables, spec_path, every=every, horizon=horizon)

@@ -26,9 +26,12 @@ def train_command(
     ),
     experiment: str = typer.Option("lead-scoring", "--experiment", help="MLflow experiment."),
     promote: bool = typer.Option(False, "--promote", help="Run the promotion gate afterwards."),
-    every: str = typer.Option("7d", "--every", help="Snapshot spacing (--data only)."),
-    horizon: str = typer.Option(
-        "90d", "--horizon", help="Label horizon, also the purge gap between splits (--data only)."
+    every: str | None = typer.Option(
+        None, "--every", help="Snapshot spacing (default 7d, or the spec's 'training.every')."
+    ),
+    horizon: str | None = typer.Option(
+        None, "--horizon", help="Label horizon, also the purge gap between splits (default 90d, "
+        "or the spec's 'training.horizon')."
     ),
     allow_leaky: list[str] = typer.Option(
         [], "--allow-leaky", help="Keep this flagged column as a feature (repeatable)."
@@ -43,12 +46,12 @@ def train_command(
     ),
 ) -> None:
     """Train a calibrated LightGBM model, log it to MLflow and register it as lead-scoring."""
+    from training.from_spec import training_data_for_spec
     from training.pipeline import (
         TrainOptions,
         resolve_allowed,
         train,
         training_data_from_dir,
-        training_data_from_spec,
     )
 
     if (data is None) == (dataset is None):
@@ -58,13 +61,15 @@ def train_command(
         raise typer.BadParameter(f"{scheduler!r} is not 'local' or a tcp://host:port address",
                                  param_hint="--scheduler")
     cfg = settings()
+    every_td = parse_duration(every, option="--every") if every else None
+    horizon_td = parse_duration(horizon, option="--horizon") if horizon else None
     if data is not None:
         training_data = training_data_from_dir(
-            data, every=parse_duration(every, option="--every"),
-            horizon=parse_duration(horizon, option="--horizon"), assume_utc=assume_utc,
+            data, every=every_td, horizon=horizon_td, assume_utc=assume_utc,
         )
     else:
-        training_data = training_data_from_spec(dataset, dataset_file)
+        training_data = training_data_for_spec(dataset, dataset_file, every=every_td,
+                                               horizon=horizon_td)
     try:
         resolve_allowed(allow_leaky, training_data)
     except ValueError as exc:
