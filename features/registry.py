@@ -490,6 +490,49 @@ class FeatureSet:
         reasons.sort(key=lambda r: -abs(r.impact))
         return reasons
 
+    # -- shipping it with a model --------------------------------------------------------
+
+    def to_json(self) -> dict[str, object]:
+        """The definition and version, JSON-able: what a model records and ships."""
+        return {**self.definition, "version": self.version}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> FeatureSet:
+        """The feature set :meth:`to_json` recorded.
+
+        Raises
+        ------
+        ValueError
+            When the definition is not one this code reads, or no longer gives the
+            recorded version: the feature code changed since the model was trained.
+        """
+        version = str(data.get("version", ""))
+        if data.get("name") == "builtin":
+            if version != BUILTIN.version:
+                raise ValueError(
+                    f"feature set version {version!r} is not this code's built-in feature set "
+                    f"{BUILTIN.version!r}; retrain on the current feature set"
+                )
+            return BUILTIN
+        try:
+            rebuilt = cls.from_definition(
+                str(data["name"]),
+                [FitColumn(**c) for c in data["fit"]],  # type: ignore[union-attr]
+                [KindDefinition(**k) for k in data["kinds"]],  # type: ignore[union-attr]
+                has_time=bool(data["has_time"]),
+                has_activities=bool(data["has_activities"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a feature set definition ({exc!s}); expected the output of "
+                             "FeatureSet.to_json") from None
+        if rebuilt.version != version:
+            raise ValueError(
+                f"feature set {data['name']!r}: its definition now gives version "
+                f"{rebuilt.version!r}, not the recorded {version!r} (the feature code changed "
+                "since training); retrain"
+            )
+        return rebuilt
+
     # -- building one from a dataset spec ----------------------------------------------
 
     @classmethod

@@ -130,6 +130,7 @@ def history_training_data(
         field_labels=feature_set.field_labels(),
         declared_leaky=tuple(leaky),
         segments=tuple(tables.categorical[:2]),
+        feature_set=feature_set.to_json(),
     )
     n_activities = 0 if tables.activities is None else len(tables.activities)
     return TrainingData(

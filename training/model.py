@@ -21,6 +21,7 @@ import pandas as pd
 
 from features.errors import ModelError
 from features.grading import Grading, score_from_probability
+from features.registry import FeatureSet
 from training.calibration import fit_calibrator
 
 __all__ = ["LeadModel", "DEFAULT_PARAMS", "DEFAULT_GRADE_SHARES", "grading_from_scores"]
@@ -133,9 +134,11 @@ class LeadModel:
     grading : Grading
         Grade thresholds (derived in ``fit`` unless given). Part of the serving
         contract, hence no trailing underscore.
-    metrics, cold_start, data_window, field_labels : dict
+    metrics, cold_start, data_window, field_labels, feature_set_definition : dict
         Metadata filled by the training pipeline: test-window metrics, the cold-start
-        comparison with the rules, the data time window, display labels of BYO fields.
+        comparison with the rules, the data time window, display labels of BYO fields,
+        and the definition of the feature set the features come from
+        (:meth:`features.registry.FeatureSet.to_json`; see :meth:`feature_set`).
     """
 
     def __init__(
@@ -168,6 +171,7 @@ class LeadModel:
         self.cold_start: dict[str, Any] = {}
         self.data_window: dict[str, Any] = {}
         self.field_labels: dict[str, str] = {}
+        self.feature_set_definition: dict[str, Any] = {}
         self._validate_params()
 
     def _validate_params(self) -> None:
@@ -364,6 +368,26 @@ class LeadModel:
         self._check_fitted()
         imp = self.booster_.feature_importance(importance_type=importance_type)
         return pd.Series(imp, index=self.feature_names).sort_values(ascending=False)
+
+    def feature_set(self) -> FeatureSet:
+        """The feature set this model's inputs come from, rebuilt from its definition.
+
+        A model trained before feature sets were recorded has the built-in one. Raises
+        ``ValueError`` when the definition no longer gives the recorded version (the
+        feature code changed since training).
+        """
+        definition = getattr(self, "feature_set_definition", None) or {
+            "name": "builtin", "version": self.feature_set_version}
+        cached = getattr(self, "_feature_set", None)
+        if cached is None:
+            cached = FeatureSet.from_json(definition)
+            self._feature_set = cached
+        return cached
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_feature_set", None)  # functions and closures: rebuilt from the definition
+        return state
 
     def __repr__(self) -> str:
         state = (f"fitted, {self.best_iteration_} trees, {self.calibrator_.method}"

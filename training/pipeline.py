@@ -85,6 +85,8 @@ class FeatureSchema:
     field_labels: dict[str, str] = field(default_factory=dict)
     declared_leaky: tuple[str, ...] = ()
     segments: tuple[str, ...] = SEGMENT_COLUMNS
+    feature_set: dict[str, Any] = field(default_factory=dict)
+    """The feature set's definition (``FeatureSet.to_json()``), shipped with the model."""
 
 
 @dataclass
@@ -190,6 +192,7 @@ def training_data_from_dir(
         names=tuple(registry.feature_names()),
         categorical=tuple(registry.categorical_features()),
         version=registry.FEATURE_SET_VERSION,
+        feature_set=registry.BUILTIN.to_json(),
     )
     return TrainingData(
         frame=frame, schema=schema, time_column="as_of", purge_gap=horizon,
@@ -387,6 +390,7 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
     model.metrics = {k: v for k, v in metrics.items() if not k.startswith("decile_")}
     model.cold_start = cold_start
     model.field_labels = dict(schema.field_labels)
+    model.feature_set_definition = dict(schema.feature_set)
     model.data_window = {**split.boundaries, "split": split.kind,
                          "time_column": data.time_column or ""}
 

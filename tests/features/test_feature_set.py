@@ -275,3 +275,20 @@ def test_events_after_a_cut_change_no_earlier_row(seed, cut_days):
         later = full.loc[~before, features].reset_index(drop=True)
         later_cut = truncated.loc[truncated["as_of"] > cut, features].reset_index(drop=True)
         assert not later.equals(later_cut)  # the check can tell: later rows did change
+
+
+def test_a_feature_set_travels_as_json():
+    import json
+
+    shipped = json.loads(json.dumps(SPEC_SET.to_json()))
+    rebuilt = FeatureSet.from_json(shipped)
+    assert rebuilt.version == SPEC_SET.version
+    assert rebuilt.feature_names() == SPEC_SET.feature_names()
+    assert FeatureSet.from_json(BUILTIN.to_json()) is BUILTIN
+    tampered = {**shipped, "kinds": [{**shipped["kinds"][0], "weight": 9.0}, *shipped["kinds"][1:]]}
+    with pytest.raises(ValueError, match="no longer|now gives version"):
+        FeatureSet.from_json(tampered)
+    with pytest.raises(ValueError, match="not this code's built-in"):
+        FeatureSet.from_json({"name": "builtin", "version": "2020.1.1"})
+    with pytest.raises(ValueError, match="not a feature set definition"):
+        FeatureSet.from_json({"name": "x", "version": "y"})
