@@ -139,8 +139,8 @@ def test_missing_id_and_version(tmp_path: Path) -> None:
 
 
 def test_unsupported_version(tmp_path: Path) -> None:
-    message = spec_error(tmp_path, {**TINY_SPEC, "version": 2})
-    assert "spec.version: unsupported spec version 2; this leadscore reads version 1" in message
+    message = spec_error(tmp_path, {**TINY_SPEC, "version": 3})
+    assert "spec.version: unsupported spec version 3; this leadscore reads versions 1 and 2" in message
 
 
 def test_yaml_syntax_error_gives_line_and_column(tmp_path: Path) -> None:
