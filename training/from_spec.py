@@ -103,10 +103,16 @@ def build_spec_training_set(
         per_lead = tables.leaky.set_index("lead_id")[leaky]
         joined = per_lead.reindex(frame["lead_id"].to_numpy()).reset_index(drop=True)
         frame = pd.concat([frame, joined], axis=1)
-    used = {"every": str(every), "horizon": str(horizon), "censored": censored,
-            "snapshots": (f"{anchored[0]} + {', '.join(str(o) for o in anchored[1])}"
-                          if anchored else "grid")}
+    used = {"every": _days(every), "horizon": _days(horizon), "censored": censored,
+            "snapshots": (f"{anchored[0]} + {', '.join(_days(o) for o in anchored[1])}"
+                          if anchored else f"every {_days(every)}")}
     return frame, used
+
+
+def _days(value: pd.Timedelta) -> str:
+    """'90d' for whole days, else pandas' own text ('0 days 12:00:00')."""
+    value = pd.Timedelta(value)
+    return f"{value.days}d" if value == pd.Timedelta(days=value.days) else str(value)
 
 
 def history_training_data(
