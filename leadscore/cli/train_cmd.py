@@ -27,8 +27,10 @@ def train_command(
     experiment: str = typer.Option("lead-scoring", "--experiment", help="MLflow experiment."),
     promote: bool = typer.Option(False, "--promote", help="Run the promotion gate afterwards."),
     every: str = typer.Option("7d", "--every", help="Snapshot spacing (--data only)."),
-    horizon: str = typer.Option(
-        "90d", "--horizon", help="Label horizon, also the purge gap between splits (--data only)."
+    horizon: str | None = typer.Option(
+        None, "--horizon", help="Label horizon, also the purge gap between splits (default "
+        "90d): with --data, and with a --dataset spec that maps created_at and converted_at "
+        "(its label becomes 'converted within the horizon after created_at').",
     ),
     allow_leaky: list[str] = typer.Option(
         [], "--allow-leaky", help="Keep this flagged column as a feature (repeatable)."
@@ -43,6 +45,7 @@ def train_command(
     ),
 ) -> None:
     """Train a calibrated LightGBM model, log it to MLflow and register it as lead-scoring."""
+    from features.errors import LeadscoreError
     from training.pipeline import (
         TrainOptions,
         resolve_allowed,
@@ -61,10 +64,26 @@ def train_command(
     if data is not None:
         training_data = training_data_from_dir(
             data, every=parse_duration(every, option="--every"),
-            horizon=parse_duration(horizon, option="--horizon"), assume_utc=assume_utc,
+            horizon=parse_duration(horizon or "90d", option="--horizon"), assume_utc=assume_utc,
         )
     else:
-        training_data = training_data_from_spec(dataset, dataset_file)
+        try:
+            training_data = training_data_from_spec(
+                dataset, dataset_file,
+                horizon=parse_duration(horizon, option="--horizon") if horizon else None,
+            )
+        except ValueError as exc:
+            # SpecError and DataValidationError are ValueErrors too, with their own report.
+            if horizon is None or isinstance(exc, LeadscoreError):
+                raise
+            raise typer.BadParameter(str(exc), param_hint="--horizon") from exc
+        if training_data.info.get("n_censored"):
+            console.print(
+                f"dropped {training_data.info['n_censored']} leads created less than "
+                f"{training_data.info['horizon']} before the data's end "
+                f"({training_data.info['data_end']}) and not converted: their label is not "
+                "known yet", highlight=False,
+            )
     try:
         resolve_allowed(allow_leaky, training_data)
     except ValueError as exc:
@@ -91,6 +110,8 @@ def train_command(
         "metrics": {k: m[k] for k in ("roc_auc", "pr_auc", "brier", "log_loss", "ece",
                                       "oracle_roc_auc", "rules_roc_auc") if k in m},
         "leakage_excluded": list(result.leakage.excluded),
+        "split": result.split.summary(),
+        "n_censored": training_data.info.get("n_censored"),
         "promotion": result.promotion.to_dict() if result.promotion else None,
     }
     typer.echo(json.dumps(summary, default=str))
