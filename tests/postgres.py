@@ -33,9 +33,12 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pytest
+
+if TYPE_CHECKING:  # pandas and SQLAlchemy are imported when a test loads frames
+    import pandas as pd
 
 __all__ = ["PostgresServer", "find_pg_bin", "load_frames", "postgres_server", "postgres_url",
            "require_pg_bin", "start_server"]
@@ -212,10 +215,21 @@ def load_frames(url: str, frames: Mapping[str, pd.DataFrame], *,
                 if_exists: str = "fail") -> None:
     """Write each DataFrame into the table named by its key (``{"leads": df, ...}``).
 
+    For a test that reads a CRM from a database, e.g. through a dataset spec whose
+    source is a database URL::
+
+        def test_spec_reads_postgres(postgres_url):
+            load_frames(postgres_url, {"leads": leads, "activities": activities})
+            ...  # a spec with source: postgres_url and the tables' names
+
+    ``if_exists`` is pandas' (``"fail"``, ``"replace"``, ``"append"``); every table is
+    written in one transaction.
+
     Timezone-aware timestamp columns become ``timestamptz``. A naive one is refused:
     written as ``timestamp`` it would be read back in whatever zone a reader assumes,
     which is the shift the data contract forbids; localise it first.
     """
+    import pandas as pd
     from sqlalchemy import create_engine
     from sqlalchemy.types import TIMESTAMP
 
