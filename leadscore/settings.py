@@ -62,6 +62,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MLFLOW_REGISTRY_URI", "LEADSCORE_REGISTRY_URI"),
         description="MLflow registry URI. Defaults to the tracking URI.",
     )
+    artifact_root: str | None = Field(
+        default=None,
+        description="Where new experiments keep their artifacts (a URI such as "
+        "file:///shared/mlflow-artifacts or s3://bucket/prefix, or a path). Needed to share "
+        "a database store (MLFLOW_TRACKING_URI=postgresql+psycopg://...) with a team: "
+        "without a tracking server MLflow would use ./mlruns of the current directory. "
+        "Unset: <home>/mlflow/artifacts for the local store and for a database URI, "
+        "beside the file for an explicit SQLite URI, the server's own for an HTTP one.",
+    )
     model_name: str = Field(default="lead-scoring", min_length=1)
     model_alias: str = Field(default="champion", min_length=1)
     model_uri: str | None = Field(
@@ -102,6 +111,13 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("artifact_root")
+    @classmethod
+    def _artifact_root_uri(cls, value: str | None) -> str | None:
+        if value is None or "://" in value or value.startswith("file:"):
+            return value
+        return Path(value).expanduser().resolve().as_uri()
 
     @property
     def mlflow_dir(self) -> Path:

@@ -2,6 +2,7 @@
 
 Telemetry is off for the whole session. Every test gets its own MLflow store, BentoML
 home and leadscore home under ``tmp_path``, and no ``LEADSCORE_*`` variable leaks in.
+Tests that need a database server ask for ``postgres_url`` (see ``tests/postgres.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ import os
 from pathlib import Path
 
 import pytest
+
+# A real PostgreSQL server (session-scoped, started on first use) and a fresh database
+# per test: ``postgres_server``, ``postgres_url``; ``tests.postgres.load_frames`` fills one.
+from tests.postgres import postgres_server, postgres_url  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 XEDU_CSV = REPO.parent / "shared" / "data" / "x-education" / "Leads.csv"

@@ -166,12 +166,18 @@ def training_data_for_spec(
     every: pd.Timedelta | None = None,
     horizon: pd.Timedelta | None = None,
 ) -> TrainingData:
-    """Training data for any dataset spec: snapshots when it has time, else one row per lead."""
-    from features.spec import load_spec, load_tables
+    """Training data for any dataset spec.
+
+    A version-2 spec with time gives point-in-time snapshots (:func:`history_training_data`).
+    A flat table (no time) or a version-1 spec gives one row per lead, as
+    :func:`training.pipeline.training_data_from_spec` reads it (with ``created_at`` and
+    ``converted_at``, labelled "converted within the horizon after creation").
+    """
+    from features.spec import DatasetSpecV2, load_spec, load_tables
     from training.pipeline import training_data_from_spec
 
     spec = load_spec(spec_path)
-    tables = load_tables(spec, data_path=data_path)
-    if not tables.has_time:
-        return training_data_from_spec(spec_path, data_path)
-    return history_training_data(tables, spec_path, every=every, horizon=horizon)
+    if isinstance(spec, DatasetSpecV2) and spec.has_time:
+        tables = load_tables(spec, data_path=data_path)
+        return history_training_data(tables, spec_path, every=every, horizon=horizon)
+    return training_data_from_spec(spec_path, data_path, horizon=horizon)

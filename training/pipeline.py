@@ -63,6 +63,7 @@ __all__ = [
     "train",
     "training_data_from_dir",
     "training_data_from_spec",
+    "label_within_horizon",
     "dataset_fingerprint",
     "resolve_allowed",
     "TEST_FRAME_ARTIFACT",
@@ -203,13 +204,53 @@ def training_data_from_dir(
     )
 
 
+def label_within_horizon(
+    created_at: pd.Series, converted_at: pd.Series, horizon: pd.Timedelta
+) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
+    """Label "converted within ``horizon`` after created_at", and which leads to keep.
+
+    Returns ``(label, keep, data_end)``. A lead converted at ``created_at + horizon`` or
+    earlier is a 1. One not converted by then is a 0 if the data reach that far;
+    ``data_end``, the latest ``created_at`` or ``converted_at`` in the data, is how far
+    they reach. A lead whose window ends after it and that has not converted is
+    censored (its 0 would only mean "not converted *yet*"): ``keep`` is False for it.
+    """
+    created = pd.to_datetime(created_at, utc=True).reset_index(drop=True)
+    converted = pd.to_datetime(converted_at, utc=True).reset_index(drop=True)
+    data_end = max(created.max(), converted.max()) if converted.notna().any() else created.max()
+    window_end = created + horizon
+    within = (converted.notna() & (converted <= window_end)).to_numpy(bool)
+    censored = ~within & (window_end > data_end).to_numpy(bool)
+    return within.astype(np.int64), ~censored, pd.Timestamp(data_end)
+
+
 def training_data_from_spec(
-    spec_path: str | Path, data_path: str | Path | None = None
+    spec_path: str | Path, data_path: str | Path | None = None, *,
+    horizon: pd.Timedelta | None = None,
 ) -> TrainingData:
-    """Load a user's export through its dataset spec; leaky columns ride along for the audit."""
+    """Load a user's export through its dataset spec; leaky columns ride along for the audit.
+
+    With ``created_at`` and ``converted_at`` in the spec, the label is "converted within
+    ``horizon`` (default 90 days) after created_at", the purge gap between the time
+    split's parts is the horizon, and leads the data's end censors are dropped (counted
+    in ``info["n_censored"]``; see :func:`label_within_horizon`). A spec whose outcome
+    is a label column, or that has no ``created_at``, has no horizon to apply: asking
+    for one is a ``ValueError``.
+    """
+    from features.grid import DEFAULT_HORIZON
     from features.spec import load_dataset, load_spec
 
-    ds = load_dataset(load_spec(spec_path), data_path)
+    spec = load_spec(spec_path)
+    timed_outcome = spec.columns.converted_at is not None and spec.has_time
+    if horizon is not None and not timed_outcome:
+        outcome = ("a label column" if spec.columns.label is not None
+                   else "converted_at without created_at")
+        raise ValueError(
+            f"A horizon ({horizon}) needs a spec with both created_at and converted_at; "
+            f"{spec.origin} gives {outcome}, so its label cannot be restricted to a horizon. "
+            "Leave the horizon out, or map both columns in the spec."
+        )
+    ds = load_dataset(spec, data_path)
     leaky = [c for c in ds.leaky_frame.columns if c != "lead_id"]
     frame = pd.concat(
         [ds.frame.reset_index(drop=True), ds.leaky_frame[leaky].reset_index(drop=True)], axis=1
@@ -219,6 +260,18 @@ def training_data_from_spec(
     ]
     for c in leaky_categorical:
         frame[c] = frame[c].astype("string")
+    info: dict[str, Any] = {}
+    purge_gap = pd.Timedelta(0)
+    if timed_outcome:
+        assert ds.converted_at is not None  # the spec maps converted_at
+        purge_gap = pd.Timedelta(horizon) if horizon is not None else DEFAULT_HORIZON
+        label, keep, data_end = label_within_horizon(frame["created_at"], ds.converted_at,
+                                                     purge_gap)
+        frame["label"] = label
+        frame = frame[keep].reset_index(drop=True)
+        info = {"horizon": str(purge_gap), "n_censored": int((~keep).sum()),
+                "data_end": data_end.isoformat(),
+                "label_definition": f"converted within {purge_gap} after created_at"}
     names = (*ds.features, *leaky)
     schema = FeatureSchema(
         names=tuple(names),
@@ -230,10 +283,11 @@ def training_data_from_spec(
     return TrainingData(
         frame=frame, schema=schema,
         time_column="created_at" if ds.has_time else None,
-        purge_gap=pd.Timedelta(0),
+        purge_gap=purge_gap,
         info={"kind": "spec", "source": str(ds.source), "spec": str(Path(spec_path).resolve()),
               "spec_name": ds.spec.name, "fingerprint": ds.fingerprint,
-              "original_names": dict(ds.original_names)},
+              "original_names": dict(ds.original_names), "n_rows_loaded": len(ds.frame),
+              **info},
     )
 
 
@@ -452,8 +506,9 @@ def _log_run(result: TrainResult, data: TrainingData, frame: pd.DataFrame, X_tes
         "allow_leaky": ",".join(options.allow_leaky) or "none",
         "exclude": ",".join(options.exclude) or "none",
         "grading": json.dumps(model.grading.to_dict()),
-        **{k: v for k, v in data.info.items() if k in ("every", "horizon", "n_leads", "n_activities",
-                                                        "spec_name", "censored", "snapshots")},
+        **{k: v for k, v in data.info.items() if k in (
+            "every", "horizon", "n_leads", "n_activities", "spec_name", "n_rows_loaded",
+            "n_censored", "data_end", "label_definition", "censored", "snapshots")},
         **split.summary(),
         **{f"lgb.{k}": v for k, v in model.lgb_params(np.asarray([0, 1])).items()
            if k != "scale_pos_weight"},

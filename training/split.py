@@ -3,16 +3,21 @@
 **Time split** (:func:`time_split`, the default for snapshot training sets): rows are
 ordered by ``as_of``; the latest ~``test_frac`` of rows test, the ~``valid_frac`` before
 them validate, the earliest train. Every boundary is a whole ``as_of`` value, so the
-snapshots of one date never straddle two splits.
+snapshots of one date never straddle two splits: all rows that share a time go to one
+part (or are all purged), and every row is in exactly one part or purged, whatever the
+gap (also none, as for a spec without a horizon, where ties at a boundary once went to
+both sides).
 
 *Purge gap.* A row's label looks ``horizon`` ahead of its ``as_of`` ("converted within
 90 days"). A training row at ``as_of = t`` therefore knows what happened up to
 ``t + horizon``. To stop training labels from seeing outcomes inside the validation
 window (and validation labels inside the test window), rows whose label window runs
-past the next split's start are purged:
+past the next split's start are purged. A label window is closed at both ends
+(``as_of <= converted_at <= as_of + horizon``), so it must end strictly before the next
+part begins:
 
-- train:       ``as_of <= valid_start - horizon``
-- validation:  ``valid_start <= as_of <= test_start - horizon``
+- train:       ``as_of + horizon < valid_start``
+- validation:  ``valid_start <= as_of`` and ``as_of + horizon < test_start``
 - test:        ``as_of >= test_start``
 
 *One lead on both sides.* A lead may have snapshots in train and in test (it was open
@@ -47,14 +52,30 @@ uses the same threshold)."""
 
 @dataclass(frozen=True)
 class Split:
-    """Row positions of each part, how they were chosen, and what was dropped."""
+    """Row positions of each part out of ``n_rows``, how they were chosen, what was dropped.
+
+    Built only with parts that are disjoint and inside ``range(n_rows)``, so that
+    ``n_train + n_valid + n_test + n_purged == n_rows`` and no count is negative.
+    """
 
     train: np.ndarray
     valid: np.ndarray
     test: np.ndarray
     kind: str
+    n_rows: int
     boundaries: dict[str, str] = field(default_factory=dict)
-    purged: int = 0
+
+    def __post_init__(self) -> None:
+        parts = np.concatenate([self.train, self.valid, self.test]).astype(np.int64)
+        if len(parts) and (parts.min() < 0 or parts.max() >= self.n_rows):
+            raise ValueError(f"Split: a row position is outside 0..{self.n_rows - 1}")
+        if len(np.unique(parts)) != len(parts):
+            raise ValueError("Split: a row is in two parts (or twice in one)")
+
+    @property
+    def purged(self) -> int:
+        """Rows in no part: label windows that would overlap the next part."""
+        return self.n_rows - len(self.train) - len(self.valid) - len(self.test)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -118,6 +139,11 @@ def time_split(
     t = pd.DatetimeIndex(pd.to_datetime(as_of, utc=True))
     y = np.asarray(y)
     horizon = pd.Timedelta(horizon)
+    if horizon < pd.Timedelta(0):
+        raise ValueError(
+            "The 'horizon' parameter of time_split must be a Timedelta of zero or more. "
+            f"Got {horizon!r} instead."
+        )
 
     def start_of_last(mask: np.ndarray, frac: float) -> pd.Timestamp | None:
         """Latest as_of such that rows at or after it are at least ``frac`` of ``mask``."""
@@ -136,14 +162,15 @@ def time_split(
         raise InsufficientDataError(
             f"The training set has a single snapshot date; {_HINT['time']}"
         )
-    before_test = np.asarray(t <= test_start - horizon)
+    # Strict: with no gap, rows *at* test_start are test rows and nothing else.
+    before_test = np.asarray(t + horizon < test_start)
     valid_start = start_of_last(before_test, valid_frac / (1 - test_frac))
     if valid_start is None:
         raise InsufficientDataError(
             f"Rows span {t.min()} to {t.max()}, too little to hold validation rows one "
             f"horizon ({horizon}) before the test window starting {test_start}. {_HINT['time']}"
         )
-    train = np.flatnonzero(t <= valid_start - horizon)
+    train = np.flatnonzero(t + horizon < valid_start)
     valid = np.flatnonzero((t >= valid_start) & before_test)
     test = np.flatnonzero(t >= test_start)
     split = Split(
@@ -151,6 +178,7 @@ def time_split(
         valid=valid,
         test=test,
         kind="time",
+        n_rows=len(t),
         boundaries={
             "train_start": _iso(t[train].min()) if len(train) else "",
             "train_end": _iso(t[train].max()) if len(train) else "",
@@ -160,7 +188,6 @@ def time_split(
             "test_end": _iso(t.max()),
             "purge_gap": str(horizon),
         },
-        purged=len(t) - len(train) - len(valid) - len(test),
     )
     return _check_parts(split, y, "time split")
 
@@ -183,6 +210,7 @@ def random_split(
         raise InsufficientDataError(f"Cannot split {len(y)} rows by class: {exc}") from exc
     split = Split(
         train=np.sort(train), valid=np.sort(valid), test=np.sort(test), kind="random",
+        n_rows=len(y),
         boundaries={"split_fractions": f"{1 - valid_frac - test_frac:.2f}/{valid_frac:.2f}/"
                     f"{test_frac:.2f}", "stratified": "true", "split_seed": str(random_state)},
     )

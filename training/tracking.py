@@ -5,10 +5,14 @@ point and sets the tracking and registry URIs *explicitly* from it: MLflow's own
 default (``./mlruns``) depends on the current directory, so two commands run from two
 directories would otherwise talk to two different stores.
 
-Artifacts: with the default local store, experiments keep artifacts under
-``<home>/mlflow/artifacts`` (``Settings.artifact_location``). With an explicit SQLite
-URI (tests, ad-hoc stores) they go beside the database file, in ``mlartifacts/``,
-again never relative to the current directory. A remote server keeps its own default.
+Artifacts: ``Settings.artifact_root`` (``LEADSCORE_ARTIFACT_ROOT``) wins when set. Else,
+with the default local store, experiments keep artifacts under ``<home>/mlflow/artifacts``
+(``Settings.artifact_location``); with an explicit SQLite URI (tests, ad-hoc stores)
+beside the database file, in ``mlartifacts/``; with another database URI (a team's
+PostgreSQL, ``postgresql+psycopg://...``) under ``<home>/mlflow/artifacts`` too: MLflow
+itself, with no tracking server in between, would put them in ``./mlruns`` of whatever
+directory a command runs from (mlflow/mlflow#4077). A team sharing such a store sets a
+shared ``LEADSCORE_ARTIFACT_ROOT``. An HTTP tracking server keeps its own default.
 """
 
 from __future__ import annotations
@@ -43,13 +47,21 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):].split("?", 1)[0])
 
 
+_DATABASE_SCHEMES = ("postgresql", "mysql", "mssql", "sqlite")
+
+
 def artifact_root(settings: Settings) -> str | None:
     """Artifact location for new experiments, or None to use the server's default."""
+    if settings.artifact_root:
+        return settings.artifact_root
     if settings.artifact_location:
         return settings.artifact_location
-    db = _sqlite_path(settings.resolved_tracking_uri)
+    uri = settings.resolved_tracking_uri
+    db = _sqlite_path(uri)
     if db is not None:
         return (db.resolve().parent / "mlartifacts").as_uri()
+    if uri.split(":", 1)[0].split("+", 1)[0].lower() in _DATABASE_SCHEMES:
+        return (settings.mlflow_dir / "artifacts").as_uri()
     return None
 
 

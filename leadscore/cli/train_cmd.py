@@ -31,7 +31,8 @@ def train_command(
     ),
     horizon: str | None = typer.Option(
         None, "--horizon", help="Label horizon, also the purge gap between splits (default 90d, "
-        "or the spec's 'training.horizon')."
+        "or the spec's 'training.horizon'). With a version-1 spec that maps created_at and "
+        "converted_at, the label becomes 'converted within the horizon after created_at'.",
     ),
     allow_leaky: list[str] = typer.Option(
         [], "--allow-leaky", help="Keep this flagged column as a feature (repeatable)."
@@ -46,6 +47,7 @@ def train_command(
     ),
 ) -> None:
     """Train a calibrated LightGBM model, log it to MLflow and register it as lead-scoring."""
+    from features.errors import LeadscoreError
     from training.from_spec import training_data_for_spec
     from training.pipeline import (
         TrainOptions,
@@ -68,8 +70,21 @@ def train_command(
             data, every=every_td, horizon=horizon_td, assume_utc=assume_utc,
         )
     else:
-        training_data = training_data_for_spec(dataset, dataset_file, every=every_td,
-                                               horizon=horizon_td)
+        try:
+            training_data = training_data_for_spec(dataset, dataset_file, every=every_td,
+                                                   horizon=horizon_td)
+        except ValueError as exc:
+            # SpecError and DataValidationError are ValueErrors too, with their own report.
+            if horizon is None or isinstance(exc, LeadscoreError):
+                raise
+            raise typer.BadParameter(str(exc), param_hint="--horizon") from exc
+        if training_data.info.get("n_censored"):
+            console.print(
+                f"dropped {training_data.info['n_censored']} leads created less than "
+                f"{training_data.info['horizon']} before the data's end "
+                f"({training_data.info['data_end']}) and not converted: their label is not "
+                "known yet", highlight=False,
+            )
     try:
         resolve_allowed(allow_leaky, training_data)
     except ValueError as exc:
@@ -96,6 +111,8 @@ def train_command(
         "metrics": {k: m[k] for k in ("roc_auc", "pr_auc", "brier", "log_loss", "ece",
                                       "oracle_roc_auc", "rules_roc_auc") if k in m},
         "leakage_excluded": list(result.leakage.excluded),
+        "split": result.split.summary(),
+        "n_censored": training_data.info.get("n_censored"),
         "promotion": result.promotion.to_dict() if result.promotion else None,
     }
     typer.echo(json.dumps(summary, default=str))
