@@ -29,6 +29,7 @@ __all__ = [
     "history_training_data",
     "build_spec_training_set",
     "training_data_for_spec",
+    "label_known_at",
 ]
 
 
@@ -103,10 +104,27 @@ def build_spec_training_set(
         per_lead = tables.leaky.set_index("lead_id")[leaky]
         joined = per_lead.reindex(frame["lead_id"].to_numpy()).reset_index(drop=True)
         frame = pd.concat([frame, joined], axis=1)
+    if censored == "resolved":
+        frame["label_known_at"] = label_known_at(tables.leads, frame, horizon)
     used = {"every": _days(every), "horizon": _days(horizon), "censored": censored,
             "snapshots": (f"{anchored[0]} + {', '.join(_days(o) for o in anchored[1])}"
                           if anchored else f"every {_days(every)}")}
     return frame, used
+
+
+def label_known_at(leads: pd.DataFrame, rows: pd.DataFrame, horizon: pd.Timedelta) -> pd.Series:
+    """When each (lead_id, as_of) row's label became known: ``as_of + horizon``, or earlier
+    when the lead converted or was disqualified within the horizon (either settles it)."""
+    known = pd.to_datetime(rows["as_of"], utc=True) + horizon
+    by_id = leads.set_index("lead_id")
+    for column in ("converted_at", "disqualified_at"):
+        if column in by_id.columns:
+            at = pd.to_datetime(by_id[column].reindex(rows["lead_id"].to_numpy()).to_numpy(),
+                                utc=True)
+            at = pd.Series(at, index=known.index)
+            settles = at.notna() & (at >= rows["as_of"]) & (at < known)
+            known = known.where(~settles, at)
+    return known.rename("label_known_at")
 
 
 def _days(value: pd.Timedelta) -> str:
@@ -141,12 +159,16 @@ def history_training_data(
     n_activities = 0 if tables.activities is None else len(tables.activities)
     return TrainingData(
         frame=frame, schema=schema, time_column="as_of", purge_gap=pd.Timedelta(used["horizon"]),
+        known_at_column="label_known_at" if "label_known_at" in frame.columns else None,
         info={
             "kind": "spec", "source": "; ".join(f"{k}: {v}" for k, v in tables.sources.items()),
             "spec": str(Path(spec_path).resolve()), "spec_name": tables.spec.name,
             "fingerprint": tables.fingerprint, "original_names": dict(tables.original_names),
             "n_leads": len(tables.leads), "n_activities": n_activities, **used,
             "policies": dict(tables.policy_counts),
+            # The spec may fix where validation and test start (to hold out a cohort).
+            **{key: getattr(tables.training, key) for key in ("valid_from", "test_from")
+               if getattr(tables.training, key, None) is not None},
         },
         artifacts={
             "dataset/feature_set.json": dict(feature_set.definition)

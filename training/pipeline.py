@@ -110,6 +110,9 @@ class TrainingData:
     info: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)
     """Files logged with the run, by artifact path: dicts as JSON, strings as text."""
+    known_at_column: str | None = None
+    """A frame column giving when each row's label became known; the time split then
+    purges by it instead of by a whole horizon (:func:`training.split.time_split`)."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,10 @@ class TrainOptions:
     early_stopping_rounds: int = 150
     valid_frac: float = 0.2
     test_frac: float = 0.2
+    valid_from: pd.Timestamp | None = None
+    """Where validation starts (a time split), instead of the share ``valid_frac``."""
+    test_from: pd.Timestamp | None = None
+    """Where the test window starts (a time split), instead of the share ``test_frac``."""
     random_state: int = 0
     scheduler: str | None = None
     promote: bool = False
@@ -353,8 +360,11 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
 
     # 2. split
     if data.time_column is not None:
-        split = time_split(frame[data.time_column], y, horizon=data.purge_gap,
-                           valid_frac=options.valid_frac, test_frac=options.test_frac)
+        known_at = frame[data.known_at_column] if data.known_at_column else None
+        split = time_split(frame[data.time_column], y, horizon=data.purge_gap, known_at=known_at,
+                           valid_frac=options.valid_frac, test_frac=options.test_frac,
+                           valid_from=options.valid_from or data.info.get("valid_from"),
+                           test_from=options.test_from or data.info.get("test_from"))
     else:
         split = random_split(y, valid_frac=options.valid_frac, test_frac=options.test_frac,
                              random_state=options.random_state)

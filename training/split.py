@@ -129,8 +129,24 @@ def time_split(
     horizon: pd.Timedelta,
     valid_frac: float = 0.2,
     test_frac: float = 0.2,
+    known_at: pd.Series | np.ndarray | None = None,
+    valid_from: pd.Timestamp | None = None,
+    test_from: pd.Timestamp | None = None,
 ) -> Split:
-    """Split rows by ``as_of`` with a purge gap of ``horizon`` before validation and test."""
+    """Split rows by ``as_of`` with a purge gap of ``horizon`` before validation and test.
+
+    ``valid_from`` and ``test_from`` (UTC) fix where validation and test start instead
+    of the row shares: the way to hold out a whole cohort (the latest presentation of a
+    course, last quarter's leads). Rows before ``valid_from`` whose labels reach into it
+    are purged as usual.
+
+    ``known_at`` (optional, one UTC time per row, never before its ``as_of``) is when
+    each row's label became known: ``as_of + horizon`` unless the outcome settled it
+    earlier (the lead converted, or was disqualified, within the horizon). Given, a row
+    is purged when its label was known only at or after the next part's start, rather
+    than whenever its whole horizon overlaps it: data whose every lead reaches an
+    outcome (a course that ends, a deal that closes) keeps the rows that are honest.
+    """
     if not (0 < valid_frac < 1 and 0 < test_frac < 1 and valid_frac + test_frac < 1):
         raise ValueError(
             "The 'valid_frac' and 'test_frac' parameters of time_split must be in (0, 1) "
@@ -157,20 +173,38 @@ def time_split(
         return eligible.index.max() if len(counts) > 1 else None
 
     everything = np.ones(len(t), dtype=bool)
-    test_start = start_of_last(everything, test_frac)
+    fixed = {"valid_from": valid_from, "test_from": test_from}
+    for name, value in fixed.items():
+        if value is not None and pd.Timestamp(value).tzinfo is None:
+            raise ValueError(f"The '{name}' parameter of time_split must be a UTC timestamp. "
+                             f"Got the naive {value!r} instead.")
+    if valid_from is not None and test_from is not None and valid_from >= test_from:
+        raise ValueError("The 'valid_from' parameter of time_split must be before 'test_from'. "
+                         f"Got {valid_from} and {test_from} instead.")
+    test_start = (pd.Timestamp(test_from) if test_from is not None
+                  else start_of_last(everything, test_frac))
     if test_start is None:
         raise InsufficientDataError(
             f"The training set has a single snapshot date; {_HINT['time']}"
         )
+    known = t + horizon
+    if known_at is not None:
+        known = pd.DatetimeIndex(pd.to_datetime(known_at, utc=True))
+        if len(known) != len(t) or bool((known < t).any()) or bool(known.isna().any()):
+            raise ValueError(
+                "The 'known_at' parameter of time_split must give one time per row, none "
+                "missing and none before its as_of."
+            )
     # Strict: with no gap, rows *at* test_start are test rows and nothing else.
-    before_test = np.asarray(t + horizon < test_start)
-    valid_start = start_of_last(before_test, valid_frac / (1 - test_frac))
+    before_test = np.asarray(known < test_start)
+    valid_start = (pd.Timestamp(valid_from) if valid_from is not None
+                   else start_of_last(before_test, valid_frac / (1 - test_frac)))
     if valid_start is None:
         raise InsufficientDataError(
             f"Rows span {t.min()} to {t.max()}, too little to hold validation rows one "
             f"horizon ({horizon}) before the test window starting {test_start}. {_HINT['time']}"
         )
-    train = np.flatnonzero(t + horizon < valid_start)
+    train = np.flatnonzero(known < valid_start)
     valid = np.flatnonzero((t >= valid_start) & before_test)
     test = np.flatnonzero(t >= test_start)
     split = Split(
@@ -186,7 +220,7 @@ def time_split(
             "valid_end": _iso(t[valid].max()) if len(valid) else "",
             "test_start": _iso(test_start),
             "test_end": _iso(t.max()),
-            "purge_gap": str(horizon),
+            "purge_gap": str(horizon) if known_at is None else f"label known ({horizon} at most)",
         },
     )
     return _check_parts(split, y, "time split")
