@@ -106,7 +106,8 @@ def build_spec_training_set(
         frame = pd.concat([frame, joined], axis=1)
     if censored == "resolved":
         frame["label_known_at"] = label_known_at(tables.leads, frame, horizon)
-    used = {"every": _days(every), "horizon": _days(horizon), "censored": censored,
+    used = {"every": _days(every), "horizon": _days(horizon), "horizon_value": horizon,
+            "censored": censored,
             "snapshots": (f"{anchored[0]} + {', '.join(_days(o) for o in anchored[1])}"
                           if anchored else f"every {_days(every)}")}
     return frame, used
@@ -145,6 +146,7 @@ def history_training_data(
 
     feature_set = feature_set_for(tables)
     frame, used = build_spec_training_set(tables, feature_set, every=every, horizon=horizon)
+    purge_gap = used.pop("horizon_value")
     leaky = [c for c in tables.leaky.columns if c != "lead_id"] if tables.leaky is not None else []
     leaky_categorical = [c for c in leaky if not pd.api.types.is_numeric_dtype(frame[c].dtype)]
     schema = FeatureSchema(
@@ -158,7 +160,7 @@ def history_training_data(
     )
     n_activities = 0 if tables.activities is None else len(tables.activities)
     return TrainingData(
-        frame=frame, schema=schema, time_column="as_of", purge_gap=pd.Timedelta(used["horizon"]),
+        frame=frame, schema=schema, time_column="as_of", purge_gap=purge_gap,
         known_at_column="label_known_at" if "label_known_at" in frame.columns else None,
         info={
             "kind": "spec", "source": "; ".join(f"{k}: {v}" for k, v in tables.sources.items()),

@@ -149,6 +149,7 @@ def _build_from_spec(
     feature_set = feature_set_for(tables)
     frame, used = build_spec_training_set(tables, feature_set, every=every, horizon=horizon,
                                           censored=censored)
+    used.pop("horizon_value")
     frame.attrs["feature_set_version"] = feature_set.version
     write_atomically(out, lambda tmp: frame.to_parquet(tmp, index=False))
     rate = float(frame["label"].mean()) if len(frame) else 0.0
