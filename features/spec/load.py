@@ -146,12 +146,101 @@ class SpecTables:
         """Feature columns of ``leads``, categorical first."""
         return [*self.categorical, *self.numeric]
 
+    def summary(self) -> dict[str, Any]:
+        """What was loaded, for the CLI and run metadata (names and counts, no values)."""
+        s = self.spec.to_v2() if isinstance(self.spec, DatasetSpecV2) else None
+        lc: Any = s.tables.leads.columns if s is not None else self.spec.columns
+        leads = self.leads
+        outcome: dict[str, Any] = {}
+        for role in ("converted_at", "disqualified_at"):
+            if role in leads.columns:
+                outcome[role] = int(leads[role].notna().sum())
+        if "label" in leads.columns:
+            outcome["label"] = int(leads["label"].sum())
+        tables: dict[str, Any] = {}
+        for name, description in self.sources.items():
+            tables[name] = {"source": description, "rows_read": self.rows_read.get(name, 0)}
+        tables["leads"]["rows"] = len(leads)
+        if self.activities is not None:
+            tables["activities"]["rows"] = len(self.activities)
+        training = None
+        if self.training is not None:
+            t = self.training
+            training = {
+                "horizon": _duration_text(t.horizon),
+                "every": _duration_text(t.every),
+                "censoring": t.censoring,
+                "snapshots": None
+                if t.snapshots is None
+                else {
+                    "anchor": t.snapshots.anchor,
+                    "offsets": [_duration_text(o) for o in t.snapshots.offsets],
+                },
+            }
+        return {
+            "version": 2 if s is not None else 1,
+            "name": self.spec.name,
+            "tables": tables,
+            "fingerprint": self.fingerprint,
+            "has_time": self.has_time,
+            "id": lc.id if isinstance(lc.id, str) else "(generated)",
+            "created_at": lc.created_at,
+            "outcome_columns": _outcome_columns(s, lc),
+            "outcomes": outcome,
+            "time": [self.original_names[n] for n in self.time_columns],
+            "categorical": [self.original_names[n] for n in self.categorical],
+            "numeric": [self.original_names[n] for n in self.numeric],
+            "leaky": [self.original_names[n] for n in self.leaky_names],
+            "pii": [e.column for e in lc.pii],
+            "ignored": list(self.ignored),
+            "defaulted_to_ignore": list(self.defaulted),
+            "values": list(self.value_columns),
+            "kinds": [
+                {
+                    "name": k.name,
+                    "label": k.label,
+                    "weight": k.weight,
+                    "key_action": k.key_action,
+                    "types": list(k.types),
+                    "events": n,
+                }
+                for k, n in zip(self.kinds, self.kind_counts().values(), strict=True)
+            ],
+            "unmapped_types": dict(self.unmapped_types),
+            "policies": {k: dict(v) for k, v in self.policy_counts.items()},
+            "training": training,
+        }
+
     def kind_counts(self) -> dict[str, int]:
         """Events per kind, in spec order (0 for a kind with no events)."""
         if self.activities is None:
             return {k.name: 0 for k in self.kinds}
         counts = self.activities["type"].value_counts()
         return {k.name: int(counts.get(k.name, 0)) for k in self.kinds}
+
+
+def _duration_text(value: pd.Timedelta) -> str:
+    """A Timedelta as the spec writes it: ``90d``, ``12h``, else pandas' text."""
+    for unit, step in (("d", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1))):
+        if value % step == pd.Timedelta(0):
+            return f"{value // step}{unit}"
+    return str(value)
+
+
+def _outcome_columns(s: DatasetSpecV2 | None, lc: Any) -> dict[str, str]:
+    """Outcome role -> source column (``outcomes.<column>`` when from the outcomes table)."""
+    if s is not None and s.tables.outcomes is not None:
+        oc, prefix = s.tables.outcomes.columns, "outcomes."
+    else:
+        oc, prefix = lc, ""
+    out = {
+        role: prefix + getattr(oc, role)
+        for role in ("converted_at", "disqualified_at")
+        if getattr(oc, role, None) is not None
+    }
+    if oc.label is not None:
+        out["label"] = prefix + oc.label.column
+    return out
 
 
 @dataclass
@@ -1008,7 +1097,7 @@ def _load_activities(
     # leads dropped by a policy take their activities with them (counted there)
     of_dropped = ids.isin(dropped_ids).to_numpy(bool) & ~empty
     for policy, lead_set in dropped_by.items():
-        if policy in counts:
+        if policy in counts and counts[policy]["action"] == "drop":
             counts[policy]["activities"] = int(ids.isin(lead_set).sum())
     unknown = ~ids.isin(known_ids).to_numpy(bool) & ~empty & ~of_dropped
     counts["activity_unknown_lead"] = {
