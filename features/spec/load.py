@@ -96,6 +96,8 @@ class TrainingOptions:
     every: pd.Timedelta
     snapshots: Snapshots | None
     censoring: str
+    valid_from: pd.Timestamp | None = None
+    test_from: pd.Timestamp | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,12 @@ class SpecTables:
             return {k.name: 0 for k in self.kinds}
         counts = self.activities["type"].value_counts()
         return {k.name: int(counts.get(k.name, 0)) for k in self.kinds}
+
+
+def _utc_date(value: str) -> pd.Timestamp:
+    """An ISO date or timestamp of the spec as UTC (naive values are UTC)."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _duration_text(value: pd.Timedelta) -> str:
@@ -879,6 +887,8 @@ def load_tables(spec: AnySpec, *, data_path: str | Path | None = None) -> SpecTa
             every=parse_duration(t.every),
             snapshots=snaps,
             censoring=t.censoring,
+            **({} if t.split is None else {
+                key: _utc_date(getattr(t.split, key)) for key in ("valid_from", "test_from")}),
         )
 
     ignored = [e.column for e in lc.ignore] + defaulted

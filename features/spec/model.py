@@ -454,6 +454,17 @@ class SnapshotsSpec(_Strict):
     offsets: list[str] = Field(min_length=1)
 
 
+class SplitSpec(_Strict):
+    """Where validation and test start (ISO dates, UTC), instead of shares of the rows.
+
+    The way to hold out a whole cohort: the latest presentation of a course, last
+    quarter's leads.
+    """
+
+    valid_from: str
+    test_from: str
+
+
 class TrainingSpec(_Strict):
     """Options for the training-set builder. Durations are strings like ``90d``, ``12h``, ``2w``."""
 
@@ -461,9 +472,22 @@ class TrainingSpec(_Strict):
     every: str = "7d"
     snapshots: SnapshotsSpec | None = None
     censoring: Literal["drop", "resolved"] = "drop"
+    split: SplitSpec | None = None
 
     def problems(self, path: str) -> list[str]:
         out = []
+        if self.split is not None:
+            stamps = {}
+            for key in ("valid_from", "test_from"):
+                value = getattr(self.split, key)
+                try:
+                    stamps[key] = pd.Timestamp(value)
+                except ValueError:
+                    out.append(f"{path}.split.{key}: {value!r} is not a date; expected ISO 8601 "
+                               "such as '2014-10-01'")
+            if len(stamps) == 2 and stamps["valid_from"] >= stamps["test_from"]:
+                out.append(f"{path}.split: valid_from {self.split.valid_from!r} is not before "
+                           f"test_from {self.split.test_from!r}")
         for key in ("horizon", "every"):
             try:
                 parse_duration(getattr(self, key))
