@@ -236,3 +236,34 @@ def test_train_and_promote_a_spec_with_activities(crm):
 
 def model_version_run(summary: dict) -> str:
     return summary["run_id"]
+
+
+@pytest.mark.integration
+def test_the_same_crm_in_postgresql_gives_the_same_training_set(crm, tmp_path, postgres_url,
+                                                                 monkeypatch):
+    """A spec whose tables come from a database URL: identical to the same data in files."""
+    from tests.postgres import load_frames
+
+    frames = {}
+    for name in ("leads", "activities", "deals"):
+        frame = pd.read_csv(crm.parent / f"{name}.csv")
+        for column in ("Created On", "When", "Won On"):
+            if column in frame.columns:
+                frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC")
+        frames[name] = frame
+    load_frames(postgres_url, frames)
+    spec = json.loads(json.dumps(SPEC))
+    for table, name in (("leads", "leads"), ("outcomes", "deals"), ("activities", "activities")):
+        spec["tables"][table]["source"] = {"url": "${ACME_DB}", "table": name}
+    in_db = tmp_path / "db"
+    in_db.mkdir()
+    path = in_db / "acme.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    monkeypatch.setenv("ACME_DB", postgres_url)
+
+    from_files, _ = build_spec_training_set(_tables(crm))
+    db_tables = _tables(path)
+    from_db, _ = build_spec_training_set(db_tables)
+    assert feature_set_for(db_tables).version == feature_set_for(_tables(crm)).version
+    pd.testing.assert_frame_equal(from_db, from_files)
+    assert "password" not in json.dumps(db_tables.sources)
