@@ -1040,7 +1040,8 @@ def generate(config: GeneratorConfig) -> SyntheticCRM:
 
 
 def write_crm(crm: SyntheticCRM, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``leads.parquet``, ``activities.parquet`` and ``truth.parquet`` into ``out_dir``.
+    """Write ``leads.parquet``, ``activities.parquet`` and ``truth.parquet`` into ``out_dir``,
+    and ``dataset.yaml``, the built-in contract's dataset spec that reads them.
 
     The writer settings are fixed (zstd, fixed row groups, no pandas metadata) and
     pyarrow records no write time, so equal tables give byte-identical files.
@@ -1055,6 +1056,11 @@ def write_crm(crm: SyntheticCRM, out_dir: str | Path) -> dict[str, Path]:
                        use_dictionary=True, write_statistics=True)
         tmp.replace(path)
         paths[name] = path
+    # The folder is then a dataset like any user's: `--dataset DIR/dataset.yaml` reads it
+    # (the spec's sources are relative to its own folder), as `--data DIR` does.
+    spec = out / "dataset.yaml"
+    spec.write_bytes((Path(__file__).with_name("specs") / "builtin.yaml").read_bytes())
+    paths["dataset"] = spec
     return paths
 
 

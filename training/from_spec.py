@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from features.registry import FeatureSet, FitColumn, KindDefinition
+from features.registry import BUILTIN, FeatureSet, FitColumn, KindDefinition
 
 if TYPE_CHECKING:
     from training.pipeline import TrainingData
@@ -34,7 +34,12 @@ __all__ = [
 
 
 def feature_set_for(tables: Any) -> FeatureSet:
-    """The feature set a spec's tables define: its fit columns, and engagement per kind."""
+    """The feature set a spec's tables define: its fit columns, and engagement per kind.
+
+    A spec of the built-in contract (``contract: builtin``) has the built-in feature set.
+    """
+    if getattr(tables.spec, "contract", None) == "builtin":
+        return BUILTIN
     fit = [
         FitColumn(name, "categorical", tables.labels.get(name, name),
                   tables.descriptions.get(name, ""))
@@ -155,8 +160,8 @@ def history_training_data(
         version=feature_set.version,
         field_labels=feature_set.field_labels(),
         declared_leaky=tuple(leaky),
-        segments=tuple(tables.categorical[:2]),
         feature_set=feature_set.to_json(),
+        **({} if feature_set is BUILTIN else {"segments": tuple(tables.categorical[:2])}),
     )
     n_activities = 0 if tables.activities is None else len(tables.activities)
     return TrainingData(

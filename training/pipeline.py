@@ -174,15 +174,17 @@ def training_data_from_dir(
     horizon: pd.Timedelta | None = None,
     assume_utc: bool = False,
 ) -> TrainingData:
-    """Read ``leads.parquet``/``activities.parquet`` (and ``truth.parquet`` if present)."""
-    from features import registry
-    from features.build import build_training_set
-    from features.grid import DEFAULT_EVERY, DEFAULT_HORIZON
-    from features.schema import validate_activities, validate_leads
+    """Read ``leads.parquet``/``activities.parquet`` (and ``truth.parquet`` if present).
+
+    The folder is read through the built-in contract's dataset spec
+    (``features/specs/builtin.yaml``), by the same code as any user's spec
+    (:func:`training.from_spec.history_training_data`).
+    """
+    from features.spec import load_spec
+    from features.spec.contract import builtin_spec_path, load_contract_tables
+    from training.from_spec import history_training_data
 
     path = Path(path)
-    every = every or DEFAULT_EVERY
-    horizon = horizon or DEFAULT_HORIZON
     files = {name: path / f"{name}.parquet" for name in ("leads", "activities", "truth")}
     for name in ("leads", "activities"):
         if not files[name].is_file():
@@ -190,25 +192,13 @@ def training_data_from_dir(
                 f"--data {path}: {files[name].name} not found; expected leads.parquet and "
                 "activities.parquet (as written by 'leadscore generate')."
             )
-    leads = validate_leads(pd.read_parquet(files["leads"]), assume_utc=assume_utc)
-    activities = validate_activities(
-        pd.read_parquet(files["activities"]), lead_ids=leads["lead_id"], assume_utc=assume_utc
-    ).frame
-    frame = build_training_set(leads, activities, every=every, horizon=horizon)
-    truth = pd.read_parquet(files["truth"]) if files["truth"].is_file() else None
-    schema = FeatureSchema(
-        names=tuple(registry.feature_names()),
-        categorical=tuple(registry.categorical_features()),
-        version=registry.FEATURE_SET_VERSION,
-        feature_set=registry.BUILTIN.to_json(),
-    )
-    return TrainingData(
-        frame=frame, schema=schema, time_column="as_of", purge_gap=horizon,
-        leads=leads, activities=activities, truth=truth,
-        info={"kind": "crm", "source": str(path.resolve()), "every": str(every),
-              "horizon": str(horizon), "n_leads": len(leads),
-              "n_activities": len(activities)},
-    )
+    spec_path = builtin_spec_path()
+    tables = load_contract_tables(load_spec(spec_path), path.resolve(), assume_utc=assume_utc)
+    data = history_training_data(tables, spec_path, every=every, horizon=horizon)
+    data.leads, data.activities = tables.leads, tables.activities
+    data.truth = pd.read_parquet(files["truth"]) if files["truth"].is_file() else None
+    data.info.update(kind="crm", source=str(path.resolve()))
+    return data
 
 
 def label_within_horizon(

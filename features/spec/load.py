@@ -227,6 +227,27 @@ def _utc_date(value: str) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+def training_options(s: DatasetSpecV2) -> TrainingOptions | None:
+    """The spec's ``training:`` section with durations and dates parsed."""
+    if s.training is None:
+        return None
+    t = s.training
+    snaps = None
+    if t.snapshots is not None:
+        anchor = {e.column: _entry_name(e) for e in s.tables.leads.columns.time}.get(
+            t.snapshots.anchor, t.snapshots.anchor
+        )
+        snaps = Snapshots(anchor, tuple(parse_duration(o) for o in t.snapshots.offsets))
+    return TrainingOptions(
+        horizon=parse_duration(t.horizon),
+        every=parse_duration(t.every),
+        snapshots=snaps,
+        censoring=t.censoring,
+        **({} if t.split is None else {
+            key: _utc_date(getattr(t.split, key)) for key in ("valid_from", "test_from")}),
+    )
+
+
 def _duration_text(value: pd.Timedelta) -> str:
     """A Timedelta as the spec writes it: ``90d``, ``12h``, else pandas' text."""
     for unit, step in (("d", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1))):
@@ -609,6 +630,10 @@ def load_tables(spec: AnySpec, *, data_path: str | Path | None = None) -> SpecTa
     s = _as_v2(spec, data_path)
     origin = s.origin
     data_dir = None if v1 else resolve_data_dir(s, data_path)
+    if s.contract == "builtin":
+        from features.spec.contract import load_contract_tables
+
+        return load_contract_tables(s, data_dir)
     leads_t = s.tables.leads
     lc: LeadColumns = leads_t.columns
     policies = s.policies
@@ -873,23 +898,7 @@ def load_tables(spec: AnySpec, *, data_path: str | Path | None = None) -> SpecTa
     order += time_columns + [_entry_name(e) for e in (*lc.categorical, *lc.numeric)]
     out = out[order]
 
-    training = None
-    if s.training is not None:
-        t = s.training
-        snaps = None
-        if t.snapshots is not None:
-            anchor = {e.column: _entry_name(e) for e in lc.time}.get(
-                t.snapshots.anchor, t.snapshots.anchor
-            )
-            snaps = Snapshots(anchor, tuple(parse_duration(o) for o in t.snapshots.offsets))
-        training = TrainingOptions(
-            horizon=parse_duration(t.horizon),
-            every=parse_duration(t.every),
-            snapshots=snaps,
-            censoring=t.censoring,
-            **({} if t.split is None else {
-                key: _utc_date(getattr(t.split, key)) for key in ("valid_from", "test_from")}),
-        )
+    training = training_options(s)
 
     ignored = [e.column for e in lc.ignore] + defaulted
     return SpecTables(

@@ -602,6 +602,12 @@ class DatasetSpecV2(_Strict):
         description="Folder that relative source paths resolve against, relative to the "
         "spec file; --data (or LEADSCORE_SPEC_DATA) overrides it. Default: the spec's folder.",
     )
+    contract: Literal["builtin"] | None = Field(
+        default=None,
+        description="'builtin': the tables are in leadscore's own data contract "
+        "(features/schema.py), validated by it and scored with the built-in feature set. "
+        "The built-in spec, features/specs/builtin.yaml, is the one that says so.",
+    )
     tables: TablesSpec
     policies: PoliciesSpec = Field(default_factory=PoliciesSpec)
     training: TrainingSpec | None = None

@@ -292,3 +292,23 @@ def test_a_feature_set_travels_as_json():
         FeatureSet.from_json({"name": "builtin", "version": "2020.1.1"})
     with pytest.raises(ValueError, match="not a feature set definition"):
         FeatureSet.from_json({"name": "x", "version": "y"})
+
+
+def test_the_builtin_spec_is_the_contract():
+    """features/specs/builtin.yaml documents the contract truthfully: its columns are
+    features.schema's, and its kinds are the built-in vocabulary with its weights."""
+    from features import schema
+    from features.spec import load_spec
+    from features.spec.contract import builtin_kinds, builtin_spec_path
+
+    spec = load_spec(builtin_spec_path())
+    assert spec.contract == "builtin" and spec.has_time
+    c = spec.tables.leads.columns
+    assert [e.column for e in c.categorical] == list(schema.LEAD_CATEGORICAL_FIELDS)
+    assert [e.column for e in c.numeric] == list(schema.LEAD_NUMERIC_FIELDS)
+    assert [e.column for e in c.pii] == list(schema.LEAD_PII_FIELDS)
+    assert (c.converted_at, c.disqualified_at) == schema.LEAD_OUTCOME_FIELDS
+    kinds = spec.tables.activities.kinds
+    assert [(name, k.types, k.label, k.weight, k.key_action) for name, k in kinds.items()] == [
+        (k.name, list(k.types), k.label, k.weight, k.key_action) for k in builtin_kinds()]
+    assert [k.name for k in builtin_kinds()] == list(schema.ACTIVITY_TYPES)

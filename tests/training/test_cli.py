@@ -67,7 +67,7 @@ def test_train_data_promote_leaves_a_champion(small_crm, isolated_env):
     assert out["probability"].between(0, 1).all() and "base_value" in out
     run = configure(settings).get_run(summary["run_id"])
     assert run.data.tags["feature_set_version"]
-    assert run.data.params["horizon"] == "90 days 00:00:00"
+    assert run.data.params["horizon"] == "90d"
     assert "cold_start_model_auc" in run.data.metrics or run.data.tags["cold_start_preferred"]
 
 
