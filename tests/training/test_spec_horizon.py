@@ -2,7 +2,7 @@
 
 "Converted within the horizon after created_at", not "ever converted"; the purge gap of
 the time split is the horizon; leads whose window the data's end cuts off are dropped
-and counted.
+and counted. And a spec split on tied ``created_at`` values logs counts that add up.
 """
 
 from __future__ import annotations
@@ -165,3 +165,36 @@ def test_train_with_a_spec_uses_the_horizon_for_label_gap_and_censoring(tmp_path
     # The purge gap is the horizon: validation labels close before the test window opens.
     created = pd.to_datetime(test_frame["created_at"], utc=True)
     assert created.min() > pd.Timestamp(params["valid_end"]) + pd.Timedelta(days=30)
+
+
+@pytest.mark.slow
+@MLFLOW_WARNINGS[0]
+@MLFLOW_WARNINGS[1]
+@MLFLOW_WARNINGS[2]
+def test_a_label_spec_split_on_tied_created_at_logs_counts_that_add_up(tmp_path):
+    # A label column (no horizon, no gap) and creation times rounded to the day, many
+    # leads a day: the rows of a boundary day once went to two parts (n_purged < 0).
+    rng = np.random.default_rng(1)
+    n = 900
+    visits = rng.poisson(3, n)
+    frame = pd.DataFrame({
+        "id": [f"L{i}" for i in range(n)],
+        "created": (pd.Timestamp("2025-01-01", tz="UTC")
+                    + pd.to_timedelta(rng.integers(0, 12, n), unit="D")).map(pd.Timestamp.isoformat),
+        "won": (rng.uniform(size=n) < 1 / (1 + np.exp(-(-1.5 + 0.4 * visits)))).astype(int),
+        "src": rng.choice(["web", "ads", "event"], n), "visits": visits,
+    })
+    spec = {**SPEC, "columns": {"id": "id", "created_at": "created", "label": "won",
+                                "categorical": ["src"], "numeric": ["visits"]}}
+    path = _write(tmp_path, frame.to_csv(index=False), spec)
+    result = runner.invoke(app, ["train", "--dataset", str(path), "--num-boost-round", "20"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    from leadscore.settings import Settings
+    from training.tracking import configure
+
+    params = configure(Settings()).get_run(summary["run_id"]).data.params
+    counts = [int(params[k]) for k in ("n_train", "n_valid", "n_test", "n_purged")]
+    assert min(counts) >= 0 and sum(counts) == n
+    assert pd.Timestamp(params["train_end"]) < pd.Timestamp(params["valid_start"])
+    assert pd.Timestamp(params["valid_end"]) < pd.Timestamp(params["test_start"])
