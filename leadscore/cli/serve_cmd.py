@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
 from features.errors import LeadscoreError
 from leadscore.cli._common import console, settings
@@ -48,6 +49,17 @@ def server_env(cfg: Settings, workers: int, base: dict[str, str] | None = None
     options = env.get("BENTOML_CONFIG_OPTIONS", "")
     env["BENTOML_CONFIG_OPTIONS"] = f"{options} services.LeadScoring.workers={workers}".strip()
     return env
+
+
+def _serve_settings() -> Settings:
+    """The settings, or a clean refusal naming the bad setting (an empty API key, say)."""
+    try:
+        return settings()
+    except ValidationError as exc:
+        raise LeadscoreError("; ".join(
+            str(err["msg"]).removeprefix("Value error, ")
+            for err in exc.errors(include_url=False, include_input=False)
+        )) from None
 
 
 def _check_auth(cfg: Settings) -> None:
@@ -102,7 +114,7 @@ _WORKERS = typer.Option(1, "--workers", min=1, help="Worker processes (about one
 @app.command("serve")
 def serve_command(host: str = _HOST, port: int = _PORT, workers: int = _WORKERS) -> None:
     """Serve the scoring API. Never trains: without a champion the rules answer."""
-    cfg = settings()
+    cfg = _serve_settings()
     _check_auth(cfg)
     _run_server(cfg, host, port, workers)
 
@@ -118,7 +130,7 @@ def _cli(*args: str) -> None:
 def quickstart_command(host: str = _HOST, port: int = _PORT, workers: int = _WORKERS) -> None:
     """Generate data, train and promote a model if needed, then serve. Each step is skipped
     when already done."""
-    cfg = settings()
+    cfg = _serve_settings()
     data = cfg.data_dir / "synthetic"
     if (data / "leads.parquet").is_file() and (data / "activities.parquet").is_file():
         console.print(f"1/3 synthetic data: found in {data}, skipping")
