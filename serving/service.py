@@ -82,6 +82,11 @@ info_app.mount("/ui", StaticFiles(directory=Path(__file__).parent / "ui", html=T
     description="Lead scoring for CRMs: calibrated propensity, grade, route and reasons.",
     traffic={"timeout": 30},
     http={"cors": {"enabled": False}},
+    # BentoML's access log decodes the request's Content-Type as UTF-8 and, on a header
+    # that is not, fails in the middle of sending the response (the client's
+    # connection is reset and a traceback is logged). The 415 names the media type to
+    # the client; the access log does without it.
+    logging={"access": {"request_content_type": False}},
 )
 class LeadScoring:
     """Scores leads with the champion model, or the rules when it cannot answer.

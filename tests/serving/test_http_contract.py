@@ -111,20 +111,19 @@ def test_an_empty_bearer_token_never_authorizes(make_client, registry, crm):
 def test_leadscore_serve_refuses_an_empty_key_with_a_clear_message(tmp_path, isolated_env):
     import os
 
+    from tests.servers import free_port, stop_server
+
     env = {**os.environ, "LEADSCORE_API_KEY": ""}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from leadscore.cli import main; main()", "serve", "--port",
-         "1"],  # a port no test server uses: should it start at all, it fails to bind
+         str(free_port())],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )
     try:
         out, _ = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
-        import signal
-
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        stop_server(proc)  # SIGTERM first: BentoML's arbiter then stops its workers
         raise AssertionError("leadscore serve started with an empty LEADSCORE_API_KEY") from None
     text = " ".join(out.split())  # rich wraps at 80 columns: compare without line breaks
     assert proc.returncode == 2, out
