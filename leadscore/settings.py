@@ -107,6 +107,21 @@ class Settings(BaseSettings):
         default=None, description="Rules YAML for the fallback; the packaged default if unset."
     )
 
+    @field_validator("api_key")
+    @classmethod
+    def _real_key(cls, value: str | None) -> str | None:
+        # An empty LEADSCORE_API_KEY (e.g. `LEADSCORE_API_KEY= leadscore serve`) is not
+        # "no key": it would be a key that the header 'Authorization: Bearer ' matches.
+        if value is not None and not value.strip():
+            got = "an empty string" if not value else f"{len(value)} whitespace character(s)"
+            raise ValueError(
+                "The 'LEADSCORE_API_KEY' setting must be a non-empty key (the token CRMs "
+                f"send as 'Authorization: Bearer <key>'). Got {got} instead. Set a real "
+                "key, or unset it and set LEADSCORE_ALLOW_UNAUTHENTICATED=true to run "
+                "without one (development only)."
+            )
+        return value
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:

@@ -330,7 +330,12 @@ class ModelInfo(_Strict):
     model_uri: str | None = Field(examples=["models:/lead-scoring/3"])
     pinned: bool = Field(description="True when Settings.model_uri pins one model (no polling).")
     feature_set_version: str | None = Field(examples=["1"])
-    metrics: dict[str, float] = Field(description="Test-window metrics recorded at training.")
+    metrics: dict[str, float | None] = Field(
+        description="Test-window metrics recorded at training. A metric that could not be "
+        "computed (e.g. cold_start_model_auc when the test window held no cold-start lead) "
+        "is null.",
+        examples=[{"test_roc_auc": 0.81, "cold_start_model_auc": None}],
+    )
     loaded_at: datetime | None
     last_refusal: Refusal | None = Field(description="The last version refused, and why.")
     last_poll_at: datetime | None

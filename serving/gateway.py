@@ -3,18 +3,30 @@
 Every request passes through :class:`Gateway` before BentoML sees it:
 
 1. **Request id.** Each request gets one (``X-Request-ID``, echoed on every response,
-   quoted in every error and log line about the request).
+   quoted in every error and log line about the request). BentoML's own
+   ``X-BentoML-Request-ID`` (its tracing span, another value) is removed, so a response
+   carries one id.
 2. **Auth.** ``Authorization: Bearer <key>`` is compared in constant time with
-   ``LEADSCORE_API_KEY`` on every path except health and docs. 401 otherwise.
-3. **Body size.** More than ``max_body_bytes`` gets 413, whether the client announced it
+   ``LEADSCORE_API_KEY`` on every path except health and docs. 401 otherwise, and for
+   an empty token whatever the key.
+3. **Content type.** ``POST /score`` and ``POST /explain`` take JSON: any other
+   ``Content-Type`` gets 415 before BentoML sees the body (BentoML would parse a form or
+   a multipart body, fail, and log the body, PII included, in a traceback; a multipart
+   type without a boundary was a 500). A body with no ``Content-Type`` is read as JSON.
+4. **Body size.** More than ``max_body_bytes`` gets 413, whether the client announced it
    (``Content-Length``) or streamed it.
-4. **Validation.** ``POST /score`` and ``POST /explain`` bodies are validated against the
+5. **Validation.** ``POST /score`` and ``POST /explain`` bodies are validated against the
    contract models here, so a malformed lead gets 422 naming ``leads[i].field`` (BentoML
    itself answers 400, and logs pydantic's message, which quotes the input: PII). More
    than ``max_batch`` leads gets 413.
-5. **No stack traces out.** Any 5xx, from anywhere below, is replaced by a JSON
-   :class:`~serving.contract.ErrorResponse` with the request id; the log gets the
-   exception type and traceback, never the exception message (it may quote PII).
+6. **One error shape.** Any error from below (BentoML's 404 and 405, any 5xx) that is
+   not already a :class:`~serving.contract.ErrorResponse` is replaced by one with the
+   same status and the request id, so no stack trace and no echo of the body gets out;
+   the log gets the exception type and traceback, never the exception message (it may
+   quote PII).
+7. **Docs.** ``GET /docs`` (and ``/``) is an offline Swagger UI page, and
+   ``GET /docs.json`` the contract of :func:`serving.openapi.contract_document`; both
+   public.
 
 The gateway reads its settings from the running service instance, so it is configured
 at start-up, not at import.
@@ -24,6 +36,7 @@ from __future__ import annotations
 
 import contextvars
 import hmac
+import http
 import json
 import logging
 import re
@@ -35,6 +48,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from serving.contract import ExplainRequest, Readiness, ScoreRequest
+from serving.openapi import DOCS_HTML, contract_document
 
 __all__ = ["Gateway", "request_id", "error_body", "PUBLIC_PATHS"]
 
@@ -49,8 +63,8 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("leadscore_requ
                                                                 default="-")
 """The current request's id; set by the gateway, read by the service and the logs."""
 
-PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/", "/docs.json", "/schema.json",
-                          "/favicon.ico", "/ui"})
+PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/", "/docs", "/docs.json",
+                          "/schema.json", "/favicon.ico", "/ui"})
 """Health and docs: no key needed, so probes and integrators reading the docs work."""
 # The marketers' page (/ui) is static files and fake sample leads, so it is public; its
 # calls to /score send the key the marketer pastes into the page.
@@ -58,6 +72,10 @@ _PUBLIC_PREFIXES = ("/static_content/", "/assets/", "/ui/")
 
 _VALIDATED: dict[str, type[BaseModel]] = {"/score": ScoreRequest, "/explain": ExplainRequest}
 _ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_JSON = "application/json"
+_ERROR_KEYS = frozenset({"error", "detail", "request_id"})
+# BentoML's tracing id: a second, different id on every response. Ours is the one.
+_DROPPED_HEADERS = frozenset({b"x-bentoml-request-id", b"x-request-id"})
 
 
 def error_body(error: str, detail: list[str] | None = None) -> dict[str, Any]:
@@ -90,6 +108,7 @@ class Gateway:
 
     def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
         self.app = app
+        self._document: bytes | None = None
 
     # -- helpers -----------------------------------------------------------------
 
@@ -102,15 +121,19 @@ class Gateway:
         except Exception:  # noqa: BLE001  (BentoMLException: not instantiated yet)
             return None
 
-    @staticmethod
-    async def _json(send: Send, status: int, body: dict[str, Any],
+    @classmethod
+    async def _json(cls, send: Send, status: int, body: dict[str, Any],
                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        payload = json.dumps(body).encode()
+        await cls._send(send, status, json.dumps(body).encode(), _JSON.encode(), headers)
+
+    @staticmethod
+    async def _send(send: Send, status: int, payload: bytes, content_type: bytes,
+                    headers: list[tuple[bytes, bytes]] | None = None) -> None:
         await send({
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(payload)).encode()),
                 (b"x-request-id", request_id.get().encode()),
                 *(headers or []),
@@ -118,12 +141,23 @@ class Gateway:
         })
         await send({"type": "http.response.body", "body": payload})
 
+    async def _contract(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``/docs.json``: BentoML's document, rewritten once into the contract."""
+        if self._document is None:
+            status, body = await _capture(self.app, {**scope, "method": "GET"}, receive)
+            if status != 200:
+                await self._json(send, 500, error_body("internal error"))
+                return
+            self._document = json.dumps(
+                contract_document(json.loads(body), _package_version())).encode()
+        await self._send(send, 200, self._document, _JSON.encode())
+
     @staticmethod
     def _authorized(scope: Scope, key: str) -> bool:
         for name, value in scope.get("headers", ()):
             if name == b"authorization":
                 scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() != "bearer":
+                if scheme.lower() != "bearer" or not token.strip():
                     return False
                 return hmac.compare_digest(token.strip().encode(), key.encode())
         return False
@@ -159,6 +193,14 @@ class Gateway:
             await self._json(send, 200, ready.model_dump())
             return
 
+        method = scope.get("method")
+        if path in ("/", "/docs") and method in ("GET", "HEAD"):
+            await self._send(send, 200, DOCS_HTML.encode(), b"text/html; charset=utf-8")
+            return
+        if path == "/docs.json" and method in ("GET", "HEAD"):
+            await self._contract(scope, receive, send)
+            return
+
         public = path in PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIXES)
         if not public and settings.api_key is not None and not self._authorized(
             scope, settings.api_key
@@ -171,7 +213,20 @@ class Gateway:
             )
             return
 
-        if scope.get("method") in ("POST", "PUT", "PATCH"):
+        model = _VALIDATED.get(path) if method == "POST" else None
+        if model is not None:
+            media = _media_type(scope)
+            if media is None:
+                # No Content-Type: read as JSON, and tell BentoML so (it must not guess).
+                scope = {**scope, "headers": [*scope.get("headers", ()),
+                                              (b"content-type", _JSON.encode())]}
+            elif media != _JSON:
+                await self._json(send, 415, error_body("unsupported content type", [
+                    "send the body as JSON with the header 'Content-Type: application/json'; "
+                    f"got {media[:100]!r}"]))
+                return
+
+        if method in ("POST", "PUT", "PATCH"):
             body = await self._read_body(scope, receive, settings.max_body_bytes)
             if body is None:
                 await self._json(send, 413, error_body(
@@ -179,7 +234,6 @@ class Gateway:
                     [f"the limit is {settings.max_body_bytes} bytes (LEADSCORE_MAX_BODY_BYTES)"],
                 ))
                 return
-            model = _VALIDATED.get(path)
             if model is not None:
                 problem = self._check(model, body, settings.max_batch)
                 if problem is not None:
@@ -231,24 +285,34 @@ class Gateway:
 
     async def _call_safely(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
-        replaced = False
+        held: Message | None = None  # an error's start, held until its body is complete
+        chunks: list[bytes] = []
 
         async def guarded_send(message: Message) -> None:
-            nonlocal started, replaced
+            nonlocal started, held
             if message["type"] == "http.response.start":
-                if message["status"] >= 500:
-                    # Whatever produced it, the client gets our shape, never a trace.
-                    replaced = True
-                    started = True
-                    status = message["status"]
-                    await self._json(send, status, error_body(
-                        "service unavailable" if status == 503 else "internal error"))
-                    return
                 started = True
-                headers = list(message.get("headers", []))
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() not in _DROPPED_HEADERS]
                 headers.append((b"x-request-id", request_id.get().encode()))
                 message = {**message, "headers": headers}
-            elif replaced:
+                if message["status"] >= 400:
+                    held = message
+                    return
+            elif message["type"] == "http.response.body" and held is not None:
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                status = held["status"]
+                body = b"".join(chunks)
+                if status < 500 and _is_error_shape(body):
+                    await send(held)
+                    await send({"type": "http.response.body", "body": body})
+                else:
+                    # BentoML's or Starlette's own error page, or any 5xx: our shape,
+                    # never their body (it may quote the request or hold a trace).
+                    await self._json(send, status, error_body(_reason(status)))
+                held = None
                 return
             await send(message)
 
@@ -259,8 +323,63 @@ class Gateway:
                 "unhandled %s on %s [request %s]\n%s", type(exc).__name__, scope.get("path"),
                 request_id.get(), "".join(traceback.format_tb(exc.__traceback__)),
             )
-            if not started:
+            if not started or held is not None:
                 await self._json(send, 500, error_body("internal error"))
+
+
+def _reason(status: int) -> str:
+    if status == 503:
+        return "service unavailable"
+    if status >= 500:
+        return "internal error"
+    try:
+        return http.HTTPStatus(status).phrase.lower()
+    except ValueError:
+        return "request refused"
+
+
+def _is_error_shape(body: bytes) -> bool:
+    """Whether an error body from below is already an ErrorResponse (the service's 422)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and set(parsed) == _ERROR_KEYS
+
+
+def _media_type(scope: Scope) -> str | None:
+    """The request's media type, lower case and without parameters; None when absent."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return value.decode("latin-1").split(";", 1)[0].strip().lower()
+    return None
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("leadscore")
+    except PackageNotFoundError:
+        # A built Bento runs from its copy of the source, not an installed package.
+        return "unknown (not installed as a package)"
+
+
+async def _capture(app: Callable[..., Awaitable[None]], scope: Scope, receive: Receive
+                   ) -> tuple[int, bytes]:
+    """Call ``app`` and return its status and whole body instead of sending them."""
+    status = 500
+    chunks: list[bytes] = []
+
+    async def collect(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, collect)
+    return status, b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -16,7 +16,8 @@ Endpoints
     A page for marketers: pick or paste a lead, score it, read the reasons (public
     static files; its calls to ``/score`` need the key).
 ``GET /healthz`` (live), ``GET /readyz`` (``ready``, or ``degraded`` when the rules answer
-everything because no model is loaded), ``GET /`` and ``/docs.json`` (OpenAPI).
+everything because no model is loaded), ``GET /docs`` (the API docs page, also at ``/``)
+and ``GET /docs.json`` (the OpenAPI contract, :mod:`serving.openapi`).
 ``GET /metrics``
     Prometheus: BentoML's request counts and durations, and :mod:`serving.metrics`'
     counts of leads by who answered (model or rules) and why.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -66,8 +68,8 @@ __all__ = ["LeadScoring"]
 logger = logging.getLogger("leadscore.serving")
 
 # GET endpoints live on a small FastAPI app (BentoML API methods are POST-only); its
-# routes join the service's OpenAPI document. Its own docs pages are off: BentoML's are
-# the ones.
+# routes join the service's OpenAPI document. Its own docs pages are off: the gateway
+# serves the docs (/docs, /docs.json; see serving.openapi).
 info_app = FastAPI(title="leadscore", docs_url=None, redoc_url=None, openapi_url=None)
 # The marketers' page: static files only (no CDN, works offline). It is public (see
 # serving.gateway); the page sends the API key the marketer pastes in with each /score.
@@ -80,6 +82,11 @@ info_app.mount("/ui", StaticFiles(directory=Path(__file__).parent / "ui", html=T
     description="Lead scoring for CRMs: calibrated propensity, grade, route and reasons.",
     traffic={"timeout": 30},
     http={"cors": {"enabled": False}},
+    # BentoML's access log decodes the request's Content-Type as UTF-8 and, on a header
+    # that is not, fails in the middle of sending the response (the client's
+    # connection is reset and a traceback is logged). The 415 names the media type to
+    # the client; the access log does without it.
+    logging={"access": {"request_content_type": False}},
 )
 class LeadScoring:
     """Scores leads with the champion model, or the rules when it cannot answer.
@@ -218,8 +225,9 @@ class LeadScoring:
             model_uri=bundle.uri if bundle else None,
             pinned=self.settings.model_uri is not None,
             feature_set_version=str(model.feature_set_version) if model else None,
-            metrics={k: float(v) for k, v in (getattr(model, "metrics", None) or {}).items()
-                     if isinstance(v, (int, float))},
+            metrics={k: _finite_or_none(v)
+                     for k, v in (getattr(model, "metrics", None) or {}).items()
+                     if v is None or isinstance(v, (int, float))},
             loaded_at=bundle.loaded_at if bundle else None,
             last_refusal=refusal.__dict__ if refusal else None,
             last_poll_at=life.last_poll_at,
@@ -233,6 +241,12 @@ class LeadScoring:
 
 LeadScoring.add_asgi_middleware(Gateway)
 LeadScoring.description = f"{LeadScoring.description}\n\n{BATCH_POLICY}"
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    # A NaN metric (no cold-start lead in the test window, say) is JSON null either way;
+    # say so here rather than leave it to the serializer.
+    return None if value is None or math.isnan(value) else float(value)
 
 
 def _by_counts(rows: list[dict]) -> str:

@@ -86,8 +86,15 @@ def spawn_server(env: dict[str, str], log_path: Path,
 
 
 def stop_server(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (BentoML's workers too); SIGKILL after 30 s."""
-    os.killpg(proc.pid, signal.SIGTERM)
+    """SIGTERM the server's process group (BentoML's workers too); SIGKILL after 30 s.
+
+    Stopping a server already stopped (a test that stops it to read the whole log, then
+    its fixture) does nothing."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        proc.wait()
+        return
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:

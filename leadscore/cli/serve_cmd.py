@@ -10,11 +10,13 @@ champion, then serves, skipping each step already done.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
 from features.errors import LeadscoreError
 from leadscore.cli._common import console, settings
@@ -27,9 +29,14 @@ _CODE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def server_command(host: str, port: int, workers: int) -> list[str]:
-    """The ``bentoml serve`` command line for the service."""
+    """The ``bentoml serve`` command line for the service.
+
+    It runs through :mod:`serving.launch`, which gives the server a Prometheus
+    multiprocess directory of its own: BentoML's shared one under ``BENTOML_HOME`` is
+    emptied by every server that starts, wiping the metrics of any server already
+    running."""
     return [
-        sys.executable, "-m", "bentoml", "serve", "serving.service:LeadScoring",
+        sys.executable, "-m", "serving.launch", "serve", "serving.service:LeadScoring",
         "--host", host, "--port", str(port), "--working-dir", str(_CODE_ROOT),
     ]
 
@@ -48,6 +55,17 @@ def server_env(cfg: Settings, workers: int, base: dict[str, str] | None = None
     options = env.get("BENTOML_CONFIG_OPTIONS", "")
     env["BENTOML_CONFIG_OPTIONS"] = f"{options} services.LeadScoring.workers={workers}".strip()
     return env
+
+
+def _serve_settings() -> Settings:
+    """The settings, or a clean refusal naming the bad setting (an empty API key, say)."""
+    try:
+        return settings()
+    except ValidationError as exc:
+        raise LeadscoreError("; ".join(
+            str(err["msg"]).removeprefix("Value error, ")
+            for err in exc.errors(include_url=False, include_input=False)
+        )) from None
 
 
 def _check_auth(cfg: Settings) -> None:
@@ -88,10 +106,22 @@ def _run_server(cfg: Settings, host: str, port: int, workers: int,
                   f"model {cfg.model_uri or f'{cfg.model_name}@{cfg.model_alias}'}, "
                   f"store {cfg.resolved_tracking_uri}")
     # The server is a child process so that Ctrl-C stops it cleanly and its exit code
-    # becomes ours.
-    result = subprocess.run(command, env=env or server_env(cfg, workers), check=False)
-    if result.returncode not in (0, -2, 130):
-        raise typer.Exit(result.returncode)
+    # becomes ours. A SIGTERM sent to this process alone (a process manager stopping
+    # the pid it started) is passed on, and this process waits for the server to finish
+    # stopping: exiting at once would orphan it, metrics directory included.
+    proc = subprocess.Popen(command, env=env or server_env(cfg, workers))
+    previous = signal.signal(signal.SIGTERM, lambda signum, _: proc.send_signal(signum))
+    try:
+        while True:
+            try:
+                returncode = proc.wait()
+                break
+            except KeyboardInterrupt:
+                continue  # the server got the same Ctrl-C (one process group); it is stopping
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if returncode not in (0, -2, -15, 130):
+        raise typer.Exit(returncode)
 
 
 _HOST = typer.Option("127.0.0.1", "--host", help="Interface to listen on.")
@@ -102,7 +132,7 @@ _WORKERS = typer.Option(1, "--workers", min=1, help="Worker processes (about one
 @app.command("serve")
 def serve_command(host: str = _HOST, port: int = _PORT, workers: int = _WORKERS) -> None:
     """Serve the scoring API. Never trains: without a champion the rules answer."""
-    cfg = settings()
+    cfg = _serve_settings()
     _check_auth(cfg)
     _run_server(cfg, host, port, workers)
 
@@ -118,7 +148,7 @@ def _cli(*args: str) -> None:
 def quickstart_command(host: str = _HOST, port: int = _PORT, workers: int = _WORKERS) -> None:
     """Generate data, train and promote a model if needed, then serve. Each step is skipped
     when already done."""
-    cfg = settings()
+    cfg = _serve_settings()
     data = cfg.data_dir / "synthetic"
     if (data / "leads.parquet").is_file() and (data / "activities.parquet").is_file():
         console.print(f"1/3 synthetic data: found in {data}, skipping")
