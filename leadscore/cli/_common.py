@@ -10,7 +10,10 @@ from rich.console import Console
 
 from leadscore.settings import Settings, disable_telemetry
 
-console = Console(stderr=True)
+# soft_wrap: rich would otherwise hard-wrap every message at the terminal width, or at
+# 80 columns when the output is not a terminal (a log, a pipe, a test runner), cutting
+# paths and messages in two. A terminal still wraps long lines for display.
+console = Console(stderr=True, soft_wrap=True)
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([dhw])\s*$")
 _UNITS = {"d": "days", "h": "hours", "w": "weeks"}
