@@ -123,9 +123,12 @@ class Engine:
         None means every lead is answered by the rules with ``no_model``.
     rules : rules_fallback.RuleSet
     cold_start_policy : {"auto", "model", "rules"}
-        ``auto`` uses what the model recorded at training time as better on leads with
-        no activities (``LeadModel.cold_start["preferred"]``), defaulting to the rules
-        when the model recorded nothing.
+        ``auto`` (the default) uses what training recorded as better on leads with no
+        activities (``LeadModel.cold_start["preferred"]``): the model only where it had
+        the higher ROC AUC on the no-activity test leads, or where the dataset has no
+        activity log at all (then no lead has history). The rules answer when the rules
+        did better, when there were too few such test leads of both classes to compare,
+        and when the model recorded nothing.
     """
 
     model: ModelBundle | None
