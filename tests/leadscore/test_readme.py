@@ -1,0 +1,32 @@
+"""The README's commands, read as a newcomer runs them in a fresh clone."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _commands() -> list[list[str]]:
+    """Each ``leadscore`` command line of the README's bash blocks, as words."""
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    return [shlex.split(line, comments=True) for line in lines if "leadscore " in line]
+
+
+def test_every_output_of_the_readmes_commands_is_git_ignored():
+    outs = []
+    for words in _commands():
+        outs += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--out"]
+    assert {"data/synthetic", "data/scores", "data/report.html"} <= set(outs), outs
+    # --no-index: the rule, whatever this checkout happens to hold.
+    done = subprocess.run(["git", "check-ignore", "--no-index", "--verbose", "--non-matching",
+                           *outs], cwd=REPO, capture_output=True, text=True, check=False)
+    not_ignored = [line.split("\t")[-1] for line in done.stdout.splitlines()
+                   if line.startswith("::")]
+    assert done.returncode in (0, 1), done.stderr
+    assert not_ignored == [], f"README commands write {not_ignored} into the checkout, not ignored"
