@@ -43,3 +43,33 @@ def test_bytecode_is_compiled_only_where_it_pays():
     assert re.search(r"^export .*\bUV_COMPILE_BYTECODE=1\b", (REPO / ".ci/run").read_text(),
                      flags=re.M)
     assert "UV_COMPILE_BYTECODE=1 uv sync --locked" in (REPO / "README.md").read_text()
+
+
+def test_the_reasons_the_readme_quotes_describe_the_lead_its_curl_sends():
+    """The README quotes the reasons its curl got back from the quickstart model: each
+    quoted sentence must be what the registry says of that lead (it once quoted pricing
+    visits "3 times in the last 7 days" for a lead with one visit)."""
+    import json
+
+    import pandas as pd
+
+    from features.online import features_at
+    from features.registry import FIELDS, reasons_for
+    from serving.contract import ScoreRequest
+    from serving.scorer import frames_from_payload
+
+    text = (REPO / "README.md").read_text()
+    curl = text[text.index("curl -s -H 'Authorization"):]
+    body = curl[curl.index("-d '") + 4:]
+    request = ScoreRequest.model_validate(json.loads(body[:body.index("'")]))
+    as_of = pd.Timestamp(request.as_of)
+    leads, acts, _ = frames_from_payload(request.leads, default_as_of=as_of)
+    row = features_at(leads, acts, as_of).iloc[0].to_dict()
+    described = {r.sentence for r in reasons_for(
+        row, {f: 0.0 for field in FIELDS.values() for f in field.features})}
+
+    bullet = text[text.index("- **Each result:**"):]
+    bullet = " ".join(bullet[:bullet.index("\n- **")].split())
+    quoted = re.findall(r'"([^"]+)" \([+−-]', bullet)
+    assert len(quoted) >= 3, bullet
+    assert [q for q in quoted if q not in described] == [], sorted(described)
