@@ -69,8 +69,8 @@ def train_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--allow-leaky") from exc
     result = train(training_data, cfg, TrainOptions(
-        experiment=experiment, source_name="leadscore train", allow_leaky=tuple(allow_leaky), scheduler=scheduler,
-        promote=promote, num_boost_round=num_boost_round, random_state=seed,
+        experiment=experiment, source_name="leadscore train", allow_leaky=tuple(allow_leaky),
+        scheduler=scheduler, promote=promote, num_boost_round=num_boost_round, random_state=seed,
     ))
     m = result.metrics
     console.print(
