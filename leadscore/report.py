@@ -21,10 +21,10 @@ Definitions used throughout (the page repeats them in plain language):
   its first one; when the scores carry a history over at least two calendar months,
   it means the lead was first graded A or B (:data:`QUALIFIED_GRADES`), dated by that
   score.
-- **Score outcomes** (calibration, lift, conversion by grade): a score made at time
-  ``t`` is compared with conversions strictly after ``t`` and within the horizon
-  (90 days, the training label), counted only when the whole window has passed by
-  ``as_of``. Leads already converted or disqualified at ``t`` are left out, as in the
+- **Score outcomes** (calibration, lift, conversion by grade): a score made as of time
+  ``t`` (its ``as_of``; else its ``scored_at``) is compared with conversions strictly
+  after ``t`` and within the horizon (90 days, the training label), counted only
+  when the whole window has passed by ``as_of``. Leads already converted or disqualified at ``t`` are left out, as in the
   training set. When no window has fully passed, the page says so and shows the
   conversions observed so far as a lower bound.
 """
@@ -270,9 +270,14 @@ def validate_scores(
     """Check a scores table and return it with canonical dtypes.
 
     Required: ``lead_id``, ``probability`` (0 to 1), ``score`` (0 to 100), ``grade``
-    (A to D) and ``route`` (sales or nurture). Optional: ``scored_at`` (UTC) and
-    ``scored_by``. Several rows per lead are a score history and must differ in
-    ``scored_at``.
+    (A to D) and ``route`` (sales or nurture). Optional: ``as_of`` and ``scored_at``
+    (UTC), and ``scored_by``. Several rows per lead are a score history and must differ
+    in that time.
+
+    The time of a score, returned as ``scored_at``, is the moment it speaks for: its
+    ``as_of`` when the table has one, else its ``scored_at``. Batch rescoring writes
+    both, and its ``scored_at`` is the wall clock of the run: a rescore "as of June"
+    made in October must be followed from June, or its outcomes are never observable.
 
     Raises
     ------
@@ -322,9 +327,10 @@ def validate_scores(
     issues += _issues(bad, out["route"], ids, column="route", expected=f"is not a route; expected one of {list(ROUTES)}")
     out["route"] = route
 
-    if "scored_at" in out.columns:
+    time_column = "as_of" if "as_of" in out.columns else "scored_at"
+    if time_column in out.columns:
         out["scored_at"] = to_utc(
-            out["scored_at"], table="scores", column="scored_at", lead_ids=ids,
+            out[time_column], table="scores", column=time_column, lead_ids=ids,
             assume_utc=assume_utc, issues=issues,
         )
     else:
@@ -337,7 +343,8 @@ def validate_scores(
     dup = out.duplicated(["lead_id", "scored_at"], keep="first").to_numpy() & ~no_id
     issues += _issues(
         dup, ids, ids, column="lead_id",
-        expected="is scored twice at the same scored_at; a score history needs distinct scored_at",
+        expected=f"is scored twice at the same {time_column}; a score history needs distinct "
+                 f"{time_column}",
     )
     if issues:
         raise DataValidationError(issues)
@@ -1358,7 +1365,8 @@ def _section_method(r: FunnelReport) -> tuple[str, str]:
     if r.has_scores:
         o = r.outcomes
         items.append(
-            "Score outcomes: a score made at time t is compared only with conversions after t "
+            "Score outcomes: a score made as of time t (its as_of, else its scored_at) is "
+            "compared only with conversions after t "
             f"and within {days} days of it, never with what happened before. Leads already "
             "converted or disqualified at t are left out, as in the training set. When some "
             f"scores have had their full {days} days by the report date, only those are used."

@@ -468,8 +468,8 @@ def model_reasons_columnar(
 ) -> tuple[np.ndarray, dict[str, list[Any]]]:
     """The reasons ``score_frame`` gives model rows, built column-wise, as flat lists.
 
-    Equivalent to ``select_reasons(reasons_for(row, impacts), top)`` for every row, in
-    the same order and to the bit:
+    Equivalent to ``explain_blanks(select_reasons(reasons_for(row, impacts), top))`` for
+    every row, in the same order and to the bit:
 
     - impacts are summed per business field in feature order, starting from 0.0, as
       ``reasons_for`` does (so the floating-point sums are identical);
@@ -491,6 +491,7 @@ def model_reasons_columnar(
     """
     from features.registry import FIELDS, field_of
     from features.registry import _plain as plain_value  # the core's value conversion
+    from serving.scorer import blank_sentence  # and the core's note on blanks
 
     n = len(X)
     fields: list[str] = []
@@ -527,11 +528,12 @@ def model_reasons_columnar(
             for k in kept:
                 spec = specs[k]
                 value, sentence = spec.describe(row)
+                value, impact = plain_value(value), float(totals[i, k])
                 flat["field"].append(fields[k])
                 flat["label"].append(spec.label)
-                flat["value"].append(_reason_value(plain_value(value)))
-                flat["impact"].append(float(totals[i, k]))
-                flat["sentence"].append(sentence)
+                flat["value"].append(_reason_value(value))
+                flat["impact"].append(impact)
+                flat["sentence"].append(blank_sentence(sentence, value, impact))
         offsets[i + 1] = len(flat["field"])
     return offsets, flat
 

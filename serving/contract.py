@@ -76,11 +76,11 @@ _EXAMPLE_LEAD = {
     "created_at": "2026-02-01T09:30:00Z",
     "source": "paid_search",
     "country": "DE",
-    "industry": "software",
+    "industry": "Software",
     "company_size": 120,
     "job_title": "Head of Marketing",
-    "seniority": "director",
-    "job_function": "marketing",
+    "seniority": "Director",
+    "job_function": "Marketing",
     "activities": [
         _EXAMPLE_ACTIVITY,
         {"type": "demo_request", "occurred_at": "2026-02-28T10:00:00Z"},
@@ -138,13 +138,13 @@ class Lead(_Strict):
     source: str | None = Field(default=None, max_length=200, examples=["paid_search"])
     utm_campaign: str | None = Field(default=None, max_length=500, examples=["q1-brand"])
     country: str | None = Field(default=None, max_length=100, examples=["DE"])
-    industry: str | None = Field(default=None, max_length=200, examples=["software"])
+    industry: str | None = Field(default=None, max_length=200, examples=["Software"])
     company_size: float | None = Field(
         default=None, ge=0, description="Number of employees.", examples=[120]
     )
     job_title: str | None = Field(default=None, max_length=300, examples=["Head of Marketing"])
-    seniority: str | None = Field(default=None, max_length=100, examples=["director"])
-    job_function: str | None = Field(default=None, max_length=100, examples=["marketing"])
+    seniority: str | None = Field(default=None, max_length=100, examples=["Director"])
+    job_function: str | None = Field(default=None, max_length=100, examples=["Marketing"])
     email: str | None = Field(
         default=None,
         max_length=320,

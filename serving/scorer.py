@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -123,9 +123,12 @@ class Engine:
         None means every lead is answered by the rules with ``no_model``.
     rules : rules_fallback.RuleSet
     cold_start_policy : {"auto", "model", "rules"}
-        ``auto`` uses what the model recorded at training time as better on leads with
-        no activities (``LeadModel.cold_start["preferred"]``), defaulting to the rules
-        when the model recorded nothing.
+        ``auto`` (the default) uses what training recorded as better on leads with no
+        activities (``LeadModel.cold_start["preferred"]``): the model only where it had
+        the higher ROC AUC on the no-activity test leads, or where the dataset has no
+        activity log at all (then no lead has history). The rules answer when the rules
+        did better, when there were too few such test leads of both classes to compare,
+        and when the model recorded nothing.
     """
 
     model: ModelBundle | None
@@ -351,6 +354,25 @@ def _score_live(
 # --------------------------------------------------------------------------- reasons
 
 
+BLANK_RAISES_NOTE = " (in the training data, leads without this converted more often)"
+"""Appended to the sentence of a model reason whose value is missing and whose impact
+is positive: "Industry not given" raising a score reads as a bug to a marketer, yet
+leads that leave a field blank can convert more often (a self-serve sign-up, say)."""
+
+
+def blank_sentence(sentence: str, value: Any, impact: float) -> str:
+    """A model reason's sentence, with :data:`BLANK_RAISES_NOTE` when the value is missing
+    and the impact positive."""
+    if value is None and impact > 0 and not sentence.endswith(BLANK_RAISES_NOTE):
+        return sentence + BLANK_RAISES_NOTE
+    return sentence
+
+
+def explain_blanks(reasons: Iterable[Reason]) -> list[Reason]:
+    """The model's reasons, with a missing value that raises the score said to do so."""
+    return [replace(r, sentence=blank_sentence(r.sentence, r.value, r.impact)) for r in reasons]
+
+
 def select_reasons(reasons: Iterable[Reason], top: int) -> list[Reason]:
     """The ``top`` largest positive reasons, then the ``top`` most negative ones."""
     if top <= 0:
@@ -463,7 +485,8 @@ def _rows_from_features(
         reasons: list[Reason] = []
         if records is not None:
             impacts = dict(zip(names, contrib[i].tolist(), strict=True))
-            reasons = select_reasons(reasons_for(records[i], impacts), top_reasons)
+            reasons = explain_blanks(select_reasons(reasons_for(records[i], impacts),
+                                                    top_reasons))
         rows.append({
             "lead_id": lead_id, "as_of": stamp, "probability": float(probability[i]),
             "score": int(score[i]), "grade": str(grade[i]), "route": str(route[i]),
@@ -680,7 +703,8 @@ def explain_one(
         ),
         key=lambda d: -abs(d["contribution"]),
     )
-    grouped = sorted(reasons_for(X.iloc[0].to_dict(), impacts), key=lambda r: -r.impact)
+    grouped = explain_blanks(sorted(reasons_for(X.iloc[0].to_dict(), impacts),
+                                    key=lambda r: -r.impact))
     return {
         "result": row,
         "base_value": float(base[0]),

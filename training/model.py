@@ -24,7 +24,8 @@ from features.grading import Grading, score_from_probability
 from features.registry import FeatureSet
 from training.calibration import fit_calibrator
 
-__all__ = ["LeadModel", "DEFAULT_PARAMS", "DEFAULT_GRADE_SHARES", "grading_from_scores"]
+__all__ = ["LeadModel", "DEFAULT_PARAMS", "DEFAULT_GRADE_SHARES", "category_key",
+           "grading_from_scores"]
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -123,8 +124,10 @@ class LeadModel:
     Attributes
     ----------
     categories_ : dict of str to list of str
-        Fitted vocabulary per categorical feature. At prediction time an unseen or
-        missing category becomes missing (NaN), which LightGBM routes without error.
+        Fitted vocabulary per categorical feature, as :func:`category_key` normalises
+        it (trimmed, case-folded). At prediction time a value is normalised the same way;
+        an unseen or missing category becomes missing (NaN), which LightGBM routes
+        without error.
     booster_ : lightgbm.Booster
         Trained booster, truncated at the best iteration.
     best_iteration_ : int
@@ -195,17 +198,46 @@ class LeadModel:
     # ------------------------------------------------------------------ fitting
 
     def fit_vocabulary(self, X: pd.DataFrame) -> LeadModel:
-        """Learn ``categories_`` from the training rows (most frequent first, capped)."""
+        """Learn ``categories_`` from the training rows (most frequent first, capped).
+
+        Categories are learned as :func:`category_key` gives them (trimmed, case-folded),
+        so "Software", "software" and " SOFTWARE " are one category, in training and in
+        every scoring path (the API's, the vectorised one, batch), which all go through
+        :meth:`prepare`.
+        """
         cats: dict[str, list[str]] = {}
         for name in self.categorical_features:
-            counts = X[name].dropna().astype(str).value_counts(sort=True)
+            raw = X[name].astype(object).value_counts(dropna=True)  # fold each distinct value once
+            keys = pd.Series([category_key(v) for v in raw.index], dtype=object)
+            counts = pd.Series(raw.to_numpy(), index=keys).loc[keys.notna().to_numpy()]
+            counts = counts.groupby(level=0).sum()
             # Frequency order, then name: deterministic, and the cap drops the rarest.
             ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
             cats[name] = [k for k, _ in ordered[:MAX_CATEGORIES]]
         self.categories_ = cats
-        self._code_maps_ = {n: {v: float(i) for i, v in enumerate(c)} for n, c in cats.items()}
-        self._cat_mask_ = np.array([n in cats for n in self.feature_names])
+        self._build_code_maps()
         return self
+
+    def _build_code_maps(self) -> None:
+        # setdefault: a model pickled before categories were case-folded may hold both
+        # "Software" and "software"; the more frequent (listed first) keeps its code.
+        maps: dict[str, dict[str, float]] = {}
+        for name, categories in self.categories_.items():
+            codes: dict[str, float] = {}
+            for i, value in enumerate(categories):
+                key = category_key(value)
+                if key is not None:
+                    codes.setdefault(key, float(i))
+            maps[name] = codes
+        self._code_maps_ = maps
+        self._cat_mask_ = np.array([n in self.categories_ for n in self.feature_names])
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "categories_" in state:
+            # Rebuilt on load, so that models pickled with case-sensitive code maps
+            # look categories up the same case-insensitive way.
+            self._build_code_maps()
 
     def lgb_params(self, y_train: np.ndarray) -> dict[str, Any]:
         """The LightGBM parameters ``fit`` trains with (defaults, overrides, weight, seed)."""
@@ -315,8 +347,7 @@ class LeadModel:
             if codes is not None:
                 # Dict lookups beat pd.Categorical for the one-row requests serving sends.
                 values = col.tolist() if hasattr(col, "tolist") else list(col)
-                out[:, j] = [codes.get(v if isinstance(v, str) else _as_key(v), np.nan)
-                             for v in values]
+                out[:, j] = [codes.get(category_key(v), np.nan) for v in values]
             else:
                 out[:, j] = _as_float(col)
         return out
@@ -396,11 +427,20 @@ class LeadModel:
                 f"feature_set_version={self.feature_set_version!r}, {state})")
 
 
-def _as_key(value: Any) -> Any:
-    """Category lookup key for non-str values: NaN/None/NA miss, others compare as str."""
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+def category_key(value: Any) -> str | None:
+    """How a categorical value is matched: trimmed and case-folded; None when missing.
+
+    The one place categories are normalised for the model: CRMs and API callers write
+    "Software", "software" and "SOFTWARE " for the same industry. Non-str values
+    compare as their ``str``; NaN, None, NA and blanks are missing.
+    """
+    if isinstance(value, str):
+        key = value.strip().casefold()
+    elif value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return None
-    return str(value)
+    else:
+        key = str(value).strip().casefold()
+    return key or None
 
 
 def _as_float(col: Any) -> np.ndarray:

@@ -121,6 +121,9 @@ class TrainOptions:
 
     experiment: str = "lead-scoring"
     run_name: str | None = None
+    source_name: str = "training.pipeline.train"
+    """What the MLflow run's Source shows (tag ``mlflow.source.name``); the CLI passes
+    ``leadscore train``. Left to MLflow it is the interpreter's ``argv[0]``, e.g. ``-c``."""
     allow_leaky: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     """Schema columns to leave out of the model (ablations, a fit-only challenger). They
@@ -423,20 +426,26 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
         metrics["rules_roc_auc"] = safe_auc(y_test, rules_p)
         metrics["rules_ece"] = classification_metrics(y_test, rules_p)["ece"]
         quiet = _no_activity_mask(data.activities, test_rows)
+        model_auc = safe_auc(y_test[quiet], prob[quiet])
+        rules_auc = safe_auc(y_test[quiet], rules_p[quiet])
+        # cold_start.json is JSON: an AUC that cannot be computed is null, not NaN.
         cold_start = {
             "n": int(quiet.sum()),
             "n_converted": int(y_test[quiet].sum()),
-            "model_auc": safe_auc(y_test[quiet], prob[quiet]),
-            "rules_auc": safe_auc(y_test[quiet], rules_p[quiet]),
+            "model_auc": None if np.isnan(model_auc) else float(model_auc),
+            "rules_auc": None if np.isnan(rules_auc) else float(rules_auc),
         }
-        if np.isnan(cold_start["model_auc"]) or np.isnan(cold_start["rules_auc"]):
-            cold_start.update(preferred="model", reason="too few no-activity test leads of "
-                              "both classes to compare; the model scores them")
+        if np.isnan(model_auc) or np.isnan(rules_auc):
+            # Nothing measured says the model does better on leads with no history, so
+            # they keep the documented default: the rules answer them.
+            cold_start.update(preferred="rules", reason="too few no-activity test leads of "
+                              "both classes to compare; the rules score them, as by default")
         else:
-            cold_start.update(preferred="rules" if cold_start["rules_auc"] > cold_start["model_auc"]
-                              else "model", reason="higher ROC AUC on no-activity test leads")
-        for key in ("n", "model_auc", "rules_auc"):
-            metrics[f"cold_start_{key}"] = float(cold_start[key])
+            cold_start.update(preferred="rules" if rules_auc > model_auc else "model",
+                              reason="higher ROC AUC on no-activity test leads")
+        metrics["cold_start_n"] = float(cold_start["n"])
+        metrics["cold_start_model_auc"] = float(model_auc)
+        metrics["cold_start_rules_auc"] = float(rules_auc)
     else:
         cold_start["reason"] = "no activity history in this dataset to define cold-start leads"
     metrics = {k: float(v) for k, v in metrics.items()}
@@ -491,6 +500,7 @@ def _log_run(result: TrainResult, data: TrainingData, frame: pd.DataFrame, X_tes
         **{f"window.{k}": v for k, v in split.boundaries.items()},
         **leakage.to_tags(),
     }
+    tags["mlflow.source.name"] = options.source_name
     if commit:
         tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
     params = {

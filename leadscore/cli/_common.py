@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
+from typing import Any
 
 import pandas as pd
 import typer
@@ -10,7 +13,10 @@ from rich.console import Console
 
 from leadscore.settings import Settings, disable_telemetry
 
-console = Console(stderr=True)
+# soft_wrap: rich would otherwise hard-wrap every message at the terminal width, or at
+# 80 columns when the output is not a terminal (a log, a pipe, a test runner), cutting
+# paths and messages in two. A terminal still wraps long lines for display.
+console = Console(stderr=True, soft_wrap=True)
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([dhw])\s*$")
 _UNITS = {"d": "days", "h": "hours", "w": "weeks"}
@@ -20,6 +26,25 @@ def settings() -> Settings:
     """Build the settings for this command, with telemetry off."""
     disable_telemetry()
     return Settings()
+
+
+def json_text(value: Any) -> str:
+    """``value`` as strict JSON: NaN and infinities become null.
+
+    ``json.dumps`` writes them as ``NaN``/``Infinity``, which no strict JSON parser
+    reads (jq, JavaScript's ``JSON.parse``). Other objects are written as ``str``.
+    """
+    return json.dumps(_finite(value), default=str, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def parse_duration(value: str, *, option: str) -> pd.Timedelta:

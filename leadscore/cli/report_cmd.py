@@ -23,8 +23,8 @@ def report(
         typer.Option(
             "--scores",
             help="Scores: a parquet file or a directory of parquet files with lead_id, "
-            "probability, score, grade, route (and scored_at). Enables conversion by grade, "
-            "calibration and lift.",
+            "probability, score, grade, route (and as_of or scored_at: a score is followed "
+            "from its as_of when it has one). Enables conversion by grade, calibration and lift.",
         ),
     ] = None,
     as_of: Annotated[
@@ -43,8 +43,8 @@ def report(
         str | None,
         typer.Option(
             "--scored-at",
-            help="When the scores were made, for scores without a scored_at column "
-            "(the rules fallback writes none).",
+            help="When the scores were made, for scores with neither an as_of nor a "
+            "scored_at column (the rules fallback writes none).",
         ),
     ] = None,
     assume_utc: Annotated[

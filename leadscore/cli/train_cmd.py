@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from leadscore.cli._common import console, parse_duration, settings
+from leadscore.cli._common import console, json_text, parse_duration, settings
 from leadscore.cli.app import app
 
 
@@ -90,8 +89,8 @@ def train_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--allow-leaky") from exc
     result = train(training_data, cfg, TrainOptions(
-        experiment=experiment, allow_leaky=tuple(allow_leaky), scheduler=scheduler,
-        promote=promote, num_boost_round=num_boost_round, random_state=seed,
+        experiment=experiment, source_name="leadscore train", allow_leaky=tuple(allow_leaky),
+        scheduler=scheduler, promote=promote, num_boost_round=num_boost_round, random_state=seed,
     ))
     m = result.metrics
     console.print(
@@ -115,7 +114,7 @@ def train_command(
         "n_censored": training_data.info.get("n_censored"),
         "promotion": result.promotion.to_dict() if result.promotion else None,
     }
-    typer.echo(json.dumps(summary, default=str))
+    typer.echo(json_text(summary))
 
 
 @app.command("promote")
@@ -133,6 +132,6 @@ def promote_command(
     cfg = settings()
     decision = promote(cfg, version, force=force)
     console.print(decision.reason, highlight=False)
-    typer.echo(json.dumps(decision.to_dict(), default=str))
+    typer.echo(json_text(decision.to_dict()))
     if not decision.promoted:
         raise typer.Exit(code=1)

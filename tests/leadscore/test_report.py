@@ -615,3 +615,35 @@ def test_true_probabilities_come_out_calibrated(generated):
     se = np.sqrt(m["base_rate"] * (1 - m["base_rate"]) / n_eff)
     assert abs(m["mean_probability"] - m["base_rate"]) < 4 * se + 0.005, m
     assert m["auc"] > 0.6
+
+
+def test_scores_are_followed_from_their_as_of_not_the_wall_clock_of_the_run(
+        tmp_path, leads, activities, scores):
+    # `leadscore rescore --as-of 2026-02-01` run on 2026-12-02: as_of is the moment the
+    # scores speak for, scored_at the wall clock, after the report date.
+    raw = scores_frame([(lead, "02-01", p, g) for lead, p, g in
+                        [("L1", 0.9, "A"), ("L2", 0.2, "C"), ("L3", 0.8, "A"), ("L4", 0.1, "D"),
+                         ("L5", 0.5, "B")]])
+    raw = raw.assign(as_of=raw["scored_at"], scored_at=ts("12-02"))
+    validated = rpt.validate_scores(raw, lead_ids=leads["lead_id"])
+    outcomes = rpt.score_outcomes(validated, leads, as_of=AS_OF, horizon=HORIZON)
+    assert outcomes.observable and outcomes.fully_observed
+    expected = rpt.score_outcomes(scores, leads, as_of=AS_OF, horizon=HORIZON)
+    pd.testing.assert_frame_equal(
+        outcomes.frame, expected.frame.loc[expected.frame["scored_at"] == ts("02-01")]
+        .reset_index(drop=True))
+
+    from typer.testing import CliRunner
+
+    from leadscore.cli import app
+
+    data = write_data(tmp_path / "d", leads, activities)
+    raw.to_parquet(tmp_path / "scores.parquet")
+    result = CliRunner().invoke(app, [
+        "report", "--data", str(data), "--out", str(tmp_path / "r.html"),
+        "--scores", str(tmp_path / "scores.parquet"), "--as-of", "2026-04-15", "--horizon", "40d"])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    assert "Not observable yet" not in page
+    assert "Grade A leads converted within 40 days" in page
+    assert "The top 10% of scored leads converted within 40 days" in page

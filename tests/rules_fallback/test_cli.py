@@ -126,3 +126,19 @@ def test_score_with_a_broken_rules_file_writes_nothing(tmp_path: Path):
     assert isinstance(result.exception, RulesError)
     assert "grading" in str(result.exception)
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_plain_output_keeps_each_message_on_one_line(tmp_path: Path, monkeypatch):
+    # Not a terminal (CliRunner captures the output): rich must not hard-wrap at 80
+    # columns, whatever the length of the path, or a grep for the message misses it.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    deep = tmp_path.joinpath(*["a-rather-long-directory-name-for-wrapping"] * 4)
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    for path in (deep / "bad.yaml", Path("bad.yaml")):
+        path.write_text("version: 1\nfit_rules: [\n")
+        result = runner.invoke(app, ["rules", "check", str(path)])
+        assert result.exit_code == 2
+        lines = [line for line in result.output.splitlines() if "not valid YAML" in line]
+        assert len(lines) == 1, result.output
+        assert str(path) in lines[0] and lines[0].startswith("invalid:"), result.output

@@ -423,3 +423,34 @@ def test_reasons_column_holds_lists_even_when_all_have_the_same_length():
     out = score_leads(DEFAULT, leads(3, seniority=["VP"] * 3), activities([]), AS_OF, top_reasons=1)
     assert out["reasons"].map(type).eq(list).all()
     assert out["reasons"].map(len).eq(2).all()
+
+
+CASE_RULES = parse_rules(
+    """
+version: "t"
+fit_rules:
+  - {name: software, field: industry, label: Industry, points: 6,
+     when: {field: industry, equals: Software}, sentence: "Works in software"}
+  - {name: target_country, field: country, label: Country, points: 3,
+     when: {field: country, in: [us, GB]}, sentence: "Based in a target country"}
+  - {name: senior, field: seniority, label: Seniority, points: 10,
+     when: {field: seniority, regex: '^(?:vp|director)'}, sentence: "Senior ({value})"}
+mapping: {max_points: 30, min_points: -30, intercept: -2, slope: 0.1}
+grading: {a: 60, b: 30, c: 10}
+"""
+)
+
+
+@pytest.mark.parametrize("rules", [DEFAULT, CASE_RULES], ids=["default", "equals-in-regex"])
+def test_case_and_surrounding_whitespace_change_no_rules_score(rules):
+    spellings = [
+        ("software", "us", "director", "a@acme.io"),
+        ("Software", "US", "Director", "a@Acme.IO"),
+        ("  SOFTWARE\t", " Us ", " DIRECTOR ", " A@ACME.io "),
+    ]
+    frame = leads(3, industry=[s[0] for s in spellings], country=[s[1] for s in spellings],
+                  seniority=[s[2] for s in spellings], email=[s[3] for s in spellings])
+    out = score_leads(rules, frame, activities([]), AS_OF)
+    assert out["points"].iloc[0] > 0
+    assert out["points"].nunique() == 1 and out["score"].nunique() == 1, out
+    assert {len(r) for r in out["reasons"]} == {len(out["reasons"].iloc[0])}

@@ -119,3 +119,44 @@ def test_fixed_grading_is_kept():
     model = LeadModel(FEATURES, CATEGORICAL, grading=fixed, num_boost_round=20)
     model.fit(tr[FEATURES], tr["label"], va[FEATURES], va["label"])
     assert model.grading is fixed
+
+
+def _respelled(values: pd.Series, how: int) -> pd.Series:
+    spell = [str.upper, str.title, lambda v: f"  {v.capitalize()}\t"][how]
+    return pd.array([None if pd.isna(v) else spell(v) for v in values], dtype="string")
+
+
+def test_case_and_surrounding_whitespace_of_a_category_change_no_score():
+    # The CRM writes "Referral", "Software"; the API caller "referral ", "software".
+    frame, _ = make_frame(6000, seed=5)
+    for column in CATEGORICAL:
+        frame[column] = _respelled(frame[column], 1)
+    split = time_split(frame["as_of"], frame["label"].to_numpy(), horizon=pd.Timedelta(days=28))
+    model = LeadModel(FEATURES, CATEGORICAL, "test-1", num_boost_round=60)
+    tr, va = frame.iloc[split.train], frame.iloc[split.valid]
+    model.fit(tr[FEATURES], tr["label"], va[FEATURES], va["label"])
+    assert set(model.categories_["source"]) == {"web", "event", "referral", "ads"}
+    test = frame.iloc[split.test][FEATURES].head(300)
+    expected = model.predict_proba(test)
+    for how in range(3):
+        rows = test.copy()
+        for column in CATEGORICAL:
+            rows[column] = _respelled(test[column], how)
+        np.testing.assert_array_equal(model.predict_proba(rows), expected)
+        one = {k: [v] for k, v in rows.iloc[0].items()}
+        assert model.predict_proba(one)[0] == expected[0]
+    # The category matters: the same rows with the source unknown score differently.
+    unknown = test.assign(source=pd.array([None] * len(test), dtype="string"))
+    assert not np.array_equal(model.predict_proba(unknown), expected)
+
+
+def test_a_model_pickled_with_case_sensitive_codes_matches_any_case(fitted):
+    model, test = fitted
+    rows = test[FEATURES].head(100)
+    expected = model.predict_proba(rows)
+    old = pickle.loads(pickle.dumps(model))
+    # What a model pickled before categories were case-folded holds.
+    old.categories_ = {n: [v.title() for v in c] for n, c in old.categories_.items()}
+    old._code_maps_ = {n: {v: float(i) for i, v in enumerate(c)} for n, c in old.categories_.items()}
+    again = pickle.loads(pickle.dumps(old))
+    np.testing.assert_array_equal(again.predict_proba(rows), expected)
