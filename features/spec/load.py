@@ -114,6 +114,13 @@ class SpecTables:
     ``activities`` (or None): ``lead_id``, ``occurred_at`` (UTC), ``type`` (the kind's
     name when the CRM type is mapped, else the CRM's value, trimmed), ``raw_type``
     (the CRM's value, trimmed), then the value columns as ``float64``; in source order.
+
+    ``policy_counts`` has one entry per policy that applies to the spec's tables
+    (``converted_before_created`` only with ``created_at``, ``outcome_unknown_lead``
+    only with an outcomes table, ``activity_*`` only with activities):
+    ``{"action": ..., "rows": n}``, where ``rows`` is how many rows broke the rule
+    (dropped, clipped, or for ``keep`` kept); a lead policy that dropped leads also
+    counts their ``activities``.
     """
 
     spec: AnySpec
@@ -509,18 +516,16 @@ def _times(
 def _generated_ids(raw: pd.DataFrame) -> pd.Series:
     """``row-<sha256 of the row's values>``; identical rows get -2, -3... (see GeneratedId)."""
     columns = sorted(raw.columns)
-    text = pd.DataFrame(
-        {c: raw[c].astype("string").fillna("\x00") for c in columns}, index=raw.index
+    # "column\x1evalue" per cell, cells joined by \x1f, missing as \x00: unambiguous text.
+    joined = pd.Series("", index=raw.index, dtype="string")
+    for i, c in enumerate(columns):
+        cell = raw[c].astype("string").fillna("\x00")
+        joined = joined + ("" if i == 0 else "\x1f") + f"{c}\x1e" + cell
+    digests = pd.Series(
+        ["row-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16] for text in joined],
+        index=raw.index,
+        dtype="object",
     )
-    joined = (
-        text.apply(
-            lambda row: "\x1f".join(f"{c}\x1e{v}" for c, v in zip(columns, row, strict=True)),
-            axis=1,
-        )
-        if len(text)
-        else pd.Series([], dtype="object")
-    )
-    digests = joined.map(lambda s: "row-" + hashlib.sha256(s.encode("utf-8")).hexdigest()[:16])
     occurrence = digests.groupby(digests).cumcount()
     ids = digests.where(occurrence == 0, digests + "-" + (occurrence + 1).astype(str))
     return ids.astype("string").reset_index(drop=True)
