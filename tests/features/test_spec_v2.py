@@ -11,6 +11,8 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from features.errors import DataValidationError, SpecError
 from features.spec import (
@@ -907,3 +909,29 @@ def test_oulad_loads_through_the_shipped_spec() -> None:
     assert (~leads["lead_id"].isin(set(a["lead_id"]))).sum() > 200
     assert leads["presentation_start"].dt.strftime("%m-%d").isin(["02-01", "10-01"]).all()
     assert "final_result" in t.leaky.columns and "final_result" not in leads.columns
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["web", "event", None]), st.integers(0, 3)),
+        min_size=1,
+        max_size=12,
+    ),
+    seed=st.randoms(use_true_random=False),
+)
+def test_generated_ids_depend_on_the_row_not_its_position(rows: list, seed: Any) -> None:
+    """Shuffling the rows gives every row the same id (identical rows are interchangeable)."""
+    from features.spec.values import _generated_ids
+
+    frame = pd.DataFrame(rows, columns=["channel", "visits"]).astype({"channel": "string"})
+    shuffled = frame.sample(frac=1.0, random_state=seed.randint(0, 2**31)).reset_index(drop=True)
+
+    def id_to_row(f: pd.DataFrame) -> dict:
+        ids = _generated_ids(f)
+        return {
+            i: (c, v) for i, c, v in zip(ids, f["channel"].fillna("-"), f["visits"], strict=True)
+        }
+
+    assert id_to_row(shuffled) == id_to_row(frame)
+    assert _generated_ids(frame).is_unique
