@@ -35,12 +35,11 @@ snapshots are adjacent, which keeps every lookup into the sorted activities loca
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-
-from collections.abc import Sequence
 
 from features.functions import HALF_LIVES, assemble, fill_features
 from features.grid import DEFAULT_EVERY, DEFAULT_HORIZON, snapshot_grid

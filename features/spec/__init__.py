@@ -18,26 +18,20 @@ The package is split by stage, each a module:
 - :mod:`~features.spec.parse`: YAML into a model (:func:`load_spec`, :func:`parse_spec`),
   every problem with its key path in one :class:`~features.errors.SpecError`;
 - :mod:`~features.spec.sources`: reading raw columns from a file, DuckDB or a database;
-- :mod:`~features.spec.load`: roles into typed columns, row policies and kinds
+- :mod:`~features.spec.values`: raw columns into typed ones (the header check, ids,
+  times, labels, numbers), bad values as :class:`~features.errors.DataValidationError`;
+- :mod:`~features.spec.outcomes` and :mod:`~features.spec.activities`: the outcomes
+  table (first time per lead) and the activity log (policies, kinds);
+- :mod:`~features.spec.load`: the leads table, the row policies and the whole load
   (:func:`load_tables` → :class:`SpecTables`; :func:`load_dataset` → version 1's
-  :class:`SpecDataset`), bad values as :class:`~features.errors.DataValidationError`.
+  :class:`SpecDataset`); :mod:`~features.spec.tables` holds those two results.
 
 Feature columns are renamed to safe snake_case names (LightGBM refuses JSON special
 characters in feature names); ``original_names`` maps them back and ``labels`` gives
 the display label used in explanations.
 """
 
-from features.spec.load import (
-    ActivityKind,
-    Snapshots,
-    SpecDataset,
-    SpecTables,
-    TrainingOptions,
-    check_columns,
-    load_dataset,
-    load_tables,
-    resolve_data_dir,
-)
+from features.spec.load import load_dataset, load_tables, resolve_data_dir
 from features.spec.model import (
     ACTIVITY_RESERVED_NAMES,
     LEAD_RESERVED_NAMES,
@@ -72,6 +66,14 @@ from features.spec.model import (
 )
 from features.spec.parse import example_spec_path, load_spec, parse_spec
 from features.spec.sources import mask_url
+from features.spec.tables import (
+    ActivityKind,
+    Snapshots,
+    SpecDataset,
+    SpecTables,
+    TrainingOptions,
+)
+from features.spec.values import check_columns
 
 __all__ = [
     "SPEC_VERSION",

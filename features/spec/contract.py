@@ -33,7 +33,7 @@ def builtin_kinds():
     """The built-in activity types as spec kinds (name, sentence label, weight, key action)."""
     from features.history import BUILTIN_VOCABULARY
     from features.registry import _TYPE_WORDS
-    from features.spec.load import ActivityKind
+    from features.spec.tables import ActivityKind
 
     v = BUILTIN_VOCABULARY
     return tuple(
@@ -56,8 +56,10 @@ def load_contract_tables(spec, data_dir: Path | None, *, assume_utc: bool = Fals
     DataValidationError
         Listing every bad value by table, field, value, row and lead.
     """
-    from features.spec.load import SpecTables, _fingerprint, training_options
+    from features.spec.load import training_options
     from features.spec.sources import open_source
+    from features.spec.tables import SpecTables
+    from features.spec.values import _fingerprint
 
     frames: dict[str, pd.DataFrame] = {}
     sources: dict[str, str] = {}

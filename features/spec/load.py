@@ -23,9 +23,6 @@ half-loaded. :func:`load_dataset` keeps version 1's :class:`SpecDataset` for fla
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,547 +31,39 @@ import pandas as pd
 from pydantic import ValidationError
 
 from features.errors import DataValidationError, SpecError, ValidationIssue
-from features.schema import to_utc
+from features.spec.activities import _load_activities
 from features.spec.model import (
     AnySpec,
     CsvOptions,
     DatasetSpec,
     DatasetSpecV2,
-    LabelSpec,
     LeadColumns,
-    _data_token,
     _entry_name,
     _lead_role_paths,
-    _suggest,
     parse_duration,
 )
+from features.spec.outcomes import _merge_outcomes
 from features.spec.parse import spec_error, validation_problems
 from features.spec.sources import file_sha256, open_source
+from features.spec.tables import ActivityKind, Snapshots, SpecDataset, SpecTables, TrainingOptions
+from features.spec.values import (
+    MAX_ISSUES_PER_COLUMN,
+    _bad_rows,
+    _check_header,
+    _fingerprint,
+    _generated_ids,
+    _ids,
+    _labels,
+    _times,
+    _to_numbers,
+)
 
-__all__ = [
-    "ActivityKind",
-    "Snapshots",
-    "TrainingOptions",
-    "SpecTables",
-    "SpecDataset",
-    "load_tables",
-    "load_dataset",
-    "check_columns",
-    "resolve_data_dir",
-]
-
-_MAX_ISSUES_PER_COLUMN = 100
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class ActivityKind:
-    """A kind of activity: its name (the ``type`` value), reason text, weight and CRM types."""
-
-    name: str
-    label: str
-    weight: float
-    key_action: bool
-    types: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Snapshots:
-    """One snapshot per lead at the ``anchor`` column (a leads time column) plus each offset."""
-
-    anchor: str
-    offsets: tuple[pd.Timedelta, ...]
-
-
-@dataclass(frozen=True)
-class TrainingOptions:
-    """The spec's ``training:`` section with durations parsed."""
-
-    horizon: pd.Timedelta
-    every: pd.Timedelta
-    snapshots: Snapshots | None
-    censoring: str
-    valid_from: pd.Timestamp | None = None
-    test_from: pd.Timestamp | None = None
-
-
-@dataclass(frozen=True)
-class SpecTables:
-    """Every table of a spec, loaded, typed and checked; what the feature-set code consumes.
-
-    ``leads``: ``lead_id`` (``string``), ``created_at`` (UTC; only when ``has_time``),
-    ``converted_at`` and ``disqualified_at`` (UTC, NaT when absent; only when the spec
-    gives them, from the leads or the outcomes table), ``label`` (``int64`` 0/1; only
-    when the outcome is a label column), the ``time`` columns (UTC), then the features
-    under safe names: categorical as ``string``, numeric as ``float64``. Rows in the
-    source's order, less any dropped by a policy.
-
-    ``leaky``: ``lead_id`` and the leaky columns, row for row with ``leads``.
-
-    ``activities`` (or None): ``lead_id``, ``occurred_at`` (UTC), ``type`` (the kind's
-    name when the CRM type is mapped, else the CRM's value, trimmed), ``raw_type``
-    (the CRM's value, trimmed), then the value columns as ``float64``; in source order.
-    """
-
-    spec: AnySpec
-    leads: pd.DataFrame
-    leaky: pd.DataFrame
-    activities: pd.DataFrame | None
-    kinds: tuple[ActivityKind, ...]
-    unmapped_types: dict[str, int]
-    policy_counts: dict[str, dict[str, Any]]
-    categorical: tuple[str, ...]
-    numeric: tuple[str, ...]
-    leaky_names: tuple[str, ...]
-    time_columns: tuple[str, ...]
-    value_columns: tuple[str, ...]
-    labels: dict[str, str]
-    descriptions: dict[str, str]
-    original_names: dict[str, str]
-    leaky_reasons: dict[str, str]
-    fingerprint: str
-    sources: dict[str, str]
-    rows_read: dict[str, int]
-    has_time: bool
-    training: TrainingOptions | None
-    ignored: tuple[str, ...] = ()
-    defaulted: tuple[str, ...] = ()
-    files: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def features(self) -> list[str]:
-        """Feature columns of ``leads``, categorical first."""
-        return [*self.categorical, *self.numeric]
-
-    def summary(self) -> dict[str, Any]:
-        """What was loaded, for the CLI and run metadata (names and counts, no values)."""
-        s = self.spec.to_v2() if isinstance(self.spec, DatasetSpecV2) else None
-        lc: Any = s.tables.leads.columns if s is not None else self.spec.columns
-        leads = self.leads
-        outcome: dict[str, Any] = {}
-        for role in ("converted_at", "disqualified_at"):
-            if role in leads.columns:
-                outcome[role] = int(leads[role].notna().sum())
-        if "label" in leads.columns:
-            outcome["label"] = int(leads["label"].sum())
-        tables: dict[str, Any] = {}
-        for name, description in self.sources.items():
-            tables[name] = {"source": description, "rows_read": self.rows_read.get(name, 0)}
-        tables["leads"]["rows"] = len(leads)
-        if self.activities is not None:
-            tables["activities"]["rows"] = len(self.activities)
-        training = None
-        if self.training is not None:
-            t = self.training
-            training = {
-                "horizon": _duration_text(t.horizon),
-                "every": _duration_text(t.every),
-                "censoring": t.censoring,
-                "snapshots": None
-                if t.snapshots is None
-                else {
-                    "anchor": t.snapshots.anchor,
-                    "offsets": [_duration_text(o) for o in t.snapshots.offsets],
-                },
-            }
-        return {
-            "version": 2 if s is not None else 1,
-            "name": self.spec.name,
-            "tables": tables,
-            "fingerprint": self.fingerprint,
-            "has_time": self.has_time,
-            "id": lc.id if isinstance(lc.id, str) else "(generated)",
-            "created_at": lc.created_at,
-            "outcome_columns": _outcome_columns(s, lc),
-            "outcomes": outcome,
-            "time": [self.original_names[n] for n in self.time_columns],
-            "categorical": [self.original_names[n] for n in self.categorical],
-            "numeric": [self.original_names[n] for n in self.numeric],
-            "leaky": [self.original_names[n] for n in self.leaky_names],
-            "pii": [e.column for e in lc.pii],
-            "ignored": list(self.ignored),
-            "defaulted_to_ignore": list(self.defaulted),
-            "values": list(self.value_columns),
-            "kinds": [
-                {
-                    "name": k.name,
-                    "label": k.label,
-                    "weight": k.weight,
-                    "key_action": k.key_action,
-                    "types": list(k.types),
-                    "events": n,
-                }
-                for k, n in zip(self.kinds, self.kind_counts().values(), strict=True)
-            ],
-            "unmapped_types": dict(self.unmapped_types),
-            "policies": {k: dict(v) for k, v in self.policy_counts.items()},
-            "training": training,
-        }
-
-    def kind_counts(self) -> dict[str, int]:
-        """Events per kind, in spec order (0 for a kind with no events)."""
-        if self.activities is None:
-            return {k.name: 0 for k in self.kinds}
-        counts = self.activities["type"].value_counts()
-        return {k.name: int(counts.get(k.name, 0)) for k in self.kinds}
-
-
-def _utc_date(value: str) -> pd.Timestamp:
-    """An ISO date or timestamp of the spec as UTC (naive values are UTC)."""
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def training_options(s: DatasetSpecV2) -> TrainingOptions | None:
-    """The spec's ``training:`` section with durations and dates parsed."""
-    if s.training is None:
-        return None
-    t = s.training
-    snaps = None
-    if t.snapshots is not None:
-        anchor = {e.column: _entry_name(e) for e in s.tables.leads.columns.time}.get(
-            t.snapshots.anchor, t.snapshots.anchor
-        )
-        snaps = Snapshots(anchor, tuple(parse_duration(o) for o in t.snapshots.offsets))
-    return TrainingOptions(
-        horizon=parse_duration(t.horizon),
-        every=parse_duration(t.every),
-        snapshots=snaps,
-        censoring=t.censoring,
-        **({} if t.split is None else {
-            key: _utc_date(getattr(t.split, key)) for key in ("valid_from", "test_from")}),
-    )
-
-
-def _duration_text(value: pd.Timedelta) -> str:
-    """A Timedelta as the spec writes it: ``90d``, ``12h``, else pandas' text."""
-    for unit, step in (("d", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1))):
-        if value % step == pd.Timedelta(0):
-            return f"{value // step}{unit}"
-    return str(value)
-
-
-def _outcome_columns(s: DatasetSpecV2 | None, lc: Any) -> dict[str, str]:
-    """Outcome role -> source column (``outcomes.<column>`` when from the outcomes table)."""
-    if s is not None and s.tables.outcomes is not None:
-        oc, prefix = s.tables.outcomes.columns, "outcomes."
-    else:
-        oc, prefix = lc, ""
-    out = {
-        role: prefix + getattr(oc, role)
-        for role in ("converted_at", "disqualified_at")
-        if getattr(oc, role, None) is not None
-    }
-    if oc.label is not None:
-        out["label"] = prefix + oc.label.column
-    return out
-
-
-@dataclass
-class SpecDataset:
-    """A flat table loaded through a spec: the frame training trusts, and what it came from.
-
-    ``frame`` has ``lead_id`` (``string``), ``created_at`` (UTC, only when
-    ``has_time``), ``label`` (``int64`` 0/1), then the features under their safe
-    names: categorical as ``string``, numeric as ``float64``. Declared leaky columns
-    are in ``leaky_frame`` (same rows and order, with ``lead_id``), never in
-    ``frame``. PII and ignored columns are not loaded at all.
-
-    ``fingerprint`` is the sha256 of the file's bytes for a file source (as in
-    version 1, so that model versions recorded before spec version 2 still match),
-    else :attr:`SpecTables.fingerprint` (of the loaded content).
-    """
-
-    spec: AnySpec
-    frame: pd.DataFrame
-    leaky_frame: pd.DataFrame
-    categorical: list[str]
-    numeric: list[str]
-    leaky: list[str]
-    has_time: bool
-    labels: dict[str, str]
-    descriptions: dict[str, str]
-    original_names: dict[str, str]
-    leaky_reasons: dict[str, str]
-    fingerprint: str
-    source: Path | str
-    ignored: list[str] = field(default_factory=list)
-    defaulted: list[str] = field(default_factory=list)
-    converted_at: pd.Series | None = None
-
-    @property
-    def features(self) -> list[str]:
-        """Feature columns of ``frame``, categorical first."""
-        return [*self.categorical, *self.numeric]
-
-    @property
-    def label_rate(self) -> float:
-        """Share of leads that converted."""
-        return float(self.frame["label"].mean()) if len(self.frame) else float("nan")
-
-    def summary(self) -> dict[str, Any]:
-        """What was loaded, for the CLI and run metadata (column names only, no values)."""
-        v2 = self.spec.to_v2() if isinstance(self.spec, DatasetSpecV2) else None
-        c: Any = (
-            self.spec.columns if isinstance(self.spec, DatasetSpec) else v2.tables.leads.columns
-        )
-        dropped = (
-            self.spec.read.drop_columns
-            if isinstance(self.spec, DatasetSpec)
-            else v2.tables.leads.read.drop_columns
-        )
-        return {
-            "source": str(self.source),
-            "fingerprint": self.fingerprint,
-            "rows": len(self.frame),
-            "positives": int(self.frame["label"].sum()),
-            "label_rate": self.label_rate,
-            "has_time": self.has_time,
-            "id": c.id if isinstance(c.id, str) else "(generated)",
-            "outcome": c.label.column if c.label is not None else c.converted_at,
-            "created_at": c.created_at,
-            "categorical": [self.original_names[n] for n in self.categorical],
-            "numeric": [self.original_names[n] for n in self.numeric],
-            "leaky": [self.original_names[n] for n in self.leaky],
-            "pii": [e.column for e in c.pii],
-            "ignored": list(self.ignored),
-            "defaulted_to_ignore": list(self.defaulted),
-            "dropped": list(dropped),
-        }
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _bad_rows(
-    mask: np.ndarray,
-    values: pd.Series,
-    ids: pd.Series | None,
-    *,
-    table: str,
-    column: str,
-    expected: str,
-    rows: np.ndarray | None = None,
-) -> list[ValidationIssue]:
-    """One issue per flagged position; ``rows`` maps positions to source rows (default: same)."""
-    positions = np.flatnonzero(mask)[:_MAX_ISSUES_PER_COLUMN]
-    out = []
-    for p in positions:
-        lead = None if ids is None or pd.isna(ids.iloc[p]) else str(ids.iloc[p])
-        out.append(
-            ValidationIssue(
-                table=table,
-                field=column,
-                value=_plain(values.iloc[p]),
-                expected=expected,
-                row=int(p if rows is None else rows[p]),
-                lead_id=lead,
-            )
-        )
-    return out
-
-
-def _plain(value: object) -> object:
-    if value is pd.NA or value is None:
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _to_numbers(
-    raw: pd.Series,
-    csv: CsvOptions,
-    *,
-    table: str,
-    column: str,
-    ids: pd.Series | None,
-    issues: list[ValidationIssue],
-    record: bool = True,
-) -> pd.Series:
-    """A column as float64; values present but not numbers are recorded in ``issues``."""
-    if pd.api.types.is_bool_dtype(raw.dtype) or pd.api.types.is_numeric_dtype(raw.dtype):
-        return raw.astype("float64")
-    text = raw.astype("string").str.strip()
-    if csv.thousands:
-        text = text.str.replace(csv.thousands, "", regex=False)
-    if csv.decimal != ".":
-        text = text.str.replace(csv.decimal, ".", regex=False)
-    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-    bad = (
-        raw.notna().to_numpy()
-        & numbers.isna().to_numpy()
-        & (text != "").fillna(False).to_numpy(bool)
-    )
-    if record:
-        issues.extend(
-            _bad_rows(
-                bad,
-                raw,
-                ids,
-                table=table,
-                column=column,
-                expected="is not a number; the spec lists this column as numeric",
-            )
-        )
-    return numbers
-
-
-def _labels(
-    raw: pd.Series,
-    label: LabelSpec,
-    *,
-    table: str,
-    ids: pd.Series | None,
-    issues: list[ValidationIssue],
-    label_key: str,
-) -> pd.Series:
-    tokens = raw.map(lambda v: None if pd.isna(v) else _data_token(v), na_action=None)
-    pos, neg = label.positive_tokens, label.negative_tokens
-    missing = tokens.isna().to_numpy()
-    issues.extend(
-        _bad_rows(
-            missing,
-            raw,
-            ids,
-            table=table,
-            column=label.column,
-            expected="is missing; every lead needs an outcome",
-        )
-    )
-    known = tokens.isin(pos | neg).to_numpy()
-    expected = (
-        f"is neither positive {sorted(map(str, label.positive))} nor negative "
-        f"{sorted(map(str, label.negative))} ({label_key})"
-    )
-    issues.extend(
-        _bad_rows(~known & ~missing, raw, ids, table=table, column=label.column, expected=expected)
-    )
-    return tokens.isin(pos).astype("int64")
-
-
-def _check_header(
-    origin: str,
-    role_paths: Sequence[tuple[str, str]],
-    default_role: str | None,
-    columns: Sequence[str],
-    *,
-    table: str,
-    columns_key: str,
-) -> list[str]:
-    present = list(columns)
-    present_set = set(present)
-    problems = []
-    for path, column in role_paths:
-        if column not in present_set:
-            problems.append(
-                f"{path}: {column!r} is not a column of {table}{_suggest(column, present)}"
-            )
-    named = {column for _, column in role_paths}
-    unassigned = [c for c in present if c not in named]
-    if unassigned and default_role != "ignore":
-        listed = ", ".join(repr(c) for c in unassigned)
-        problems.append(
-            f"{columns_key}: {len(unassigned)} column(s) of {table} have no role: {listed}; "
-            "give each a role (list unwanted ones under 'ignore'), or set "
-            "'default_role: ignore' to ignore every unlisted column"
-        )
-    if problems:
-        raise spec_error(origin, problems)
-    return unassigned
-
-
-def check_columns(spec: DatasetSpec, columns: Sequence[str], *, table: str) -> list[str]:
-    """Check a version 1 spec against a table's header; return the columns ``default_role`` ignores.
-
-    Raises
-    ------
-    SpecError
-        Naming every column the spec mentions that the table lacks (with a
-        suggestion) and every column of the table that has no role.
-    """
-    return _check_header(
-        spec.origin,
-        spec.role_paths(),
-        spec.default_role,
-        columns,
-        table=table,
-        columns_key="spec.columns",
-    )
-
-
-def _ids(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    ids = raw.astype("string").str.strip()
-    empty = (ids.isna() | (ids == "")).fillna(True).to_numpy(bool)
-    return ids, empty
-
-
-def _times(
-    raw: pd.Series,
-    *,
-    table: str,
-    column: str,
-    ids: pd.Series | None,
-    assume_utc: bool,
-    issues: list[ValidationIssue],
-    required: str | None = None,
-) -> pd.Series:
-    parsed = to_utc(
-        raw, table=table, column=column, lead_ids=ids, assume_utc=assume_utc, issues=issues
-    )
-    if required is not None:
-        issues.extend(
-            _bad_rows(
-                raw.isna().to_numpy(), raw, ids, table=table, column=column, expected=required
-            )
-        )
-    return parsed.reset_index(drop=True)
-
-
-def _generated_ids(raw: pd.DataFrame) -> pd.Series:
-    """``row-<sha256 of the row's values>``; identical rows get -2, -3... (see GeneratedId)."""
-    columns = sorted(raw.columns)
-    text = pd.DataFrame(
-        {c: raw[c].astype("string").fillna("\x00") for c in columns}, index=raw.index
-    )
-    joined = (
-        text.apply(
-            lambda row: "\x1f".join(f"{c}\x1e{v}" for c, v in zip(columns, row, strict=True)),
-            axis=1,
-        )
-        if len(text)
-        else pd.Series([], dtype="object")
-    )
-    digests = joined.map(lambda s: "row-" + hashlib.sha256(s.encode("utf-8")).hexdigest()[:16])
-    occurrence = digests.groupby(digests).cumcount()
-    ids = digests.where(occurrence == 0, digests + "-" + (occurrence + 1).astype(str))
-    return ids.astype("string").reset_index(drop=True)
-
-
-def _fingerprint(frames: dict[str, pd.DataFrame | None]) -> str:
-    """sha256 of the loaded content: names, dtypes and values of every frame, in order."""
-    digest = hashlib.sha256()
-    for name, frame in frames.items():
-        if frame is None:
-            continue
-        digest.update(f"[{name}]".encode())
-        for column in frame.columns:
-            digest.update(f"{column}:{frame[column].dtype};".encode())
-        if len(frame):
-            hashed = pd.util.hash_pandas_object(frame, index=False, categorize=False)
-            digest.update(hashed.to_numpy().tobytes())
-    return digest.hexdigest()
+__all__ = ["load_tables", "load_dataset", "resolve_data_dir"]
 
 
 def _policy_hint(v1: bool, text: str) -> str:
+    """How to relax a policy, in version 2 messages (version 1 messages stay as they were)."""
     return "" if v1 else f" ({text})"
-
-
-# --------------------------------------------------------------------------- load_tables
 
 
 def resolve_data_dir(spec: AnySpec, data_path: str | Path | None = None) -> Path | None:
@@ -605,6 +94,33 @@ def _as_v2(spec: AnySpec, data_path: str | Path | None) -> DatasetSpecV2:
         return spec.to_v2(data_path)
     except ValidationError as exc:  # a v1 spec the v2 model refuses (a feature named converted_at)
         raise spec_error(spec.origin, validation_problems(exc)) from None
+
+
+def _utc_date(value: str) -> pd.Timestamp:
+    """An ISO date or timestamp of the spec as UTC (naive values are UTC)."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def training_options(s: DatasetSpecV2) -> TrainingOptions | None:
+    """The spec's ``training:`` section with durations and dates parsed."""
+    if s.training is None:
+        return None
+    t = s.training
+    snaps = None
+    if t.snapshots is not None:
+        anchor = {e.column: _entry_name(e) for e in s.tables.leads.columns.time}.get(
+            t.snapshots.anchor, t.snapshots.anchor
+        )
+        snaps = Snapshots(anchor, tuple(parse_duration(o) for o in t.snapshots.offsets))
+    return TrainingOptions(
+        horizon=parse_duration(t.horizon),
+        every=parse_duration(t.every),
+        snapshots=snaps,
+        censoring=t.censoring,
+        **({} if t.split is None else {
+            key: _utc_date(getattr(t.split, key)) for key in ("valid_from", "test_from")}),
+    )
 
 
 def load_tables(spec: AnySpec, *, data_path: str | Path | None = None) -> SpecTables:
@@ -720,7 +236,7 @@ def load_tables(spec: AnySpec, *, data_path: str | Path | None = None) -> SpecTa
         first_row = ids[~empty].drop_duplicates(keep="first")
         first_at = dict(zip(first_row.tolist(), first_row.index.tolist(), strict=True))
         hint = _policy_hint(v1, "policies.duplicate_id: error; set it to drop to keep the first")
-        for r in np.flatnonzero(dup)[:_MAX_ISSUES_PER_COLUMN]:
+        for r in np.flatnonzero(dup)[:MAX_ISSUES_PER_COLUMN]:
             value = ids.iloc[r]
             issues.append(
                 ValidationIssue(
@@ -927,264 +443,6 @@ def load_tables(spec: AnySpec, *, data_path: str | Path | None = None) -> SpecTa
         defaulted=tuple(defaulted),
         files=files,
     )
-
-
-def _merge_outcomes(
-    s: DatasetSpecV2,
-    leads: pd.DataFrame,
-    known_ids: set[str],
-    data_dir: Path | None,
-    counts: dict[str, dict[str, Any]],
-) -> tuple[pd.DataFrame, str, int, Path | None]:
-    """Join the outcomes table onto the leads: first time per lead; absent = not converted."""
-    t = s.tables.outcomes
-    assert t is not None
-    oc = t.columns
-    prefix = "spec.tables.outcomes"
-    src = open_source(
-        t.source,
-        t.read,
-        origin=s.origin,
-        table="outcomes",
-        key=f"{prefix}.source",
-        data_dir=data_dir,
-    )
-    paths = [(f"{prefix}.columns.lead_id", oc.lead_id)]
-    if oc.label is not None:
-        paths.append((f"{prefix}.columns.label.column", oc.label.column))
-    for role in ("converted_at", "disqualified_at"):
-        if getattr(oc, role) is not None:
-            paths.append((f"{prefix}.columns.{role}", getattr(oc, role)))
-    paths += [(f"{prefix}.columns.ignore[{i}]", e.column) for i, e in enumerate(oc.ignore)]
-    paths += [(f"{prefix}.read.drop_columns[{i}]", c) for i, c in enumerate(t.read.drop_columns)]
-    _check_header(
-        s.origin,
-        paths,
-        t.default_role,
-        src.header(),
-        table=src.name,
-        columns_key=f"{prefix}.columns",
-    )
-    wanted = [c for p, c in paths if ".ignore[" not in p and ".drop_columns[" not in p]
-    raw = src.read(wanted, numeric=set())
-    table = src.name
-    issues: list[ValidationIssue] = []
-    ids, empty = _ids(raw[oc.lead_id])
-    issues.extend(
-        _bad_rows(
-            empty,
-            raw[oc.lead_id],
-            ids,
-            table=table,
-            column=oc.lead_id,
-            expected="is empty; every outcome needs a lead id",
-        )
-    )
-    frame = pd.DataFrame({"lead_id": ids})
-    for role in ("converted_at", "disqualified_at"):
-        column = getattr(oc, role)
-        if column is not None:
-            frame[role] = _times(
-                raw[column],
-                table=table,
-                column=column,
-                ids=ids,
-                assume_utc=t.read.assume_utc,
-                issues=issues,
-            )
-    if oc.label is not None:
-        frame["label"] = _labels(
-            raw[oc.label.column],
-            oc.label,
-            table=table,
-            ids=ids,
-            issues=issues,
-            label_key=f"{prefix}.columns.label",
-        )
-    unknown = ~ids.isin(known_ids).to_numpy(bool) & ~empty
-    counts["outcome_unknown_lead"] = {
-        "action": s.policies.outcome_unknown_lead,
-        "rows": int(unknown.sum()),
-    }
-    if unknown.any() and s.policies.outcome_unknown_lead == "error":
-        issues.extend(
-            _bad_rows(
-                unknown,
-                raw[oc.lead_id],
-                ids,
-                table=table,
-                column=oc.lead_id,
-                expected="is not a lead of the leads table (policies.outcome_unknown_lead: error; "
-                "set it to drop to drop such rows)",
-            )
-        )
-    if issues:
-        raise DataValidationError(issues)
-    frame = frame[~unknown & ~empty]
-    grouped = frame.groupby("lead_id", sort=False)
-    out = leads.copy()
-    for role in ("converted_at", "disqualified_at"):
-        if role in frame.columns:
-            first = grouped[role].min()
-            out[role] = out["lead_id"].map(first).astype("datetime64[ns, UTC]")
-    if "label" in frame.columns:
-        label = grouped["label"].max()
-        out["label"] = out["lead_id"].map(label).fillna(0).astype("int64")
-    return out, src.description, len(raw), src.path
-
-
-def _load_activities(
-    s: DatasetSpecV2,
-    leads: pd.DataFrame,
-    known_ids: set[str],
-    dropped_ids: set[str],
-    dropped_by: dict[str, set[str]],
-    data_dir: Path | None,
-    counts: dict[str, dict[str, Any]],
-) -> tuple[pd.DataFrame, tuple[ActivityKind, ...], dict[str, int], str, int, Path | None]:
-    t = s.tables.activities
-    assert t is not None
-    ac = t.columns
-    prefix = "spec.tables.activities"
-    src = open_source(
-        t.source,
-        t.read,
-        origin=s.origin,
-        table="activities",
-        key=f"{prefix}.source",
-        data_dir=data_dir,
-    )
-    paths = [
-        (f"{prefix}.columns.lead_id", ac.lead_id),
-        (f"{prefix}.columns.occurred_at", ac.occurred_at),
-        (f"{prefix}.columns.type", ac.type),
-    ]
-    paths += [(f"{prefix}.columns.values.{n}", c) for n, c in ac.values.items()]
-    wanted = [c for _, c in paths]
-    paths += [(f"{prefix}.columns.ignore[{i}]", e.column) for i, e in enumerate(ac.ignore)]
-    paths += [(f"{prefix}.read.drop_columns[{i}]", c) for i, c in enumerate(t.read.drop_columns)]
-    _check_header(
-        s.origin,
-        paths,
-        t.default_role,
-        src.header(),
-        table=src.name,
-        columns_key=f"{prefix}.columns",
-    )
-    raw = src.read(wanted, numeric=set(ac.values.values()))
-    table = src.name
-    csv = t.source.csv_options if t.source.kind == "file" else CsvOptions()
-    issues: list[ValidationIssue] = []
-    ids, empty = _ids(raw[ac.lead_id])
-    issues.extend(
-        _bad_rows(
-            empty,
-            raw[ac.lead_id],
-            ids,
-            table=table,
-            column=ac.lead_id,
-            expected="is empty; every activity needs a lead id",
-        )
-    )
-    occurred = _times(
-        raw[ac.occurred_at],
-        table=table,
-        column=ac.occurred_at,
-        ids=ids,
-        assume_utc=t.read.assume_utc,
-        issues=issues,
-        required="is missing; every activity needs a time",
-    )
-    raw_type = raw[ac.type].astype("string").str.strip()
-    no_type = (raw_type.isna() | (raw_type == "")).fillna(True).to_numpy(bool)
-    issues.extend(
-        _bad_rows(
-            no_type,
-            raw[ac.type],
-            ids,
-            table=table,
-            column=ac.type,
-            expected="is missing; every activity needs a type",
-        )
-    )
-    frame = pd.DataFrame({"lead_id": ids, "occurred_at": occurred, "raw_type": raw_type})
-    for name, column in ac.values.items():
-        frame[name] = _to_numbers(
-            raw[column], csv, table=table, column=column, ids=ids, issues=issues
-        )
-
-    # leads dropped by a policy take their activities with them (counted there)
-    of_dropped = ids.isin(dropped_ids).to_numpy(bool) & ~empty
-    for policy, lead_set in dropped_by.items():
-        if policy in counts and counts[policy]["action"] == "drop":
-            counts[policy]["activities"] = int(ids.isin(lead_set).sum())
-    unknown = ~ids.isin(known_ids).to_numpy(bool) & ~empty & ~of_dropped
-    counts["activity_unknown_lead"] = {
-        "action": s.policies.activity_unknown_lead,
-        "rows": int(unknown.sum()),
-    }
-    if unknown.any() and s.policies.activity_unknown_lead == "error":
-        issues.extend(
-            _bad_rows(
-                unknown,
-                raw[ac.lead_id],
-                ids,
-                table=table,
-                column=ac.lead_id,
-                expected="is not a lead of the leads table (policies.activity_unknown_lead: error; "
-                "set it to drop to drop such rows)",
-            )
-        )
-    if issues:
-        raise DataValidationError(issues)
-    keep = ~unknown & ~of_dropped
-
-    # after the outcome: the first of converted_at and disqualified_at
-    ends = [c for c in ("converted_at", "disqualified_at") if c in leads.columns]
-    after = np.zeros(len(frame), dtype=bool)
-    if ends:
-        end = leads[ends].min(axis=1) if len(ends) > 1 else leads[ends[0]]
-        end_by_lead = pd.Series(end.to_numpy(), index=leads["lead_id"].to_numpy())
-        lead_end = frame["lead_id"].map(end_by_lead)
-        after = (frame["occurred_at"] > lead_end).fillna(False).to_numpy(bool) & keep
-    counts["activity_after_outcome"] = {
-        "action": s.policies.activity_after_outcome,
-        "rows": int(after.sum()),
-    }
-    if s.policies.activity_after_outcome == "drop":
-        keep &= ~after
-    frame = frame[keep].reset_index(drop=True)
-
-    # kinds
-    kinds = tuple(
-        ActivityKind(
-            name, k.label, float(k.weight), bool(k.key_action), tuple(v.strip() for v in k.types)
-        )
-        for name, k in t.kinds.items()
-    )
-    mapping = {raw_value: k.name for k in kinds for raw_value in k.types}
-    kind_names = {k.name for k in kinds}
-    mapped = frame["raw_type"].map(mapping)
-    unmapped_mask = mapped.isna()
-    unmapped_counts = frame.loc[unmapped_mask, "raw_type"].value_counts()
-    clash = sorted(set(unmapped_counts.index) & kind_names)
-    if clash:
-        raise SpecError(
-            f"{s.origin}: {prefix}.kinds: the CRM type {clash[0]!r} is not mapped to a kind but "
-            f"is also a kind's name, so 'type' would mean two things; add it to "
-            f"kinds.{clash[0]}.types or rename the kind"
-        )
-    unmapped = {
-        str(k): int(v)
-        for k, v in sorted(unmapped_counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
-    }
-    frame.insert(2, "type", mapped.fillna(frame["raw_type"]).astype("string"))
-    frame["raw_type"] = frame["raw_type"].astype("string")
-    frame["lead_id"] = frame["lead_id"].astype("string")
-    return frame, kinds, unmapped, src.description, len(raw), src.path
-
-
-# --------------------------------------------------------------------------- load_dataset
 
 
 def load_dataset(spec: AnySpec, data_path: str | Path | None = None) -> SpecDataset:

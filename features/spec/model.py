@@ -21,7 +21,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from features.errors import SpecError
 
@@ -351,6 +351,24 @@ class LeadColumns(_Strict):
     ignore: list[ColumnEntry] = Field(default_factory=list)
     leaky: list[LeakyEntry] = Field(default_factory=list)
     pii: list[ColumnEntry] = Field(default_factory=list)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_is_a_column_or_generated(cls, value: Any) -> Any:
+        # One clear message instead of one per member of the union.
+        expected = "expected the id column's name, or {generate: true}"
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError(f"is empty; {expected}")
+            return value
+        if isinstance(value, dict):
+            unknown = [k for k in value if k != "generate"]
+            if unknown:
+                hint = _suggest(str(unknown[0]), ["generate"])
+                raise ValueError(f"unknown key {unknown[0]!r}{hint}; {expected}")
+            if value.get("generate") is True:
+                return value
+        raise ValueError(f"{expected}; got {value!r}")
 
     @property
     def id_column(self) -> str | None:

@@ -13,7 +13,9 @@ it.) Every failure is a :class:`~features.errors.SpecError` naming the spec key:
   ``...source.query``; a missing table, with the closest table name.
 
 Relative paths (``file:``, paths inside ``sql:``, a ``sqlite:///`` database file)
-resolve against the data folder.
+resolve against the data folder. DuckDB would look in the current directory first, so
+a query whose relative path also exists there is refused rather than read from the
+wrong place.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ __all__ = ["TableSource", "open_source", "mask_url", "file_sha256"]
 
 _CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".csv.zip", ".csv.bz2", ".csv.xz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
+_SQL_STRING_RE = re.compile(r"'((?:[^']|'')*)'")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_QUERY_KEYS = ("password", "passwd", "secret", "token", "sslpassword")
 
@@ -204,10 +207,11 @@ class _DuckDBReader:
         if self._rel is None:
             import duckdb
 
+            self._refuse_shadowed_paths()
             con = duckdb.connect(":memory:")
             folder = str(self.data_dir).replace("'", "''")
-            # DuckDB looks up relative file names in file_search_path (after the current
-            # directory): the spec's query reads the spec's data, not whatever is in cwd.
+            # DuckDB looks up a relative file name in the current directory first, then in
+            # file_search_path; _refuse_shadowed_paths makes sure the first finds nothing.
             con.execute(f"SET file_search_path = '{folder}'")
             con.execute("SET TimeZone = 'UTC'")
             try:
@@ -223,6 +227,36 @@ class _DuckDBReader:
                 )
             self._con, self._rel = con, rel
         return self._rel
+
+    def _refuse_shadowed_paths(self) -> None:
+        """Refuse a relative path in the query that the current directory also has.
+
+        DuckDB would read the current directory's file rather than the data folder's,
+        so the same spec would read different data depending on where it is run from.
+        (Changing the process's directory instead would be a side effect on everything
+        else running in it.)
+        """
+        cwd = Path.cwd().resolve()
+        if cwd == self.data_dir.resolve():
+            return
+        for match in _SQL_STRING_RE.finditer(self.sql):
+            text = match.group(1).replace("''", "'")
+            # Only what looks like a file name: 'Pass' or 'B' in a CASE is not a path.
+            if not any(c in text for c in "./*") or "://" in text:
+                continue
+            if Path(text).is_absolute() or text.startswith("~"):
+                continue
+            try:
+                hits = sorted(p for p in cwd.glob(text) if p.is_file())
+            except (ValueError, NotImplementedError, OSError):
+                continue
+            if hits:
+                raise SpecError(
+                    f"{self.origin}: {self.key}: {text!r} also exists in the current directory "
+                    f"({str(hits[0])!r}), which DuckDB would read instead of the data folder "
+                    f"{str(self.data_dir)!r}; run from another directory or write the path "
+                    "in full"
+                )
 
     def header(self) -> list[str]:
         return [str(c) for c in self._relation().columns]

@@ -11,6 +11,8 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from features.errors import DataValidationError, SpecError
 from features.spec import (
@@ -343,7 +345,7 @@ def test_duckdb_sql_over_files_next_to_the_spec(tmp_path: Path) -> None:
     assert t.sources["leads"].startswith("DuckDB SQL over")
 
 
-def test_duckdb_relative_paths_follow_the_data_folder_not_the_cwd(
+def test_duckdb_relative_paths_resolve_against_data_dir_or_data_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = write(tmp_path / "data")
@@ -371,6 +373,28 @@ def test_duckdb_timestamps_with_time_zone_are_utc(tmp_path: Path) -> None:
     spec["tables"]["leads"]["columns"]["pii"] = []
     t = load(tmp_path, spec)
     assert t.leads["created_at"].iloc[0] == pd.Timestamp("2026-01-01T08:00:00Z")
+
+
+def test_duckdb_path_shadowed_by_the_current_directory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "data")
+    spec = changed(tables__activities__source={"sql": "SELECT * FROM read_csv('events.csv')"})
+    path = spec_file(tmp_path / "data", spec)
+    decoy = tmp_path / "elsewhere"
+    decoy.mkdir()
+    (decoy / "events.csv").write_text("lead,at,what,clicks,url\n", encoding="utf-8")
+    monkeypatch.chdir(decoy)
+    with pytest.raises(SpecError) as info:
+        load_tables(load_spec(path))
+    message = str(info.value)
+    assert (
+        "spec.tables.activities.source.sql: 'events.csv' also exists in the current directory"
+        in message
+    )
+    assert "which DuckDB would read instead of the data folder" in message
+    monkeypatch.chdir(tmp_path / "data")  # run from the data folder itself: no ambiguity
+    assert len(load_tables(load_spec(path)).activities) == 6
 
 
 def _sqlite(path: Path) -> None:
@@ -777,6 +801,15 @@ def test_unmapped_type_equal_to_a_kind_name_is_refused(tmp_path: Path) -> None:
         ),
         (changed(tables__outcomes=None), "spec.tables.leads.columns: no outcome; set 'label'"),
         (changed(tables__leads=None), "spec.tables.leads: is required"),
+        (changed(tables__leads__columns__id=None), "spec.tables.leads.columns.id: is required"),
+        (
+            changed(tables__leads__columns__id={"generat": True}),
+            "spec.tables.leads.columns.id: unknown key 'generat'; did you mean 'generate'?",
+        ),
+        (
+            changed(tables__leads__columns__id={"generate": False}),
+            "spec.tables.leads.columns.id: expected the id column's name, or {generate: true}; got {'generate': False}",
+        ),
         (
             changed(training={"horizon": "90 days"}),
             "spec.training.horizon: '90 days' is not a duration; expected a positive whole number followed by d, h or w",
@@ -876,3 +909,29 @@ def test_oulad_loads_through_the_shipped_spec() -> None:
     assert (~leads["lead_id"].isin(set(a["lead_id"]))).sum() > 200
     assert leads["presentation_start"].dt.strftime("%m-%d").isin(["02-01", "10-01"]).all()
     assert "final_result" in t.leaky.columns and "final_result" not in leads.columns
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["web", "event", None]), st.integers(0, 3)),
+        min_size=1,
+        max_size=12,
+    ),
+    seed=st.randoms(use_true_random=False),
+)
+def test_generated_ids_depend_on_the_row_not_its_position(rows: list, seed: Any) -> None:
+    """Shuffling the rows gives every row the same id (identical rows are interchangeable)."""
+    from features.spec.values import _generated_ids
+
+    frame = pd.DataFrame(rows, columns=["channel", "visits"]).astype({"channel": "string"})
+    shuffled = frame.sample(frac=1.0, random_state=seed.randint(0, 2**31)).reset_index(drop=True)
+
+    def id_to_row(f: pd.DataFrame) -> dict:
+        ids = _generated_ids(f)
+        return {
+            i: (c, v) for i, c, v in zip(ids, f["channel"].fillna("-"), f["visits"], strict=True)
+        }
+
+    assert id_to_row(shuffled) == id_to_row(frame)
+    assert _generated_ids(frame).is_unique
