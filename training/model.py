@@ -142,6 +142,8 @@ class LeadModel:
         comparison with the rules, the data time window, display labels of BYO fields,
         and the definition of the feature set the features come from
         (:meth:`features.registry.FeatureSet.to_json`; see :meth:`feature_set`).
+    dataset_spec : str
+        The YAML document of the dataset spec it was trained through ("" for none).
     """
 
     def __init__(
@@ -175,6 +177,7 @@ class LeadModel:
         self.data_window: dict[str, Any] = {}
         self.field_labels: dict[str, str] = {}
         self.feature_set_definition: dict[str, Any] = {}
+        self.dataset_spec: str = ""
         self._validate_params()
 
     def _validate_params(self) -> None:

@@ -238,12 +238,14 @@ def training_data_from_spec(
     for one is a ``ValueError``.
     """
     from features.grid import DEFAULT_HORIZON
-    from features.spec import load_dataset, load_spec
+    from features.registry import FeatureSet, FitColumn
+    from features.spec import DatasetSpec, load_dataset, load_spec
 
     spec = load_spec(spec_path)
-    timed_outcome = spec.columns.converted_at is not None and spec.has_time
+    columns = spec.columns if isinstance(spec, DatasetSpec) else spec.tables.leads.columns
+    timed_outcome = columns.converted_at is not None and spec.has_time
     if horizon is not None and not timed_outcome:
-        outcome = ("a label column" if spec.columns.label is not None
+        outcome = ("a label column" if columns.label is not None
                    else "converted_at without created_at")
         raise ValueError(
             f"A horizon ({horizon}) needs a spec with both created_at and converted_at; "
@@ -273,12 +275,21 @@ def training_data_from_spec(
                 "data_end": data_end.isoformat(),
                 "label_definition": f"converted within {purge_gap} after created_at"}
     names = (*ds.features, *leaky)
+    # One row per lead: the features are the spec's columns as loaded, which is what
+    # a feature set of fit columns alone computes from the same values.
+    feature_set = FeatureSet.from_definition(
+        ds.spec.name or "spec",
+        [FitColumn(n, "categorical" if n in ds.categorical else "numeric", ds.labels.get(n, n),
+                   ds.descriptions.get(n, "")) for n in ds.features],
+        has_time=False, has_activities=False,
+    )
     schema = FeatureSchema(
         names=tuple(names),
         categorical=(*ds.categorical, *leaky_categorical),
-        version=f"spec:{ds.spec.name}:{ds.fingerprint[:12]}",
+        version=feature_set.version,
         field_labels=dict(ds.labels),
         declared_leaky=tuple(ds.leaky),
+        feature_set=feature_set.to_json(),
     )
     return TrainingData(
         frame=frame, schema=schema,
@@ -288,6 +299,10 @@ def training_data_from_spec(
               "spec_name": ds.spec.name, "fingerprint": ds.fingerprint,
               "original_names": dict(ds.original_names), "n_rows_loaded": len(ds.frame),
               **info},
+        artifacts={
+            "dataset/feature_set.json": feature_set.to_json(),
+            f"dataset/{Path(spec_path).name}": Path(spec_path).read_text(encoding="utf-8"),
+        },
     )
 
 
@@ -454,6 +469,9 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
     model.cold_start = cold_start
     model.field_labels = dict(schema.field_labels)
     model.feature_set_definition = dict(schema.feature_set)
+    # The spec document itself: what a service needs to take the CRM's own fields.
+    model.dataset_spec = next((text for path, text in data.artifacts.items()
+                               if path.endswith((".yaml", ".yml")) and isinstance(text, str)), "")
     model.data_window = {**split.boundaries, "split": split.kind,
                          "time_column": data.time_column or ""}
 
