@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     rules_file: Path | None = Field(
         default=None, description="Rules YAML for the fallback; the packaged default if unset."
     )
+    dataset: Path | None = Field(
+        default=None,
+        description="The dataset spec whose contract the service speaks (its CRM's field "
+        "names and activity types). Unset: the contract of the first champion it loads "
+        "(its own logged spec), else the built-in one. A champion of another spec is refused.",
+    )
 
     @field_validator("api_key")
     @classmethod

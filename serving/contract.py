@@ -311,7 +311,7 @@ class Refusal(_Strict):
     version: str | None = Field(examples=["4"])
     uri: str | None = Field(examples=["models:/lead-scoring/4"])
     reason: str = Field(
-        examples=["feature_set_version 2 does not match the code's 3"],
+        examples=["feature_set_version '2' does not match the '3' this service speaks"],
     )
     at: datetime
 
@@ -329,7 +329,18 @@ class ModelInfo(_Strict):
     )
     model_uri: str | None = Field(examples=["models:/lead-scoring/3"])
     pinned: bool = Field(description="True when Settings.model_uri pins one model (no polling).")
-    feature_set_version: str | None = Field(examples=["1"])
+    feature_set_version: str | None = Field(
+        description="The feature set of the model served.", examples=["2026.11.1"])
+    serves_spec: str = Field(
+        default="builtin",
+        description="The dataset spec whose contract /score speaks: 'builtin' (this "
+        "document's Lead), or the name of the CRM's spec the model was trained through, "
+        "whose own field names /score then takes.", examples=["builtin"])
+    speaks_feature_set: str | None = Field(
+        default=None,
+        description="The feature set this service accepts models of; a champion of another "
+        "is refused (see last_refusal). Null until the first model is loaded.",
+        examples=["2026.11.1"])
     metrics: dict[str, float | None] = Field(
         description="Test-window metrics recorded at training. A metric that could not be "
         "computed (e.g. cold_start_model_auc when the test window held no cold-start lead) "

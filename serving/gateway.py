@@ -34,6 +34,7 @@ at start-up, not at import.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hmac
 import http
@@ -234,6 +235,12 @@ class Gateway:
                     [f"the limit is {settings.max_body_bytes} bytes (LEADSCORE_MAX_BODY_BYTES)"],
                 ))
                 return
+            contract = getattr(service, "spec_contract", None) if model is not None else None
+            if contract is not None:
+                # A spec's model: its CRM's own fields, validated and scored here (BentoML's
+                # handler knows only the built-in contract).
+                await self._spec(service, contract, path, body, send)
+                return
             if model is not None:
                 problem = self._check(model, body, settings.max_batch)
                 if problem is not None:
@@ -243,6 +250,35 @@ class Gateway:
             receive = _replay(body, receive)
 
         await self._call_safely(scope, receive, send)
+
+    async def _spec(self, service: Any, contract: Any, path: str, body: bytes, send: Send) -> None:
+        """``POST /score`` for a spec's model; ``/explain`` is not there yet (501)."""
+        if path != "/score":
+            await self._json(send, 501, error_body("not implemented for this model", [
+                f"{path} is not yet available for a model trained through a dataset spec "
+                f"(this service speaks spec {contract.spec.name!r}); POST /score is"]))
+            return
+        problem = self._check(contract.request_model, body, service.settings.max_batch)
+        if problem is not None:
+            status, err, detail = problem
+            await self._json(send, status, error_body(err, detail))
+            return
+        leads = json.loads(body).get("leads", [])
+        if all(isinstance(lead, dict) and contract.missing_every_field(lead) for lead in leads):
+            expected = contract.expected_fields()
+            await self._json(send, 422, error_body("invalid request", [
+                f"leads: no lead has any field of spec {contract.spec.name!r}; expected some "
+                f"of {expected[:20]}{' ...' if len(expected) > 20 else ''} (the CRM's own "
+                "column names). Unknown keys are ignored: check the mapping."]))
+            return
+        request = contract.request_model.model_validate_json(body)
+        try:
+            status, answer = await asyncio.to_thread(service.score_spec, request)
+        except Exception as exc:  # noqa: BLE001  (answered as a JSON 500, logged below)
+            logger.error("unhandled %s on %s [request %s]\n%s", type(exc).__name__, path,
+                         request_id.get(), "".join(traceback.format_tb(exc.__traceback__)))
+            status, answer = 500, error_body("internal error")
+        await self._json(send, status, answer)
 
     @staticmethod
     def _check(model: type[BaseModel], body: bytes, max_batch: int

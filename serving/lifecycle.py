@@ -112,6 +112,12 @@ def _now() -> datetime:
 
 def smoke_test(bundle: ModelBundle, rules: Any) -> None:
     """Score one synthetic lead through the whole path; raise if anything is off."""
+    feature_set = bundle.model.feature_set() if hasattr(bundle.model, "feature_set") else None
+    if feature_set is not None and feature_set.name != "builtin":
+        from serving.spec_scoring import spec_smoke_test
+
+        spec_smoke_test(bundle)
+        return
     now = pd.Timestamp.now(tz="UTC").floor("s")
     leads = pd.DataFrame({"lead_id": ["smoke-test"], "created_at": [now - pd.Timedelta(days=30)],
                           "source": ["web"], "company_size": [50.0]})
@@ -149,8 +155,9 @@ class ModelLifecycle:
         Returns the :class:`Candidate` to serve (None when there is none).
     loader : callable
         Loads a candidate's LeadModel.
-    feature_set_version : str
-        The code's feature set version; a model trained on another is refused.
+    feature_set_version : str or None
+        The feature set version the service speaks; a model trained on another is
+        refused. None adopts the first model's (the service then speaks its spec).
     cold_start_policy : {"auto", "model", "rules"}
     poll_interval_s : float or None
         None disables polling (a pinned model).
@@ -162,7 +169,7 @@ class ModelLifecycle:
         *,
         resolver: Resolver,
         loader: Loader,
-        feature_set_version: str,
+        feature_set_version: str | None,
         cold_start_policy: str = "auto",
         poll_interval_s: float | None = 30.0,
         smoke: Callable[[ModelBundle, Any], None] = smoke_test,
@@ -171,7 +178,7 @@ class ModelLifecycle:
         self.rules = rules
         self.resolver = resolver
         self.loader = loader
-        self.feature_set_version = str(feature_set_version)
+        self.feature_set_version = None if feature_set_version is None else str(feature_set_version)
         self.cold_start_policy = cold_start_policy
         self.poll_interval_s = poll_interval_s
         self.smoke = smoke
@@ -225,6 +232,8 @@ class ModelLifecycle:
                 self._refuse(candidate, bundle_or_reason)
                 return False
             self.engine = Engine(bundle_or_reason, self.rules, self.cold_start_policy)  # type: ignore[arg-type]
+            if self.feature_set_version is None:  # the first model sets the contract
+                self.feature_set_version = str(bundle_or_reason.model.feature_set_version)
             logger.info(
                 "now serving %s version %s (%s)",
                 candidate.name, candidate.version, candidate.uri,
@@ -239,11 +248,17 @@ class ModelLifecycle:
         except Exception as exc:  # noqa: BLE001  (the version is refused with the reason)
             return f"failed to load: {type(exc).__name__}: {_first_line(exc)}"
         got = str(getattr(model, "feature_set_version", ""))
-        if got != self.feature_set_version:
+        if self.feature_set_version is not None and got != self.feature_set_version:
             return (
-                f"feature_set_version {got!r} does not match the code's "
-                f"{self.feature_set_version!r}; retrain on the current feature set"
+                f"feature_set_version {got!r} does not match the {self.feature_set_version!r} "
+                "this service speaks; retrain on its feature set (or start a service for "
+                "that model's spec: leadscore serve --dataset SPEC)"
             )
+        try:
+            if hasattr(model, "feature_set"):
+                model.feature_set()  # a definition this code cannot rebuild is refused here
+        except ValueError as exc:
+            return f"its feature set cannot be rebuilt: {_first_line(exc)}"
         bundle = ModelBundle(
             model=model, name=candidate.name, version=candidate.version,
             alias=candidate.alias, uri=candidate.uri, loaded_at=_now(),

@@ -466,9 +466,11 @@ def _model_rows(
 def _rows_from_features(
     bundle: ModelBundle, lead_ids: list[Any], stamps: list[pd.Timestamp],
     X: Mapping[str, Any], records: list[Mapping[str, Any]] | None, top_reasons: int,
+    reasons_of: Callable[[Mapping[str, Any], Mapping[str, float]], list[Reason]] = reasons_for,
 ) -> list[dict[str, Any]]:
     """Model rows from the leads' feature columns ``X`` (and, for reasons, their values
-    per lead). Raises on any failure."""
+    per lead). ``reasons_of`` groups contributions by business field (the built-in
+    feature set's, or a spec's ``FeatureSet.reasons_for``). Raises on any failure."""
     model = bundle.model
     names = model.feature_names
     if top_reasons > 0:
@@ -485,7 +487,7 @@ def _rows_from_features(
         reasons: list[Reason] = []
         if records is not None:
             impacts = dict(zip(names, contrib[i].tolist(), strict=True))
-            reasons = explain_blanks(select_reasons(reasons_for(records[i], impacts),
+            reasons = explain_blanks(select_reasons(reasons_of(records[i], impacts),
                                                     top_reasons))
         rows.append({
             "lead_id": lead_id, "as_of": stamp, "probability": float(probability[i]),

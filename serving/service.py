@@ -36,6 +36,7 @@ import math
 from collections import Counter
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import bentoml
 from fastapi import FastAPI
@@ -121,14 +122,16 @@ class LeadScoring:
             )
         from rules_fallback import load_rules
 
-        with bentoml.importing():
-            from features.registry import FEATURE_SET_VERSION
+        # The contract: the spec given (LEADSCORE_DATASET / serve --dataset), else the first
+        # champion's own (its logged spec), else the built-in one; see spec_contract.
+        self._dataset_contract, expected = _dataset_contract(self.settings.dataset)
+        self._contract_cache: tuple[str | None, Any] = (None, None)
 
         self.lifecycle = ModelLifecycle(
             load_rules(self.settings.rules_file),
             resolver=mlflow_resolver(self.settings),
             loader=mlflow_loader(self.settings),
-            feature_set_version=FEATURE_SET_VERSION,
+            feature_set_version=expected,
             cold_start_policy=self.settings.cold_start_policy,
             # A pinned model is pinned: nothing to poll.
             poll_interval_s=None if self.settings.model_uri else self.settings.poll_interval_s,
@@ -147,6 +150,44 @@ class LeadScoring:
         settle_heap()
         # After a swap the new model is long-lived too; the old one's cycles are freed.
         self.lifecycle.on_swap = settle_heap
+
+    @property
+    def spec_contract(self) -> Any:
+        """The contract of the spec this service speaks, or None for the built-in one."""
+        if self._dataset_contract is not None:
+            return self._dataset_contract
+        bundle = self.lifecycle.engine.model
+        if bundle is None:
+            return None
+        cached_uri, contract = self._contract_cache
+        if cached_uri != bundle.uri:
+            from serving.spec_contract import SpecContract
+
+            contract = SpecContract.from_model(bundle.model)
+            self._contract_cache = (bundle.uri, contract)
+        return contract
+
+    def score_spec(self, request: Any) -> tuple[int, dict]:
+        """``POST /score`` for a spec's model (the gateway validated ``request``; it calls
+        this in a worker thread, off the event loop)."""
+        from serving.spec_scoring import NoSpecModel, score_spec_leads
+
+        engine = self.lifecycle.engine
+        contract = self.spec_contract
+        as_of = request.as_of or pd.Timestamp.now(tz="UTC").to_pydatetime()
+        try:
+            rows = score_spec_leads(request.leads, as_of, engine, contract,
+                                    top_reasons=request.top_reasons)
+        except NoSpecModel as exc:
+            return 503, error_body("no model", [str(exc)])
+        except DataValidationError as exc:
+            return 422, error_body("invalid request", [
+                f"leads[{i.row}].{i.field}: {i.value!r} {i.expected}" for i in exc.issues])
+        self.counters.scored(rows)
+        logger.info("scored %d leads of spec %s (%s)", len(rows), contract.spec.name,
+                    _by_counts(rows))
+        return 200, ScoreResponse.model_validate({"results": plain_records(rows)}).model_dump(
+            mode="json")
 
     @bentoml.on_shutdown
     def _stop_polling(self) -> None:
@@ -225,6 +266,9 @@ class LeadScoring:
             model_uri=bundle.uri if bundle else None,
             pinned=self.settings.model_uri is not None,
             feature_set_version=str(model.feature_set_version) if model else None,
+            serves_spec=(self.spec_contract.spec.name if self.spec_contract is not None
+                         else "builtin"),
+            speaks_feature_set=life.feature_set_version,
             metrics={k: _finite_or_none(v)
                      for k, v in (getattr(model, "metrics", None) or {}).items()
                      if v is None or isinstance(v, (int, float))},
@@ -241,6 +285,22 @@ class LeadScoring:
 
 LeadScoring.add_asgi_middleware(Gateway)
 LeadScoring.description = f"{LeadScoring.description}\n\n{BATCH_POLICY}"
+
+
+def _dataset_contract(dataset: Path | None) -> tuple[Any, str | None]:
+    """The contract of ``LEADSCORE_DATASET`` (None for none or the built-in spec), and
+    the feature set version it expects (None: adopt the first champion's)."""
+    if dataset is None:
+        return None, None
+    from features.spec import load_spec
+    from serving.spec_contract import SpecContract
+    from training.from_spec import spec_feature_set
+
+    spec = load_spec(dataset)
+    feature_set = spec_feature_set(spec)
+    if feature_set.name == "builtin":
+        return None, feature_set.version
+    return SpecContract(spec, feature_set), feature_set.version
 
 
 def _finite_or_none(value: float | None) -> float | None:

@@ -30,6 +30,7 @@ __all__ = [
     "build_spec_training_set",
     "training_data_for_spec",
     "label_known_at",
+    "spec_feature_set",
 ]
 
 
@@ -57,6 +58,35 @@ def feature_set_for(tables: Any) -> FeatureSet:
     return FeatureSet.from_definition(
         name, fit, kinds, has_time=tables.has_time, has_activities=tables.activities is not None
     )
+
+
+def spec_feature_set(spec: Any) -> FeatureSet:
+    """The feature set a spec's model has, from the spec alone (no data read).
+
+    The same as training derives: a version-2 spec with time gets snapshots, fit
+    columns plus lead age, and engagement per kind (:func:`feature_set_for`); a flat
+    table, or a version-1 spec, gets its fit columns alone
+    (:func:`training.pipeline.training_data_from_spec`).
+    """
+    from features.spec import DatasetSpecV2
+    from features.spec.model import _entry_name
+
+    if getattr(spec, "contract", None) == "builtin":
+        return BUILTIN
+    v2 = spec if isinstance(spec, DatasetSpecV2) else spec.to_v2()
+    columns = v2.tables.leads.columns
+    fit = [FitColumn(_entry_name(e), kind, e.label or e.column, e.description or "")
+           for kind, entries in (("categorical", columns.categorical),
+                                 ("numeric", columns.numeric))
+           for e in entries]
+    name = v2.name or "spec"
+    if not (isinstance(spec, DatasetSpecV2) and spec.has_time):
+        return FeatureSet.from_definition(name, fit, has_time=False, has_activities=False)
+    activities = v2.tables.activities
+    kinds = [KindDefinition(k, kind.label, float(kind.weight), bool(kind.key_action))
+             for k, kind in (activities.kinds.items() if activities is not None else ())]
+    return FeatureSet.from_definition(name, fit, kinds, has_time=True,
+                                      has_activities=activities is not None)
 
 
 def _empty_activities() -> pd.DataFrame:

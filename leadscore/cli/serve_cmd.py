@@ -130,11 +130,25 @@ _WORKERS = typer.Option(1, "--workers", min=1, help="Worker processes (about one
 
 
 @app.command("serve")
-def serve_command(host: str = _HOST, port: int = _PORT, workers: int = _WORKERS) -> None:
+def serve_command(
+    host: str = _HOST, port: int = _PORT, workers: int = _WORKERS,
+    dataset: Path | None = typer.Option(
+        None, "--dataset", dir_okay=False,
+        help="Speak this dataset spec's contract (its CRM's field names); default: the "
+        "champion's own spec, else the built-in one. A champion of another spec is refused.",
+    ),
+) -> None:
     """Serve the scoring API. Never trains: without a champion the rules answer."""
     cfg = _serve_settings()
     _check_auth(cfg)
-    _run_server(cfg, host, port, workers)
+    env = None
+    if dataset is not None:
+        from features.spec import load_spec
+
+        load_spec(dataset)  # a bad spec is refused here, with its key paths, not in a worker
+        env = server_env(cfg, workers)
+        env["LEADSCORE_DATASET"] = str(dataset.resolve())
+    _run_server(cfg, host, port, workers, env=env)
 
 
 def _cli(*args: str) -> None:

@@ -103,6 +103,9 @@ def test_x_education_without_time_and_with_select_as_missing():
     from features.registry import FeatureSet
 
     fs = FeatureSet.from_json(data.schema.feature_set)
+    from training.from_spec import spec_feature_set
+
+    assert spec_feature_set(load_spec(spec_path)).version == fs.version
     contract = SpecContract(load_spec(spec_path), fs)
     schema = contract.lead_model.model_json_schema(by_alias=True)
     assert "created_at" not in schema["properties"] and "Lead Source" in schema["properties"]

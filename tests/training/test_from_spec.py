@@ -267,3 +267,15 @@ def test_the_same_crm_in_postgresql_gives_the_same_training_set(crm, tmp_path, p
     assert feature_set_for(db_tables).version == feature_set_for(_tables(crm)).version
     pd.testing.assert_frame_equal(from_db, from_files)
     assert "password" not in json.dumps(db_tables.sources)
+
+
+def test_the_spec_alone_gives_the_feature_set_training_derives(crm):
+    from features.spec import example_spec_path, load_spec
+    from training.from_spec import spec_feature_set
+
+    assert spec_feature_set(load_spec(crm)).version == feature_set_for(_tables(crm)).version
+    oulad = load_spec(example_spec_path("oulad"))
+    assert spec_feature_set(oulad).feature_names()[:2] == ["product", "region"]
+    xedu = load_spec(example_spec_path("x-education"))
+    assert not spec_feature_set(xedu).has_time
+    assert spec_feature_set(load_spec(example_spec_path("builtin"))).version == "2026.11.1"

@@ -27,6 +27,12 @@ def oulad_tables():
     return load_tables(load_spec(example_spec_path("oulad")), data_path=OULAD)
 
 
+def test_the_spec_alone_gives_the_trained_feature_set(oulad_tables):
+    from training.from_spec import spec_feature_set
+
+    assert spec_feature_set(oulad_tables.spec).version == feature_set_for(oulad_tables).version
+
+
 def test_snapshots_at_day_30_and_60_of_still_registered_enrolments(oulad_tables):
     frame, used = build_spec_training_set(oulad_tables)
     assert used["snapshots"] == "presentation_start + 30d, 60d"

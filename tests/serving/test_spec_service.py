@@ -1,0 +1,146 @@
+"""A model trained through a dataset spec, served: the CRM's own fields in, model answers out.
+
+In process (the scoring core) and against the real BentoML server (``leadscore serve``):
+a lead given by the CRM's own column names and activity types is scored by the model,
+with that model's version and reasons in the spec's words; the docs list those fields;
+a request matching none of them is a 422; a champion of another spec is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.errors import DataValidationError
+from leadscore.cli import app
+from tests.servers import spawn_server, stop_server, wait_until
+from tests.serving.test_spec_contract import _payloads
+from tests.training.conftest import MLFLOW_WARNINGS
+from tests.training.test_from_spec import write_crm
+
+runner = CliRunner(env={"COLUMNS": "300"})
+
+pytestmark = [*MLFLOW_WARNINGS]
+
+
+def _train(spec: Path, *extra: str) -> dict:
+    result = runner.invoke(app, ["train", "--dataset", str(spec), "--num-boost-round", "60",
+                                 *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def acme_champion(tmp_path):
+    spec = write_crm(tmp_path, n=1200)
+    summary = _train(spec, "--promote")
+    assert summary["promotion"]["promoted"]
+    return spec, summary
+
+
+def test_the_scoring_core_answers_in_the_specs_words(acme_champion):
+    import mlflow
+
+    from serving.scorer import Engine, ModelBundle
+    from serving.spec_contract import SpecContract
+    from serving.spec_scoring import NoSpecModel, score_spec_leads
+    from training.from_spec import build_spec_training_set, feature_set_for
+    from features.spec import load_spec, load_tables
+
+    spec, summary = acme_champion
+    from rules_fallback import load_rules
+
+    model = mlflow.pyfunc.load_model("models:/lead-scoring@champion").unwrap_python_model().model
+    contract = SpecContract.from_model(model)
+    assert contract is not None and contract.spec.name == "acme"
+    bundle = ModelBundle(model, "lead-scoring", "1", "champion", "models:/lead-scoring/1",
+                         datetime.now(UTC))
+    engine = Engine(bundle, load_rules(None))
+    tables = load_tables(load_spec(spec))
+    frame, _ = build_spec_training_set(tables, feature_set_for(tables))
+    rows = frame.sample(25, random_state=3)
+    payloads = _payloads(spec.parent, sorted(set(rows["lead_id"])))
+    for _, row in rows.iterrows():
+        lead = contract.lead_model.model_validate(payloads[row["lead_id"]])
+        out = score_spec_leads([lead], row["as_of"].to_pydatetime(), engine, contract,
+                               top_reasons=50)[0]
+        assert (out["scored_by"], out["model_version"]) == ("model", "1")
+        # The same probability the model gives the training row of that lead and as_of.
+        want = model.predict_proba(frame.loc[[row.name], model.feature_names])[0]
+        assert out["probability"] == pytest.approx(want, abs=1e-12)
+        labels = {r.label for r in out["reasons"]}
+        assert labels <= {"Lead source", "Company size", "Lead age", "Recent activity",
+                          "Web", "Email", "Call", "Webinar", "Engagement score",
+                          "Activity trend", "Active days"}, labels
+    sentences = " | ".join(r.sentence for r in out["reasons"])
+    assert "Lead source: " in sentences
+    lead = contract.lead_model.model_validate(next(iter(payloads.values())))
+    with pytest.raises(DataValidationError, match="duplicate"):
+        score_spec_leads([lead, lead], datetime.now(UTC), engine, contract)
+    with pytest.raises(NoSpecModel, match="acme"):
+        score_spec_leads([lead], datetime.now(UTC), Engine(None, load_rules(None)), contract)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_real_server_speaks_the_champions_spec(acme_champion, tmp_path, synthetic_dir):
+    spec, summary = acme_champion
+    env = {**os.environ, "LEADSCORE_API_KEY": "k", "OMP_NUM_THREADS": "1",
+           "LEADSCORE_POLL_INTERVAL_S": "1"}
+    log = tmp_path / "server.log"
+    base, proc = spawn_server(env, log)
+    auth = {"Authorization": "Bearer k"}
+    try:
+        wait_until(lambda: httpx.get(f"{base}/readyz", timeout=2).json()["status"] == "ready",
+                   120, "the server to load the champion")
+        info = httpx.get(f"{base}/model", headers=auth, timeout=10).json()
+        assert info["serves_spec"] == "acme" and info["model_version"] == "1"
+        assert info["speaks_feature_set"].startswith("spec:acme:")
+
+        payload = next(iter(_payloads(spec.parent, ["A00007"]).values()))
+        as_of = "2026-01-01T00:00:00Z"
+        r = httpx.post(f"{base}/score", headers=auth, timeout=30,
+                       json={"leads": [payload], "as_of": as_of, "top_reasons": 5})
+        assert r.status_code == 200, r.text
+        x = r.json()["results"][0]
+        assert (x["lead_id"], x["scored_by"], x["model_version"]) == ("A00007", "model", "1")
+        assert x["fallback_reason"] is None and 0 <= x["probability"] <= 1
+        assert any(reason["sentence"].startswith("Lead source: ") for reason in x["reasons"])
+        assert "x-request-id" in r.headers
+
+        # None of the spec's fields: a broken mapping, named.
+        r = httpx.post(f"{base}/score", headers=auth, timeout=30, json={"leads": [
+            {"lead_id": "x", "created_at": "2025-06-01T00:00:00Z", "source": "Google"}]})
+        assert r.status_code == 422, r.text
+        assert "Lead Source" in " ".join(r.json()["detail"]) and r.json()["request_id"]
+        # A field of the wrong type names the CRM's own field.
+        bad = {**payload, "Employees": "many"}
+        r = httpx.post(f"{base}/score", headers=auth, timeout=30, json={"leads": [bad]})
+        assert r.status_code == 422 and "Employees" in " ".join(r.json()["detail"]), r.text
+        r = httpx.post(f"{base}/explain", headers=auth, timeout=30, json={"lead": payload})
+        assert r.status_code == 501 and "acme" in r.json()["detail"][0]
+
+        # A champion of another spec (the built-in one) is refused, and /model says so.
+        trained = runner.invoke(app, ["train", "--data", str(synthetic_dir),
+                                      "--num-boost-round", "30"])
+        assert trained.exit_code == 0, trained.output
+        # The gate cannot compare models of two feature sets: an operator forces it.
+        promoted = runner.invoke(app, ["promote", "--version", "2", "--force"])
+        assert promoted.exit_code == 0, promoted.output
+        refusal = wait_until(lambda: httpx.get(f"{base}/model", headers=auth,
+                                               timeout=5).json()["last_refusal"],
+                             60, "the service to refuse the built-in champion")
+        assert "2026.11.1" in refusal["reason"] and "spec:acme:" in refusal["reason"]
+        info = httpx.get(f"{base}/model", headers=auth, timeout=10).json()
+        assert info["model_version"] == "1" and info["serves_spec"] == "acme"
+    finally:
+        stop_server(proc)
+    text = log.read_text()
+    assert "person7@example.com" not in text, "an email address reached the log"
