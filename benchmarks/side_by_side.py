@@ -9,7 +9,7 @@ checked here: the same interpreter and libraries import each checkout's code in 
 load falls on both. It prints, per checkout:
 
 - the training-set build (the builder's CPU seconds over the whole data set, median of
-  the rounds);
+  the rounds), and the whole of ``--data DIR`` (reading, validating, building);
 - the one-lead live feature time (median microseconds over 2,000 calls, per round);
 - the test ROC AUC and ECE of ``leadscore train`` (deterministic: one run each);
 
@@ -37,8 +37,15 @@ leads = validate_leads(pd.read_parquet(f"{data}/leads.parquet"))
 acts = validate_activities(pd.read_parquet(f"{data}/activities.parquet"), lead_ids=leads["lead_id"]).frame
 start = time.process_time()
 frame = build_training_set(leads, acts)
-print(json.dumps({"cpu_s": time.process_time() - start, "rows": len(frame),
-                  "checksum": float(frame.select_dtypes("number").sum().sum())}))
+cpu_s = time.process_time() - start
+# The whole of `--data DIR`: reading and validating the files, then the build.
+from training.pipeline import training_data_from_dir
+start = time.process_time()
+data = training_data_from_dir(data)
+load_cpu_s = time.process_time() - start
+print(json.dumps({"cpu_s": cpu_s, "load_cpu_s": load_cpu_s, "rows": len(frame),
+                  "checksum": float(frame.select_dtypes("number").sum().sum()),
+                  "same_via_dir": bool(data.frame[frame.columns].equals(frame))}))
 """
 
 _LIVE = r"""
@@ -101,6 +108,7 @@ def main() -> None:
                        env={**env, "PYTHONPATH": str(checkouts["after"])})
 
     build: dict[str, list[float]] = {k: [] for k in checkouts}
+    load: dict[str, list[float]] = {k: [] for k in checkouts}
     live: dict[str, list[float]] = {k: [] for k in checkouts}
     checks: dict[str, set] = {k: set() for k in checkouts}
     for r in range(args.rounds):
@@ -108,7 +116,8 @@ def main() -> None:
         for name in order:
             b = _run(checkouts[name], _BUILD, [str(data)], env)
             build[name].append(b["cpu_s"])
-            checks[name].add((b["rows"], round(b["checksum"], 6)))
+            load[name].append(b["load_cpu_s"])
+            checks[name].add((b["rows"], round(b["checksum"], 6), b["same_via_dir"]))
             live[name].append(_run(checkouts[name], _LIVE, [str(data)], env)["us"])
     quality = {}
     for name, checkout in checkouts.items():
@@ -122,15 +131,19 @@ def main() -> None:
                                               "--data", str(data)], train_env)["metrics"]
 
     print(f"side by side, {args.leads:,} generated leads, {args.rounds} alternating rounds")
-    print(f"{'':<8} {'build CPU s (median)':>22} {'live one lead us':>18} {'test AUC':>9} {'ECE':>7}")
+    print(f"{'':<8} {'build CPU s':>12} {'--data DIR CPU s':>17} {'live one lead us':>17} "
+          f"{'test AUC':>9} {'ECE':>7}   (medians)")
     for name in checkouts:
-        print(f"{name:<8} {statistics.median(build[name]):>22.2f} "
-              f"{statistics.median(live[name]):>18.1f} {quality[name]['roc_auc']:>9.4f} "
+        print(f"{name:<8} {statistics.median(build[name]):>12.2f} "
+              f"{statistics.median(load[name]):>17.2f} "
+              f"{statistics.median(live[name]):>17.1f} {quality[name]['roc_auc']:>9.4f} "
               f"{quality[name]['ece']:>7.4f}   rounds: build {[round(x, 2) for x in build[name]]}, "
               f"live {[round(x, 1) for x in live[name]]}")
     ratio_build = statistics.median(build["after"]) / statistics.median(build["before"])
     ratio_live = statistics.median(live["after"]) / statistics.median(live["before"])
-    print(f"after / before: build {ratio_build:.3f}, live {ratio_live:.3f}, AUC difference "
+    ratio_load = statistics.median(load["after"]) / statistics.median(load["before"])
+    print(f"after / before: build {ratio_build:.3f}, --data DIR {ratio_load:.3f}, "
+          f"live {ratio_live:.3f}, AUC difference "
           f"{quality['after']['roc_auc'] - quality['before']['roc_auc']:+.4f}; same training "
           f"set: {checks['before'] == checks['after']}")
 

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -47,12 +46,11 @@ def acme_champion(tmp_path):
 
 def test_the_scoring_core_answers_in_the_specs_words(acme_champion):
     import mlflow
-
+    from features.spec import load_spec, load_tables
     from serving.scorer import Engine, ModelBundle
     from serving.spec_contract import SpecContract
     from serving.spec_scoring import NoSpecModel, score_spec_leads
     from training.from_spec import build_spec_training_set, feature_set_for
-    from features.spec import load_spec, load_tables
 
     spec, summary = acme_champion
     from rules_fallback import load_rules
