@@ -110,6 +110,7 @@ class Gateway:
     def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
         self.app = app
         self._document: bytes | None = None
+        self._document_key: str | None = None
 
     # -- helpers -----------------------------------------------------------------
 
@@ -143,14 +144,21 @@ class Gateway:
         await send({"type": "http.response.body", "body": payload})
 
     async def _contract(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """``/docs.json``: BentoML's document, rewritten once into the contract."""
-        if self._document is None:
+        """``/docs.json``: BentoML's document, rewritten into the contract (once per
+        contract: a service that adopts its champion's spec documents that spec's fields)."""
+        service = self._service()
+        spec_contract = getattr(service, "spec_contract", None)
+        key = None if spec_contract is None else spec_contract.feature_set.version
+        if self._document is None or self._document_key != key:
             status, body = await _capture(self.app, {**scope, "method": "GET"}, receive)
             if status != 200:
                 await self._json(send, 500, error_body("internal error"))
                 return
-            self._document = json.dumps(
-                contract_document(json.loads(body), _package_version())).encode()
+            document = contract_document(json.loads(body), _package_version())
+            if spec_contract is not None:
+                _document_spec(document, spec_contract)
+            self._document = json.dumps(document).encode()
+            self._document_key = key
         await self._send(send, 200, self._document, _JSON.encode())
 
     @staticmethod
@@ -361,6 +369,22 @@ class Gateway:
             )
             if not started or held is not None:
                 await self._json(send, 500, error_body("internal error"))
+
+
+def _document_spec(document: dict[str, Any], contract: Any) -> None:
+    """Put a spec's lead and activity models (the CRM's own field names) in the document."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    template = "#/components/schemas/{model}"
+    lead = contract.lead_model.model_json_schema(by_alias=True, ref_template=template)
+    for name, definition in lead.pop("$defs", {}).items():
+        schemas["Activity" if name == "SpecActivity" else name] = definition
+    schemas["Lead"] = json.loads(json.dumps(lead).replace(
+        "#/components/schemas/SpecActivity", "#/components/schemas/Activity"))
+    schemas["Lead"]["description"] = (
+        f"A lead in the words of the CRM of spec {contract.spec.name!r}: its own field "
+        "names and activity types. Unknown keys are ignored; a request in which no lead "
+        "has any of these fields is a 422.")
+    schemas.pop("SpecActivity", None)
 
 
 def _reason(status: int) -> str:

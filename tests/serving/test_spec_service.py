@@ -101,6 +101,11 @@ def test_the_real_server_speaks_the_champions_spec(acme_champion, tmp_path, synt
         info = httpx.get(f"{base}/model", headers=auth, timeout=10).json()
         assert info["serves_spec"] == "acme" and info["model_version"] == "1"
         assert info["speaks_feature_set"].startswith("spec:acme:")
+        doc = httpx.get(f"{base}/docs.json", timeout=10).json()
+        lead_schema = doc["components"]["schemas"]["Lead"]
+        assert {"Lead Source", "Employees", "created_at", "activities"} <= set(
+            lead_schema["properties"])
+        assert "industry" not in lead_schema["properties"]
 
         payload = next(iter(_payloads(spec.parent, ["A00007"]).values()))
         as_of = "2026-01-01T00:00:00Z"
