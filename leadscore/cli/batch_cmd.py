@@ -15,9 +15,18 @@ from leadscore.cli.app import app
 
 @app.command("rescore")
 def rescore_command(
-    data: Path = typer.Option(  # noqa: B008  (typer's declarative options)
-        ..., "--data", file_okay=False,
+    data: Path | None = typer.Option(  # noqa: B008  (typer's declarative options)
+        None, "--data", file_okay=False,
         help="Directory with leads.parquet and activities.parquet.",
+    ),
+    dataset: Path | None = typer.Option(  # noqa: B008
+        None, "--dataset", dir_okay=False,
+        help="Instead of --data: a dataset spec; its tables are read as training reads "
+        "them (files, DuckDB, a database URL) and scored with a model of that spec.",
+    ),
+    dataset_file: Path | None = typer.Option(  # noqa: B008
+        None, "--dataset-file",
+        help="With --dataset: the data the spec reads (a file, or a multi-table spec's folder).",
     ),
     out: Path = typer.Option(  # noqa: B008
         ..., "--out", file_okay=False,
@@ -61,8 +70,16 @@ def rescore_command(
     if scheduler != "local" and not scheduler.startswith("tcp://"):
         raise typer.BadParameter(f"{scheduler!r} is not 'local' or a tcp://host:port address",
                                  param_hint="--scheduler")
+    if (data is None) == (dataset is None):
+        raise typer.BadParameter("give exactly one of --data DIR or --dataset SPEC",
+                                 param_hint="--data/--dataset")
     cfg = settings()
     stamp = parse_timestamp(as_of, option="--as-of")
+    if dataset is not None:
+        _rescore_spec(cfg, dataset, dataset_file, out, model_uri, stamp, top_reasons,
+                      json_summary)
+        return
+    assert data is not None
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   transient=False) as bar:
@@ -86,3 +103,30 @@ def rescore_command(
         console.print("this run (same inputs, as_of and model) was already committed")
     for line in result.summary_lines():
         console.print(line, highlight=False)
+
+
+def _rescore_spec(cfg: Any, dataset: Path, dataset_file: Path | None, out: Path,
+                  model_uri: str | None, as_of: Any, top_reasons: int, json_summary: bool) -> None:
+    """``rescore --dataset``: every open lead of a spec's data, with a model of that spec."""
+    from features.errors import LeadscoreError
+    from serving.batch import resolve_model
+    from serving.lifecycle import mlflow_loader
+    from serving.spec_batch import rescore_spec
+
+    candidate = resolve_model(cfg, model_uri)
+    if candidate is None:
+        raise LeadscoreError(
+            f"no model to score {dataset.name} with: train and promote one "
+            f"('leadscore train --dataset {dataset} --promote') or pass --model-uri "
+            "(a spec's leads have no rules fallback yet)")
+    model = mlflow_loader(cfg)(candidate)
+    result = rescore_spec(dataset, out, model, model_name=candidate.name,
+                          model_version=candidate.version, data_path=dataset_file,
+                          as_of=as_of, top_reasons=top_reasons)
+    if json_summary:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    console.print(f"[green]ok[/] scored {result.n_scored:,} open leads of {result.n_leads:,} "
+                  f"as of {result.as_of.isoformat()} with {candidate.name} version "
+                  f"{candidate.version}; committed run {result.run_id} to {out / 'scores'} "
+                  f"(grades {result.grades})", highlight=False)

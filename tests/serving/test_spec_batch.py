@@ -1,0 +1,99 @@
+"""``rescore --dataset``: a spec's whole base, the batch job's output, equal to /score."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from leadscore.cli import app
+from tests.serving.test_spec_contract import _payloads
+from tests.training.conftest import MLFLOW_WARNINGS
+from tests.training.test_from_spec import write_crm
+
+runner = CliRunner(env={"COLUMNS": "300"})
+pytestmark = [*MLFLOW_WARNINGS]
+
+
+def test_rescore_a_spec_equals_score_and_refuses_another_specs_model(tmp_path, synthetic_dir):
+    import mlflow
+
+    from rules_fallback import load_rules
+    from serving.batch import OUTPUT_SCHEMA
+    from serving.scorer import Engine, ModelBundle
+    from serving.spec_contract import SpecContract
+    from serving.spec_scoring import score_spec_leads
+
+    spec = write_crm(tmp_path, n=800)
+    trained = runner.invoke(app, ["train", "--dataset", str(spec), "--promote",
+                                  "--num-boost-round", "60"])
+    assert trained.exit_code == 0, trained.output
+    out = tmp_path / "out"
+    as_of = "2025-09-01T00:00:00Z"
+    result = runner.invoke(app, ["rescore", "--dataset", str(spec), "--out", str(out),
+                                 "--as-of", as_of, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    scores = pq.read_table(out / "scores" / "part-00000.parquet")
+    assert scores.schema.equals(OUTPUT_SCHEMA)
+    frame = scores.to_pandas()
+    assert len(frame) == summary["n_scored"] == frame["lead_id"].nunique() > 100
+    assert set(frame["scored_by"]) == {"model"} and set(frame["model_version"]) == {"1"}
+    leads = pd.read_csv(spec.parent / "leads.csv")
+    created = pd.to_datetime(leads.set_index("Lead Number")["Created On"]).dt.tz_localize("UTC")
+    assert (created.loc[frame["lead_id"]] < pd.Timestamp(as_of)).all()  # open leads only
+    assert not (out / ".staging").exists()
+
+    # The same leads through the API's core: equal to 1e-9, same grades and reasons.
+    model = mlflow.pyfunc.load_model("models:/lead-scoring@champion").unwrap_python_model().model
+    contract = SpecContract.from_model(model)
+    engine = Engine(ModelBundle(model, "lead-scoring", "1", "champion", "u", datetime.now(UTC)),
+                    load_rules(None))
+    sample = frame.sample(30, random_state=0)
+    payloads = _payloads(spec.parent, list(sample["lead_id"]))
+    leads_in = [contract.lead_model.model_validate(payloads[i]) for i in sample["lead_id"]]
+    api = score_spec_leads(leads_in, pd.Timestamp(as_of).to_pydatetime(), engine, contract)
+    for (_, row), answer in zip(sample.iterrows(), api, strict=True):
+        assert abs(row["probability"] - answer["probability"]) < 1e-9
+        assert (row["grade"], row["route"], row["score"]) == (
+            answer["grade"], answer["route"], answer["score"])
+        assert [r["sentence"] for r in row["reasons"]] == [r.sentence for r in answer["reasons"]]
+
+    # A model of another spec (the built-in one) is refused, and nothing is left behind.
+    builtin = runner.invoke(app, ["train", "--data", str(synthetic_dir), "--num-boost-round",
+                                  "20"])
+    assert builtin.exit_code == 0, builtin.output
+    elsewhere = tmp_path / "elsewhere"
+    refused = runner.invoke(app, ["rescore", "--dataset", str(spec), "--out", str(elsewhere),
+                                  "--model-uri", "models:/lead-scoring/2"])
+    assert refused.exit_code != 0
+    message = " ".join(str(refused.exception or "").split()) + " ".join(refused.output.split())
+    assert "2026.11.1" in message and "spec:acme:" in message, message
+    assert not elsewhere.exists()
+
+
+def test_rescore_needs_exactly_one_input(tmp_path):
+    result = runner.invoke(app, ["rescore", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "exactly one of --data DIR or --dataset SPEC" in " ".join(
+        result.output.split())
+
+
+@pytest.mark.xeducation
+def test_rescore_x_education_one_row_per_lead(tmp_path, xeducation_csv):
+    from features.spec import example_spec_path
+
+    spec = example_spec_path("x-education")
+    trained = runner.invoke(app, ["train", "--dataset", str(spec), "--dataset-file",
+                                  str(xeducation_csv), "--promote"])
+    assert trained.exit_code == 0, trained.output
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["rescore", "--dataset", str(spec), "--dataset-file",
+                                 str(xeducation_csv), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pq.read_table(out / "scores" / "part-00000.parquet").to_pandas()
+    assert len(frame) == 9240 == frame["lead_id"].nunique()  # no time: every lead is open
+    assert set(frame["scored_by"]) == {"model"}
