@@ -21,7 +21,6 @@ pytestmark = [*MLFLOW_WARNINGS]
 
 def test_rescore_a_spec_equals_score_and_refuses_another_specs_model(tmp_path, synthetic_dir):
     import mlflow
-
     from rules_fallback import load_rules
     from serving.batch import OUTPUT_SCHEMA
     from serving.scorer import Engine, ModelBundle
