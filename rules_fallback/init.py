@@ -357,27 +357,29 @@ def _kind_candidates(vocab: SpecVocabulary, counts: dict[str, np.ndarray], since
                 negative_kinds.append(kind)
         if not (n and points > 0):
             continue
-        # Repeat use: rows at or above the median count among the active ones.
-        t = float(np.median(count[did]))
-        if t < 2:
-            continue
-        n2, k2, points2 = _evidence(count >= t, y, p0, m)
-        extra = round(points2 - points, 1)
-        if extra < _MIN_POINTS:
-            continue
-        per = round(extra / t, 3)
-        if per <= 0:
-            continue
-        body = {"name": _unique_name(f"{kind}_repeat", taken), "field": f"kind_{kind}",
-                "label": title, "activity": kind, "points": per, "cap": extra,
-                "window_days": window_days, "sentence": sentence}
-        comment = [
-            *_stat_line(f"{kind} {t:g} times or more in {window_days:g} days", n2, k2, p0,
-                        points2, m),
-            f"  {points2:.1f} points at {t:g} times, {points:.1f} of them from the rule above: "
-            f"the other {extra:g} accrue at {per:g} per occurrence up to {t:g}",
-        ]
-        out.append(_Candidate("engagement_rules", body, comment, f"kind_{kind}"))
+        # Repeat use: at the median and the 80th percentile count among the active rows,
+        # each step a ramp of points per occurrence up to its threshold.
+        reached, last = points, 1.0
+        for q, suffix in ((0.5, "repeat"), (0.8, "frequent")):
+            t = float(np.quantile(count[did], q, method="higher"))
+            if t < 2 or t <= last:
+                continue
+            n2, k2, points2 = _evidence(count >= t, y, p0, m)
+            extra = round(points2 - reached, 1)
+            per = round(extra / t, 3)
+            if extra < _MIN_POINTS or per <= 0:
+                continue
+            body = {"name": _unique_name(f"{kind}_{suffix}", taken), "field": f"kind_{kind}",
+                    "label": title, "activity": kind, "points": per, "cap": extra,
+                    "window_days": window_days, "sentence": sentence}
+            comment = [
+                *_stat_line(f"{kind} {t:g} times or more in {window_days:g} days", n2, k2, p0,
+                            points2, m),
+                f"  {points2:.1f} points at {t:g} times, {reached:.1f} of them from the rules "
+                f"above: the other {extra:g} accrue at {per:g} per occurrence up to {t:g}",
+            ]
+            out.append(_Candidate("engagement_rules", body, comment, f"kind_{kind}"))
+            reached, last = reached + extra, t
     quiet = since >= inactive_days
     n, k, points = _evidence(quiet, y, p0, m)
     points = round(points, 1)
