@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,6 +278,7 @@ def _numeric_candidates(name: str, vocab: SpecVocabulary, values: np.ndarray, y:
                         p0: float, m: float, bins: int, taken: set[str]) -> list[_Candidate]:
     label = vocab.label(name)
     column = vocab.original_names.get(name, "days since created_at" if name == LEAD_AGE else name)
+    unit = " days" if name == LEAD_AGE else ""
     edges = _bin_edges(values, bins)
     if not edges:
         return []
@@ -305,7 +307,7 @@ def _numeric_candidates(name: str, vocab: SpecVocabulary, values: np.ndarray, y:
             "label": label,
             "when": {"field": name, "range": rng},
             "points": points,
-            "sentence": f"{_template_text(label)}: {{value}} ({span})",
+            "sentence": f"{_template_text(label)}: {{value}}{unit} ({span})",
         }
         comment = _stat_line(f"{label} ({column}) {span}", n, k, p0, points, m)
         out.append(_Candidate(_place(points, body), body, comment, name))
@@ -416,7 +418,8 @@ def _neutral_kind_candidates(vocab: SpecVocabulary, taken: set[str]) -> list[_Ca
 
 def _document(vocab: SpecVocabulary, candidates: list[_Candidate], header: list[str],
               mapping: dict[str, float], grading: dict[str, float], version: str) -> str:
-    lines = [f"# {h}" if h else "#" for h in header]
+    lines = [f"# {w}" for h in header for w in (textwrap.wrap(h, 86) or [""])]
+    lines = [line.rstrip() for line in lines]
     lines += [
         "",
         f"version: {_q(version)}",
