@@ -24,7 +24,8 @@ with time they are the spec's point-in-time training snapshots (the caller passe
 ``lead_id``, ``as_of``, ``label``: "converted within the horizon after ``as_of``",
 among leads still open at ``as_of``), and every count is what the engine itself
 computes at that ``as_of`` (activities strictly before it, the same window), so the
-points are learned from exactly what scoring will see. Fit fields are taken as
+points are learned from exactly what scoring will see. A lead open at several snapshots
+counts once per snapshot, as it does in the model's training set. Fit fields are taken as
 known at creation, as the model takes them (columns the CRM fills in after contact
 belong under ``leaky`` in the spec). For a spec without time (one flat table) each
 lead is one example with its label and there are no activities.
@@ -230,8 +231,9 @@ def _evidence(rows: np.ndarray, y: np.ndarray, p0: float, m: float) -> tuple[int
 def _stat_line(what: str, n: int, k: int, p0: float, points: float, m: float) -> list[str]:
     rate = k / n if n else float("nan")
     shrunk = (k + m * p0) / (n + m)
-    return [what, f"  n={n:,}, {k:,} converted ({_pct(rate)} vs {_pct(p0)} overall); shrunk "
-                  f"rate {_pct(shrunk)}, weight of evidence {points / POINTS_PER_NAT:+.2f}"]
+    return [what, f"  n={n:,}, {k:,} converted ({_pct(rate)} vs {_pct(p0)} overall, lift "
+                  f"{rate / p0:.2f}x); shrunk {_pct(shrunk)}, weight of evidence "
+                  f"{points / POINTS_PER_NAT:+.2f}"]
 
 
 def _place(points: float, body: dict[str, Any]) -> str:

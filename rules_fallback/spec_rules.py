@@ -13,8 +13,9 @@ negative points in ``negative_rules``), but names the spec's own fields and kind
   rule naming the CRM's column instead is refused with the safe name to write;
 - ``lead_age_days`` (days since ``created_at`` at scoring time) when the spec has time;
 - **activities by kind name** (``forum``, ``quiz``): the ``type`` value that
-  :func:`~features.spec.load_tables` gives a mapped CRM type. ``where`` conditions may
-  test the activity table's value columns (OULAD's ``count``);
+  :func:`~features.spec.load_tables` gives a mapped CRM type (a type the spec leaves
+  unmapped is not a rules activity: map it to a kind). ``where`` conditions may test
+  the activity table's value columns (OULAD's ``count``);
 - never a ``pii`` column nor a ``leaky`` one (outcomes recorded after contact).
 
 :func:`parse_spec_rules` and :func:`load_spec_rules` read such a file and check it
