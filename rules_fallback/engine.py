@@ -203,7 +203,8 @@ def _norm(value: Any) -> Any:
 def _condition_mask(condition: Condition, fields: _Fields) -> np.ndarray:
     """Rows where the condition holds; a missing value never matches."""
     name = condition.field
-    text = name in _TEXT_FIELDS
+    # A dataset spec's categorical fields are not in the built-in list; they are strings.
+    text = name in _TEXT_FIELDS or isinstance(fields.raw(name).dtype, pd.StringDtype)
     raw = fields.raw(name)
     present = raw.notna().to_numpy()
     if condition.regex is not None:

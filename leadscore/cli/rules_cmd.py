@@ -1,9 +1,16 @@
-"""Commands: ``leadscore rules check`` and ``leadscore rules score``."""
+"""Commands: ``leadscore rules init``, ``leadscore rules check`` and ``leadscore rules score``.
+
+Without ``--dataset`` they speak the built-in data contract. With ``--dataset SPEC``
+(a dataset spec, or the name of a shipped one) the rules name the spec's fields by
+their safe names and its activity kinds (:mod:`rules_fallback.spec_rules`), ``init``
+learns a starter file from the spec's labelled history (:mod:`rules_fallback.init`)
+and ``score`` scores the spec's leads.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -14,7 +21,7 @@ import typer
 from features.errors import RulesError
 from features.schema import validate_activities, validate_leads
 from leadscore.atomic import write_atomically
-from leadscore.cli._common import console, parse_timestamp, settings
+from leadscore.cli._common import parse_duration, parse_timestamp, settings
 from leadscore.cli.app import rules_app
 from rules_fallback import evaluate, load_rules
 
@@ -29,22 +36,110 @@ _REASON_TYPE = pa.struct(
 )
 
 
+_DATASET_HELP = "A dataset spec (YAML), or the name of a shipped one such as x-education."
+_SPEC_DATA_HELP = (
+    "With --dataset: the spec's data (a file for a flat spec, else the folder its sources "
+    "are relative to), as in `spec check --data`."
+)
+
+
+def _spec(value: Path) -> Any:
+    from features.spec import example_spec_path, load_spec
+
+    path = value if value.suffix in (".yaml", ".yml") or value.exists() else example_spec_path(str(value))
+    return load_spec(path)
+
+
+def _tables(spec: Any, data: Path | None) -> Any:
+    from features.spec import load_tables
+
+    return load_tables(spec, data_path=data)
+
+
+@rules_app.command("init")
+def init(
+    dataset: Annotated[Path, typer.Option("--dataset", help=_DATASET_HELP)],
+    out: Annotated[Path, typer.Option("--out", help="The rules file (YAML) to write.")],
+    data: Annotated[Path | None, typer.Option("--data", help=_SPEC_DATA_HELP)] = None,
+    prior_strength: Annotated[
+        float,
+        typer.Option("--prior-strength", min=0.001,
+                     help="Pseudo-leads at the base rate that each rule's rate is shrunk toward."),
+    ] = 20.0,
+    window: Annotated[
+        str, typer.Option("--window", help="Window of the kinds' rules, e.g. 30d.")
+    ] = "30d",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+) -> None:
+    """Write a starter rules file for a spec: points from each value's conversion lift."""
+    from rules_fallback.init import generate_rules
+    from rules_fallback.spec_rules import SpecVocabulary
+
+    settings()
+    if out.exists() and not force:
+        raise typer.BadParameter(f"{str(out)!r} exists; pass --force to overwrite it",
+                                 param_hint="--out")
+    window_days = parse_duration(window, option="--window") / pd.Timedelta(days=1)
+    spec = _spec(dataset)
+    tables = _tables(spec, data)
+    vocabulary = SpecVocabulary.from_spec(spec)
+    examples, note = None, ""
+    if tables.has_time:
+        from training.from_spec import build_spec_training_set
+
+        frame, used = build_spec_training_set(tables)
+        examples = frame[["lead_id", "as_of", "label"]]
+        note = (f" (the spec's point-in-time snapshots, {used['snapshots']}, label: converted "
+                f"within {used['horizon']} of as_of)")
+    elif "label" in tables.leads.columns:
+        examples = tables.leads[["lead_id", "label"]]
+        note = " (one per lead: the export has no time)"
+    generated = generate_rules(vocabulary, tables.leads, tables.activities, examples,
+                               prior_strength=prior_strength, window_days=window_days,
+                               examples_note=note)
+    write_atomically(out, lambda tmp: Path(tmp).write_text(generated.text, encoding="utf-8"))
+    s = generated.summary
+    rules = generated.rules
+    counts = (f"{s['fit_rules']} fit, {s['engagement_rules']} engagement, "
+              f"{s['negative_rules']} negative")
+    if s["n_examples"]:
+        learned = (f"learned from {s['n_examples']} examples (base rate {s['base_rate']:.3f}, "
+                   f"prior strength {prior_strength:g}); ROC AUC on them {s['roc_auc']:.3f}")
+    else:
+        learned = "no labels: neutral points from the kinds' weights"
+    typer.echo(f"wrote {out}: {len(rules.rules)} rules ({counts}) for spec {vocabulary.name!r}, "
+               f"{learned}; mapping intercept {rules.mapping.intercept:.4g}, slope "
+               f"{rules.mapping.slope:.4g}")
+
+
 @rules_app.command("check")
 def check(
     file: Annotated[Path, typer.Argument(help="The rules file (YAML) to validate.")],
+    dataset: Annotated[
+        Path | None,
+        typer.Option("--dataset", help=_DATASET_HELP + " Check fields and kinds against it."),
+    ] = None,
 ) -> None:
     """Validate a rules file: print OK with the rule count, or each problem with its rule and line."""
     settings()
     try:
-        rules = load_rules(file)
+        if dataset is None:
+            rules = load_rules(file)
+        else:
+            from rules_fallback.spec_rules import SpecVocabulary, load_spec_rules
+
+            vocabulary = SpecVocabulary.from_spec(_spec(dataset))
+            rules = load_spec_rules(file, vocabulary)
     except RulesError as exc:
-        console.print(f"[bold red]invalid:[/] {exc}", markup=True, highlight=False)
+        # Plain text: a message that rich wraps would read differently in every terminal.
+        typer.echo(f"invalid: {exc}", err=True)
         raise typer.Exit(code=2) from None
     kinds = (
         f"{len(rules.fit_rules)} fit, {len(rules.engagement_rules)} engagement, "
         f"{len(rules.negative_rules)} negative"
     )
-    typer.echo(f"OK {file}: {len(rules.rules)} rules ({kinds}), version {rules.provenance}")
+    against = "" if dataset is None else f" for spec {vocabulary.name!r}"
+    typer.echo(f"OK {file}: {len(rules.rules)} rules ({kinds}){against}, version {rules.provenance}")
 
 
 def _reasons_column(table: pd.DataFrame, n: int) -> pa.Array:
@@ -66,21 +161,24 @@ def _reasons_column(table: pd.DataFrame, n: int) -> pa.Array:
 
 @rules_app.command("score")
 def score(
-    data: Annotated[
-        Path,
-        typer.Option("--data", help="Dataset directory with leads.parquet and activities.parquet."),
-    ],
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write the scores to.")],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Dataset directory with leads.parquet and activities.parquet. "
+                     + _SPEC_DATA_HELP),
+    ] = None,
+    dataset: Annotated[Path | None, typer.Option("--dataset", help=_DATASET_HELP)] = None,
     rules_file: Annotated[
         Path | None,
-        typer.Option("--rules", help="Rules file (YAML). Default: the packaged default rule set."),
+        typer.Option("--rules", help="Rules file (YAML). Default: the packaged default rule set "
+                     "(required with --dataset)."),
     ] = None,
     as_of: Annotated[
         str | None,
         typer.Option(
             "--as-of",
             help="Score as of this UTC time (ISO 8601). Default: just after the latest timestamp "
-            "in the data, so that its last activity counts.",
+            "in the data, so that its last activity counts (now, for a spec without time).",
         ),
     ] = None,
     top_reasons: Annotated[
@@ -92,25 +190,49 @@ def score(
 ) -> None:
     """Score every lead of a dataset with the rules and write scores with reasons."""
     settings()
-    rules = load_rules(rules_file)
-    paths = {name: data / f"{name}.parquet" for name in ("leads", "activities")}
-    for name, path in paths.items():
-        if not path.is_file():
-            raise typer.BadParameter(
-                f"{str(path)!r} does not exist; expected {name}.parquet in the dataset directory",
-                param_hint="--data",
-            )
-    leads = validate_leads(pd.read_parquet(paths["leads"]), assume_utc=assume_utc)
-    activities = validate_activities(
-        pd.read_parquet(paths["activities"]), lead_ids=leads["lead_id"], assume_utc=assume_utc
-    ).frame
     when = parse_timestamp(as_of, option="--as-of")
-    if when is None:
-        # The latest moment the data knows about, so that its last activity counts.
-        stamps = [leads["created_at"].max(), activities["occurred_at"].max()]
-        when = max(t for t in stamps if pd.notna(t)) + pd.Timedelta(microseconds=1)
+    if dataset is not None:
+        from rules_fallback.spec_rules import SpecVocabulary, evaluate_spec, load_spec_rules
 
-    evaluation = evaluate(rules, leads, activities, when)
+        if rules_file is None:
+            raise typer.BadParameter("a spec's leads need a rules file for that spec "
+                                     "(write one with `leadscore rules init`)",
+                                     param_hint="--rules")
+        spec = _spec(dataset)
+        rules = load_spec_rules(rules_file, SpecVocabulary.from_spec(spec))
+        tables = _tables(spec, data)
+        leads, activities = tables.leads, tables.activities
+        if when is None:
+            stamps = [leads[c].max() for c in ("created_at",) if c in leads.columns]
+            if activities is not None and len(activities):
+                stamps.append(activities["occurred_at"].max())
+            stamps = [t for t in stamps if pd.notna(t)]
+            when = (max(stamps) + pd.Timedelta(microseconds=1) if stamps
+                    else pd.Timestamp.now(tz="UTC"))
+        evaluation = evaluate_spec(rules, leads, activities, when)
+    else:
+        if data is None:
+            raise typer.BadParameter("give --data DIR (the built-in contract) or --dataset SPEC",
+                                     param_hint="--data/--dataset")
+        rules = load_rules(rules_file)
+        paths = {name: data / f"{name}.parquet" for name in ("leads", "activities")}
+        for name, path in paths.items():
+            if not path.is_file():
+                raise typer.BadParameter(
+                    f"{str(path)!r} does not exist; expected {name}.parquet in the dataset "
+                    "directory",
+                    param_hint="--data",
+                )
+        leads = validate_leads(pd.read_parquet(paths["leads"]), assume_utc=assume_utc)
+        activities = validate_activities(
+            pd.read_parquet(paths["activities"]), lead_ids=leads["lead_id"], assume_utc=assume_utc
+        ).frame
+        if when is None:
+            # The latest moment the data knows about, so that its last activity counts.
+            stamps = [leads["created_at"].max(), activities["occurred_at"].max()]
+            when = max(t for t in stamps if pd.notna(t)) + pd.Timedelta(microseconds=1)
+        evaluation = evaluate(rules, leads, activities, when)
+
     scores = evaluation.frame()
     scores["scored_by"] = pd.Series("rules", index=scores.index, dtype="string")
     scores["rules_version"] = pd.Series(rules.provenance, index=scores.index, dtype="string")
