@@ -167,6 +167,28 @@ class LeadScoring:
             self._contract_cache = (bundle.uri, contract)
         return contract
 
+    def _spec_rules(self, contract: Any) -> Any:
+        """The spec's rules fallback (``LEADSCORE_RULES_FILE``, checked against the spec's
+        fields and kinds), cached per contract; None without a rules file. The built-in
+        default rules know none of a CRM's fields, so they never answer for a spec."""
+        key = contract.feature_set.version
+        cached = getattr(self, "_spec_rules_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        rules = None
+        if self.settings.rules_file is not None:
+            from rules_fallback import SpecVocabulary, load_spec_rules
+
+            try:
+                rules = load_spec_rules(self.settings.rules_file,
+                                        SpecVocabulary.from_spec(contract.spec))
+            except Exception as exc:  # noqa: BLE001  (logged; the model still answers)
+                logger.error("the rules file %s does not fit spec %r: %s",
+                             self.settings.rules_file, contract.spec.name,
+                             str(exc).splitlines()[0][:300])
+        self._spec_rules_cache = (key, rules)
+        return rules
+
     def score_spec(self, request: Any) -> tuple[int, dict]:
         """``POST /score`` for a spec's model (the gateway validated ``request``; it calls
         this in a worker thread, off the event loop)."""
@@ -177,7 +199,8 @@ class LeadScoring:
         as_of = request.as_of or pd.Timestamp.now(tz="UTC").to_pydatetime()
         try:
             rows = score_spec_leads(request.leads, as_of, engine, contract,
-                                    top_reasons=request.top_reasons)
+                                    top_reasons=request.top_reasons,
+                                    rules=self._spec_rules(contract))
         except NoSpecModel as exc:
             return 503, error_body("no model", [str(exc)])
         except DataValidationError as exc:

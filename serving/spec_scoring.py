@@ -8,13 +8,17 @@ the spec's business fields and sentences. What differs is the boundary: leads ar
 :class:`features.live.LiveLead` by the loader's own rules, and get their features from
 the live path with the model's feature set.
 
-What is not here yet: a rules fallback for spec models. With no model (``no_model``)
-the service answers 503 naming the spec; a lead the model fails on fails the call.
-Cold-start leads are scored by the model (every lead of a flat export has no history).
+The fallback is a rules file written for the spec (``leadscore rules init --dataset``,
+:func:`rules_fallback.score_spec_leads`), passed as ``rules``: it answers every lead
+when no model of the spec is loaded (``no_model``) and a lead the model fails on
+(``model_error``). Without one, no model is a 503 naming the spec and a model failure
+fails the call. Leads with no history are scored by the model: a flat export's leads
+never have one, and the spec rules' cold-start comparison is not recorded yet.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -28,6 +32,8 @@ from serving.scorer import Engine, ModelBundle, _rows_from_features
 from serving.spec_contract import SpecContract
 
 __all__ = ["NoSpecModel", "score_spec_leads", "spec_smoke_test"]
+
+logger = logging.getLogger("leadscore.serving")
 
 
 class NoSpecModel(LeadscoreError):
@@ -58,6 +64,46 @@ def _check(leads: Sequence[Any], lives: Sequence[LiveLead]) -> None:
         raise DataValidationError(issues)
 
 
+def _frames(lives: Sequence[LiveLead], ids: Sequence[str], contract: SpecContract
+            ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """The leads as the spec rules read them: SpecTables-shaped frames and their as_of."""
+    leads = pd.DataFrame({"lead_id": pd.array(list(ids), dtype="string")})
+    if contract.has_time:
+        leads["created_at"] = pd.to_datetime([live.created_ns for live in lives], utc=True)
+    for f in contract.fields:
+        values = [live.attributes.get(f.name) for live in lives]
+        leads[f.name] = (pd.array(values, dtype="float64") if f.kind == "numeric"
+                         else pd.array(values, dtype="string"))
+    acts = pd.DataFrame({
+        "lead_id": pd.array([i for i, live in zip(ids, lives, strict=True) for _ in live.times],
+                            dtype="string"),
+        "occurred_at": pd.to_datetime([t for live in lives for t in live.times], utc=True),
+        "type": pd.array([k for live in lives for k in live.types], dtype="string"),
+    })
+    as_of = pd.Series(pd.to_datetime([live.as_of_ns for live in lives], utc=True))
+    return leads, acts, as_of
+
+
+def _rules_rows(rules: Any, lives: Sequence[LiveLead], ids: Sequence[str],
+                contract: SpecContract, top_reasons: int, reason: str) -> list[dict[str, Any]]:
+    from rules_fallback import score_spec_leads as score_with_rules
+
+    leads, acts, as_of = _frames(lives, ids, contract)
+    out = score_with_rules(rules, leads, acts if contract.has_activities else None, as_of,
+                           top_reasons=top_reasons, reasons=top_reasons > 0)
+    has_reasons = "reasons" in out.columns
+    version = str(getattr(rules, "provenance", "spec rules"))
+    return [
+        {"lead_id": lead_id, "as_of": stamp, "probability": float(p), "score": int(sc),
+         "grade": str(g), "route": str(rt), "scored_by": "rules", "fallback_reason": reason,
+         "model_name": None, "model_version": None, "rules_version": version,
+         "reasons": list(rs) if has_reasons else []}
+        for lead_id, stamp, p, sc, g, rt, rs in zip(
+            ids, as_of, out["probability"], out["score"], out["grade"], out["route"],
+            out["reasons"] if has_reasons else [None] * len(out), strict=True)
+    ]
+
+
 def score_spec_leads(
     leads: Sequence[Any],
     default_as_of: datetime,
@@ -65,34 +111,49 @@ def score_spec_leads(
     contract: SpecContract,
     *,
     top_reasons: int = 3,
+    rules: Any = None,
 ) -> list[dict[str, Any]]:
     """One result row per lead, in order, as :func:`serving.scorer.score_payloads` gives.
+
+    ``rules`` is the spec's rules fallback (a ``SpecRuleSet``), or None.
 
     Raises
     ------
     NoSpecModel
-        When no model of the spec is loaded.
+        When no model of the spec is loaded and there are no spec rules.
     DataValidationError
         For what pydantic does not check (blank or duplicate ids, created after as_of).
     """
     bundle = engine.model
-    if bundle is None:
-        raise NoSpecModel(
-            f"no model of spec {contract.spec.name!r} is loaded yet; train one "
-            f"('leadscore train --dataset SPEC --promote') and the service picks it up"
-        )
     feature_set = contract.feature_set
     lives = [contract.live_lead(lead, default_as_of) for lead in leads]
     _check(leads, lives)
+    ids = [lead.lead_id for lead in leads]
+    if bundle is None:
+        if rules is None:
+            raise NoSpecModel(
+                f"no model of spec {contract.spec.name!r} is loaded yet, and no rules "
+                "file for it (LEADSCORE_RULES_FILE, from 'leadscore rules init --dataset "
+                "SPEC'); train one ('leadscore train --dataset SPEC --promote') and the "
+                "service picks it up"
+            )
+        return _rules_rows(rules, lives, ids, contract, top_reasons, "no_model")
     rows = [live_features(live, feature_set) for live in lives]
     names = bundle.model.feature_names
     X = {name: [row[name] for row in rows] for name in names}
     stamps = [pd.Timestamp(live.as_of_ns, unit="ns", tz="UTC") for live in lives]
-    out = _rows_from_features(bundle, [lead.lead_id for lead in leads], stamps, X,
-                              rows if top_reasons > 0 else None, top_reasons,
-                              reasons_of=feature_set.reasons_for)
+    try:
+        out = _rows_from_features(bundle, ids, stamps, X, rows if top_reasons > 0 else None,
+                                  top_reasons, reasons_of=feature_set.reasons_for)
+    except Exception:
+        if rules is None:
+            raise
+        logger.exception("the model failed on a call of %d spec leads; the rules answer them",
+                         len(ids))
+        return _rules_rows(rules, lives, ids, contract, top_reasons, "model_error")
+    version = "none" if rules is None else str(getattr(rules, "provenance", "spec rules"))
     for row in out:
-        row["rules_version"] = "none"  # no rules fallback for spec models yet (see above)
+        row["rules_version"] = version
     return out
 
 

@@ -85,6 +85,19 @@ def test_the_scoring_core_answers_in_the_specs_words(acme_champion):
     with pytest.raises(NoSpecModel, match="acme"):
         score_spec_leads([lead], datetime.now(UTC), Engine(None, load_rules(None)), contract)
 
+    # With the spec's own rules (rules init), no model means the rules answer, in its words.
+    from rules_fallback import SpecVocabulary, load_spec_rules
+
+    rules_path = spec.parent / "rules.yaml"
+    made = runner.invoke(app, ["rules", "init", "--dataset", str(spec), "--out", str(rules_path)])
+    assert made.exit_code == 0, made.output
+    rules = load_spec_rules(rules_path, SpecVocabulary.from_spec(load_spec(spec)))
+    out = score_spec_leads([lead], datetime.now(UTC), Engine(None, load_rules(None)), contract,
+                           rules=rules)[0]
+    assert (out["scored_by"], out["fallback_reason"], out["model_version"]) == (
+        "rules", "no_model", None)
+    assert 0 <= out["probability"] <= 1 and out["rules_version"] != "none"
+
 
 @pytest.mark.integration
 @pytest.mark.slow
