@@ -260,18 +260,15 @@ class Gateway:
         await self._call_safely(scope, receive, send)
 
     async def _spec(self, service: Any, contract: Any, path: str, body: bytes, send: Send) -> None:
-        """``POST /score`` for a spec's model; ``/explain`` is not there yet (501)."""
-        if path != "/score":
-            await self._json(send, 501, error_body("not implemented for this model", [
-                f"{path} is not yet available for a model trained through a dataset spec "
-                f"(this service speaks spec {contract.spec.name!r}); POST /score is"]))
-            return
-        problem = self._check(contract.request_model, body, service.settings.max_batch)
+        """``POST /score`` and ``POST /explain`` for a spec's model."""
+        model = contract.request_model if path == "/score" else contract.explain_model
+        problem = self._check(model, body, service.settings.max_batch)
         if problem is not None:
             status, err, detail = problem
             await self._json(send, status, error_body(err, detail))
             return
-        leads = json.loads(body).get("leads", [])
+        parsed = json.loads(body)
+        leads = parsed.get("leads", []) if path == "/score" else [parsed.get("lead")]
         if all(isinstance(lead, dict) and contract.missing_every_field(lead) for lead in leads):
             expected = contract.expected_fields()
             await self._json(send, 422, error_body("invalid request", [
@@ -279,9 +276,10 @@ class Gateway:
                 f"of {expected[:20]}{' ...' if len(expected) > 20 else ''} (the CRM's own "
                 "column names). Unknown keys are ignored: check the mapping."]))
             return
-        request = contract.request_model.model_validate_json(body)
+        request = model.model_validate_json(body)
+        handler = service.score_spec if path == "/score" else service.explain_spec
         try:
-            status, answer = await asyncio.to_thread(service.score_spec, request)
+            status, answer = await asyncio.to_thread(handler, request)
         except Exception as exc:  # noqa: BLE001  (answered as a JSON 500, logged below)
             logger.error("unhandled %s on %s [request %s]\n%s", type(exc).__name__, path,
                          request_id.get(), "".join(traceback.format_tb(exc.__traceback__)))

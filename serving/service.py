@@ -212,6 +212,25 @@ class LeadScoring:
         return 200, ScoreResponse.model_validate({"results": plain_records(rows)}).model_dump(
             mode="json")
 
+    def explain_spec(self, request: Any) -> tuple[int, dict]:
+        """``POST /explain`` for a spec's model (the gateway validated ``request``)."""
+        from serving.spec_scoring import NoSpecModel, explain_spec_lead
+
+        contract = self.spec_contract
+        as_of = request.as_of or pd.Timestamp.now(tz="UTC").to_pydatetime()
+        try:
+            out = explain_spec_lead(request.lead, as_of, self.lifecycle.engine, contract,
+                                    rules=self._spec_rules(contract))
+        except NoSpecModel as exc:
+            return 503, error_body("no model", [str(exc)])
+        except DataValidationError as exc:
+            return 422, error_body("invalid request", [
+                f"lead.{i.field}: {i.value!r} {i.expected}" for i in exc.issues])
+        result = plain_records([out["result"]])[0]
+        answer = ExplainResponse.model_validate({
+            **out, "result": result, "reasons": [r.to_dict() for r in out["reasons"]]})
+        return 200, answer.model_dump(mode="json")
+
     @bentoml.on_shutdown
     def _stop_polling(self) -> None:
         self.lifecycle.stop()

@@ -113,6 +113,13 @@ class SpecContract:
                                            "(default: now); a lead's own as_of overrides it.")),
             top_reasons=(int, Field(default=3, ge=0, le=50)),
         )
+        self.explain_model = create_model(
+            "SpecExplainRequest",
+            __config__=ConfigDict(extra="ignore", frozen=True),
+            lead=(self.lead_model, Field(description="The lead to explain.")),
+            as_of=(Timestamp | None, Field(default=None, description="Explain as of this time "
+                                           "(default: now).")),
+        )
 
     @classmethod
     def from_model(cls, model: Any) -> SpecContract | None:

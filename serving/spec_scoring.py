@@ -28,10 +28,10 @@ import pandas as pd
 
 from features.errors import DataValidationError, LeadscoreError, ValidationIssue
 from features.live import LiveLead, live_features
-from serving.scorer import Engine, ModelBundle, _rows_from_features
+from serving.scorer import Engine, ModelBundle, _rows_from_features, explain_blanks
 from serving.spec_contract import SpecContract
 
-__all__ = ["NoSpecModel", "score_spec_leads", "spec_smoke_test"]
+__all__ = ["NoSpecModel", "score_spec_leads", "explain_spec_lead", "spec_smoke_test"]
 
 logger = logging.getLogger("leadscore.serving")
 
@@ -155,6 +155,41 @@ def score_spec_leads(
     for row in out:
         row["rules_version"] = version
     return out
+
+
+def explain_spec_lead(
+    lead: Any, default_as_of: datetime, engine: Engine, contract: SpecContract, *,
+    rules: Any = None,
+) -> dict[str, Any]:
+    """``POST /explain`` for a spec's model: every contribution, the base value, the reasons.
+
+    The same shape as :func:`serving.scorer.explain_one`; when the rules answer (no
+    model), contributions are empty and the reasons are the rules that fired.
+    """
+    from serving.scorer import _plain
+
+    row = score_spec_leads([lead], default_as_of, engine, contract, top_reasons=50,
+                           rules=rules)[0]
+    bundle = engine.model
+    if row["scored_by"] != "model" or bundle is None:
+        return {"result": row, "base_value": None, "raw_margin": None, "contributions": [],
+                "reasons": row["reasons"]}
+    model = bundle.model
+    values = live_features(contract.live_lead(lead, default_as_of), contract.feature_set)
+    X = {name: [values[name]] for name in model.feature_names}
+    contrib, base = model.contributions(X)
+    contrib = np.asarray(contrib)
+    impacts = dict(zip(model.feature_names, contrib[0].tolist(), strict=True))
+    contributions = sorted(
+        ({"feature": name, "value": _plain(values[name]), "contribution": float(c)}
+         for name, c in zip(model.feature_names, contrib[0], strict=True)),
+        key=lambda d: -abs(d["contribution"]),
+    )
+    grouped = explain_blanks(sorted(contract.feature_set.reasons_for(values, impacts),
+                                    key=lambda r: -r.impact))
+    return {"result": row, "base_value": float(base[0]),
+            "raw_margin": float(base[0] + contrib[0].sum()), "contributions": contributions,
+            "reasons": grouped}
 
 
 def spec_smoke_test(bundle: ModelBundle) -> None:

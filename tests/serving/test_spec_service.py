@@ -140,8 +140,14 @@ def test_the_real_server_speaks_the_champions_spec(acme_champion, tmp_path, synt
         bad = {**payload, "Employees": "many"}
         r = httpx.post(f"{base}/score", headers=auth, timeout=30, json={"leads": [bad]})
         assert r.status_code == 422 and "Employees" in " ".join(r.json()["detail"]), r.text
-        r = httpx.post(f"{base}/explain", headers=auth, timeout=30, json={"lead": payload})
-        assert r.status_code == 501 and "acme" in r.json()["detail"][0]
+        r = httpx.post(f"{base}/explain", headers=auth, timeout=30,
+                       json={"lead": payload, "as_of": as_of})
+        assert r.status_code == 200, r.text
+        explained = r.json()
+        total = explained["base_value"] + sum(c["contribution"] for c in explained["contributions"])
+        assert total == pytest.approx(explained["raw_margin"], abs=1e-9)
+        assert explained["result"]["probability"] == pytest.approx(x["probability"], abs=1e-12)
+        assert {c["feature"] for c in explained["contributions"]} >= {"lead_source", "call_count_7d"}
 
         # A champion of another spec (the built-in one) is refused, and /model says so.
         trained = runner.invoke(app, ["train", "--data", str(synthetic_dir),
