@@ -46,6 +46,31 @@ def test_notebooks_define_no_functions() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_top_to_bottom(name: str, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    nb = _run(name, tmp_path, monkeypatch)
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if "image/png" in o.get("data", {})]
+    assert images, f"{name} drew no figure"
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_the_retrain_notebook_retrains_from_a_dataset_spec(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """DATASET points the notebook at a user's own CRM: a version-2 spec with its own
+    field names, a deals table and its own activity types."""
+    from tests.training.test_from_spec import write_crm
+
+    crm = tmp_path / "crm"
+    crm.mkdir()
+    monkeypatch.setenv("LEADSCORE_NB_DATASET", str(write_crm(crm, n=1500)))
+    nb = _run("02-retrain-and-promote", tmp_path, monkeypatch)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                   for o in c.outputs)
+    assert "spec:acme:" in text  # the spec's feature set, not the built-in one
+    assert "promoted" in text
+
+
+def _run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
@@ -73,6 +98,4 @@ def test_notebook_runs_top_to_bottom(name: str, tmp_path: Path,
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if "image/png" in o.get("data", {})]
-    assert images, f"{name} drew no figure"
+    return nb
