@@ -305,3 +305,17 @@ def test_probe_counts_equal_the_engines_own(tiny_tables):
             age = row.as_of - acts.loc[(acts["lead_id"] == row.lead_id) & (acts["type"] == kind),
                                        "occurred_at"]
             assert count == int(((age > pd.Timedelta(0)) & (age < pd.Timedelta(days=30))).sum())
+
+
+def test_rules_init_window_and_prior_strength_reach_the_file(tmp_path: Path):
+    spec = write_time_spec(tmp_path / "tiny")
+    rules = tmp_path / "rules.yaml"
+    result = runner.invoke(app, ["rules", "init", "--dataset", str(spec), "--out", str(rules),
+                                 "--window", "14d", "--prior-strength", "5"])
+    assert result.exit_code == 0, result.output
+    text = rules.read_text(encoding="utf-8")
+    assert "window_days: 14\n" in text and "window_days: 30\n" not in text
+    assert "m = 5 pseudo-examples" in text
+    refused = runner.invoke(app, ["rules", "score", "--dataset", str(spec), "--out",
+                                  str(tmp_path / "s.parquet")])
+    assert refused.exit_code != 0 and "rules init" in refused.output
