@@ -12,7 +12,14 @@ from features.errors import DataValidationError, SpecError, ValidationIssue
 from features.spec.model import CsvOptions, DatasetSpecV2
 from features.spec.sources import open_source
 from features.spec.tables import ActivityKind
-from features.spec.values import _bad_rows, _check_header, _ids, _times, _to_numbers
+from features.spec.values import (
+    _bad_rows,
+    _check_header,
+    _ids,
+    _times,
+    _to_numbers,
+    unknown_lead_policy,
+)
 
 __all__: list[str] = []
 
@@ -103,22 +110,8 @@ def _load_activities(
         if policy in counts and counts[policy]["action"] == "drop":
             counts[policy]["activities"] = int(ids.isin(lead_set).sum())
     unknown = ~ids.isin(known_ids).to_numpy(bool) & ~empty & ~of_dropped
-    counts["activity_unknown_lead"] = {
-        "action": s.policies.activity_unknown_lead,
-        "rows": int(unknown.sum()),
-    }
-    if unknown.any() and s.policies.activity_unknown_lead == "error":
-        issues.extend(
-            _bad_rows(
-                unknown,
-                raw[ac.lead_id],
-                ids,
-                table=table,
-                column=ac.lead_id,
-                expected="is not a lead of the leads table (policies.activity_unknown_lead: error; "
-                "set it to drop to drop such rows)",
-            )
-        )
+    unknown_lead_policy("activity_unknown_lead", s.policies.activity_unknown_lead, unknown, raw[ac.lead_id],
+                        ids, table=table, column=ac.lead_id, counts=counts, issues=issues)
     if issues:
         raise DataValidationError(issues)
     keep = ~unknown & ~of_dropped

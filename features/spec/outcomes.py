@@ -10,7 +10,14 @@ import pandas as pd
 from features.errors import DataValidationError, ValidationIssue
 from features.spec.model import DatasetSpecV2
 from features.spec.sources import open_source
-from features.spec.values import _bad_rows, _check_header, _ids, _labels, _times
+from features.spec.values import (
+    _bad_rows,
+    _check_header,
+    _ids,
+    _labels,
+    _times,
+    unknown_lead_policy,
+)
 
 __all__: list[str] = []
 
@@ -88,22 +95,8 @@ def _merge_outcomes(
             label_key=f"{prefix}.columns.label",
         )
     unknown = ~ids.isin(known_ids).to_numpy(bool) & ~empty
-    counts["outcome_unknown_lead"] = {
-        "action": s.policies.outcome_unknown_lead,
-        "rows": int(unknown.sum()),
-    }
-    if unknown.any() and s.policies.outcome_unknown_lead == "error":
-        issues.extend(
-            _bad_rows(
-                unknown,
-                raw[oc.lead_id],
-                ids,
-                table=table,
-                column=oc.lead_id,
-                expected="is not a lead of the leads table (policies.outcome_unknown_lead: error; "
-                "set it to drop to drop such rows)",
-            )
-        )
+    unknown_lead_policy("outcome_unknown_lead", s.policies.outcome_unknown_lead, unknown, raw[oc.lead_id],
+                        ids, table=table, column=oc.lead_id, counts=counts, issues=issues)
     if issues:
         raise DataValidationError(issues)
     frame = frame[~unknown & ~empty]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -242,3 +243,18 @@ def _fingerprint(frames: dict[str, pd.DataFrame | None]) -> str:
             hashed = pd.util.hash_pandas_object(frame, index=False, categorize=False)
             digest.update(hashed.to_numpy().tobytes())
     return digest.hexdigest()
+
+
+def unknown_lead_policy(
+    policy: str, action: str, unknown: np.ndarray, raw: pd.Series, ids: pd.Series, *,
+    table: str, column: str, counts: dict[str, dict[str, Any]], issues: list[ValidationIssue],
+) -> None:
+    """Count the rows of a table whose lead is not in the leads table, under ``policy``
+    (``error`` or ``drop``); with ``error``, name each in ``issues``."""
+    counts[policy] = {"action": action, "rows": int(unknown.sum())}
+    if unknown.any() and action == "error":
+        issues.extend(_bad_rows(
+            unknown, raw, ids, table=table, column=column,
+            expected=f"is not a lead of the leads table (policies.{policy}: error; "
+            "set it to drop to drop such rows)",
+        ))
