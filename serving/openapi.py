@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from features.schema import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 from serving.contract import BATCH_POLICY, ErrorResponse, Readiness
 
 __all__ = ["contract_document", "DOCS_HTML", "DESCRIPTION"]
@@ -39,6 +40,9 @@ Bodies over the size limit (`LEADSCORE_MAX_BODY_BYTES`) and batches of more than
 `error` (a sentence), `detail` (one line per problem, e.g. `leads[3].created_at: ...`)
 and `request_id`, also sent as the `X-Request-ID` header: quote it when reporting a
 problem. No error carries a stack trace or echoes a lead's data.
+
+**Times.** Every time is ISO 8601 with a UTC offset, from {EARLIEST_TIMESTAMP.year} to
+{LATEST_TIMESTAMP.year - 1} (the data contract's range); any other gets 422.
 
 **Batches.** {BATCH_POLICY}
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 
@@ -38,6 +39,7 @@ def test_openapi_fuzz_no_5xx_and_every_4xx_says_why(model_server: Server):
     from schemathesis import GenerationMode
 
     schema = schemathesis.openapi.from_url(f"{model_server.base}/docs.json")
+    assert "from 1970 to 2199" in " ".join(schema.raw_schema["info"]["description"].split())
     operations = [r.ok() for r in schema.get_all_operations()]
     assert {"/score", "/explain"} <= {op.path for op in operations}
     strategy = st.one_of(schema.as_strategy(GenerationMode.POSITIVE),
@@ -61,7 +63,23 @@ def test_openapi_fuzz_no_5xx_and_every_4xx_says_why(model_server: Server):
         if "Traceback" in r.text or 'File "' in r.text:
             problems.append(f"{where} -> {r.status_code} leaks a stack trace")
 
-    one()
+    # Times outside the data contract's range (1970-2199, stated in the document's
+    # description; OpenAPI 3.0 cannot bound a date-time) are a 422. Left to schemathesis'
+    # own date-times (years 0001-9999), nearly every "valid" lead is refused for them and
+    # whether a single one reaches scoring depends on the seed, which changes with the
+    # document. Nine times in ten a date-time is drawn inside the range (before now, so
+    # that a lead is not created after its default as_of); the tenth keeps the rest.
+    from schemathesis.specs.openapi import formats
+
+    builtin = formats.get_default_format_strategies()["date-time"]
+    in_range = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2025, 12, 31),
+                            timezones=st.just(UTC)).map(datetime.isoformat)
+    formats.register_string_format(
+        "date-time", st.integers(0, 9).flatmap(lambda i: builtin if i == 0 else in_range))
+    try:
+        one()
+    finally:
+        formats.unregister_string_format("date-time")  # back to schemathesis' own
     total = sum(seen.values())
     assert total >= FUZZ_CASES * 0.9, seen  # hypothesis may stop early on a tiny space
     if problems:
