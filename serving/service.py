@@ -192,44 +192,47 @@ class LeadScoring:
     def score_spec(self, request: Any) -> tuple[int, dict]:
         """``POST /score`` for a spec's model (the gateway validated ``request``; it calls
         this in a worker thread, off the event loop)."""
-        from serving.spec_scoring import NoSpecModel, score_spec_leads
+        from serving.spec_scoring import score_spec_leads
 
-        engine = self.lifecycle.engine
-        contract = self.spec_contract
-        as_of = request.as_of or pd.Timestamp.now(tz="UTC").to_pydatetime()
-        try:
-            rows = score_spec_leads(request.leads, as_of, engine, contract,
-                                    top_reasons=request.top_reasons,
-                                    rules=self._spec_rules(contract))
-        except NoSpecModel as exc:
-            return 503, error_body("no model", [str(exc)])
-        except DataValidationError as exc:
-            return 422, error_body("invalid request", [
-                f"leads[{i.row}].{i.field}: {i.value!r} {i.expected}" for i in exc.issues])
-        self.counters.scored(rows)
-        logger.info("scored %d leads of spec %s (%s)", len(rows), contract.spec.name,
-                    _by_counts(rows))
-        return 200, ScoreResponse.model_validate({"results": plain_records(rows)}).model_dump(
-            mode="json")
+        def answer(contract: Any, as_of: Any, rules: Any) -> dict:
+            rows = score_spec_leads(request.leads, as_of, self.lifecycle.engine, contract,
+                                    top_reasons=request.top_reasons, rules=rules)
+            self.counters.scored(rows)
+            logger.info("scored %d leads of spec %s (%s)", len(rows), contract.spec.name,
+                        _by_counts(rows))
+            return ScoreResponse.model_validate({"results": plain_records(rows)}).model_dump(
+                mode="json")
+
+        return self._spec_call(request, "leads[{row}]", answer)
 
     def explain_spec(self, request: Any) -> tuple[int, dict]:
         """``POST /explain`` for a spec's model (the gateway validated ``request``)."""
-        from serving.spec_scoring import NoSpecModel, explain_spec_lead
+        from serving.spec_scoring import explain_spec_lead
+
+        def answer(contract: Any, as_of: Any, rules: Any) -> dict:
+            out = explain_spec_lead(request.lead, as_of, self.lifecycle.engine, contract,
+                                    rules=rules)
+            result = plain_records([out["result"]])[0]
+            return ExplainResponse.model_validate({
+                **out, "result": result, "reasons": [r.to_dict() for r in out["reasons"]],
+            }).model_dump(mode="json")
+
+        return self._spec_call(request, "lead", answer)
+
+    def _spec_call(self, request: Any, where: str, answer: Any) -> tuple[int, dict]:
+        """Run ``answer(contract, as_of, rules)``; no model and bad leads become 503 and 422."""
+        from serving.spec_scoring import NoSpecModel
 
         contract = self.spec_contract
         as_of = request.as_of or pd.Timestamp.now(tz="UTC").to_pydatetime()
         try:
-            out = explain_spec_lead(request.lead, as_of, self.lifecycle.engine, contract,
-                                    rules=self._spec_rules(contract))
+            return 200, answer(contract, as_of, self._spec_rules(contract))
         except NoSpecModel as exc:
             return 503, error_body("no model", [str(exc)])
         except DataValidationError as exc:
             return 422, error_body("invalid request", [
-                f"lead.{i.field}: {i.value!r} {i.expected}" for i in exc.issues])
-        result = plain_records([out["result"]])[0]
-        answer = ExplainResponse.model_validate({
-            **out, "result": result, "reasons": [r.to_dict() for r in out["reasons"]]})
-        return 200, answer.model_dump(mode="json")
+                f"{where.format(row=i.row)}.{i.field}: {i.value!r} {i.expected}"
+                for i in exc.issues])
 
     @bentoml.on_shutdown
     def _stop_polling(self) -> None:
