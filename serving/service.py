@@ -236,6 +236,7 @@ class LeadScoring:
             rules_version=engine.rules_version,
             cold_start_policy=self.settings.cold_start_policy,
             cold_start_effective=engine.cold_start_effective,
+            grading=_grading_info(model),
         )
 
 
@@ -247,6 +248,22 @@ def _finite_or_none(value: float | None) -> float | None:
     # A NaN metric (no cold-start lead in the test window, say) is JSON null either way;
     # say so here rather than leave it to the serializer.
     return None if value is None or math.isnan(value) else float(value)
+
+
+def _grading_info(model: object | None) -> dict | None:
+    # The shares are those the model cut its thresholds to on its validation leads
+    # (training.model.grading_from_scores); a model pickled without them still reports
+    # its thresholds, with no shares. (A LeadModel built with fixed ``grading=`` keeps
+    # its unused default shares: nothing in training does that, and the model does not
+    # record which it was; see the ui17 report.)
+    if model is None:
+        return None
+    shares = getattr(model, "grade_shares", None)
+    by_grade = None
+    if shares is not None and len(shares) == 3:
+        by_grade = {g: float(s) for g, s in zip("ABC", shares, strict=True)}
+        by_grade["D"] = round(max(0.0, 1.0 - sum(by_grade.values())), 6)
+    return {**model.grading.to_dict(), "shares": by_grade}
 
 
 def _by_counts(rows: list[dict]) -> str:
