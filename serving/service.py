@@ -255,7 +255,7 @@ def _grading_info(model: object | None) -> dict | None:
     # (training.model.grading_from_scores); a model pickled without them still reports
     # its thresholds, with no shares. (A LeadModel built with fixed ``grading=`` keeps
     # its unused default shares: nothing in training does that, and the model does not
-    # record which it was; see the ui17 report.)
+    # record which it was.)
     if model is None:
         return None
     shares = getattr(model, "grade_shares", None)
