@@ -39,7 +39,7 @@ from pathlib import Path
 
 import bentoml
 from fastapi import FastAPI
-from starlette.responses import JSONResponse
+from starlette.responses import FileResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
 
 from serving.contract import (
@@ -73,7 +73,14 @@ logger = logging.getLogger("leadscore.serving")
 info_app = FastAPI(title="leadscore", docs_url=None, redoc_url=None, openapi_url=None)
 # The marketers' page: static files only (no CDN, works offline). It is public (see
 # serving.gateway); the page sends the API key the marketer pastes in with each /score.
-info_app.mount("/ui", StaticFiles(directory=Path(__file__).parent / "ui", html=True), name="ui")
+_UI = Path(__file__).parent / "ui"
+info_app.mount("/ui", StaticFiles(directory=_UI, html=True), name="ui")
+
+
+@info_app.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """The page's icon, from the package (browsers ask for it at the root)."""
+    return FileResponse(_UI / "favicon.ico", media_type="image/x-icon")
 
 
 @bentoml.asgi_app(info_app, path="/")
