@@ -10,8 +10,9 @@ Endpoints
     Every SHAP contribution for one lead, plus the base value, grouped by business field
     and ungrouped.
 ``GET /model``
-    What is being served: model name, version, alias, metrics, when it was loaded, the
-    last version refused and why, the rules version, the cold-start policy.
+    What is being served: model name, version, alias, metrics, its grading (thresholds
+    and the share of leads each grade holds), when it was loaded, the last version
+    refused and why, the rules version, the cold-start policy.
 ``GET /ui/``
     A page for marketers: pick or paste a lead, score it, read the reasons (public
     static files; its calls to ``/score`` need the key).
@@ -217,8 +218,8 @@ class LeadScoring:
 
     @info_app.get("/model", response_model=ModelInfo, summary="What is being served")
     def model_info(self) -> ModelInfo:
-        """The model being served (name, version, alias, metrics, when loaded), the last
-        version refused and why, the rules version and the cold-start policy."""
+        """The model being served (name, version, alias, metrics, grading, when loaded),
+        the last version refused and why, the rules version and the cold-start policy."""
         life = self.lifecycle
         engine = life.engine
         bundle = engine.model
