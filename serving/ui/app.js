@@ -108,7 +108,8 @@ async function gradingFor(result, headers) {
   if (result.scored_by !== "model") return null;
   if (!servedModel || servedModel.model_version !== result.model_version) {
     try {
-      const r = await fetch("../model", { headers: { Authorization: headers.Authorization || "" } });
+      const auth = headers.Authorization ? { Authorization: headers.Authorization } : {};
+      const r = await fetch("../model", { headers: auth });
       servedModel = r.ok ? await r.json() : null;
     } catch (err) {
       servedModel = null;
@@ -152,6 +153,11 @@ function legendText(grading) {
 function render(result, grading) {
   $("result").hidden = false;
   $("score").textContent = String(result.score);
+  // The model's probability is calibrated on its training label (converted within its
+  // horizon); the rules' is their points mapped to a probability.
+  $("likely").textContent = result.scored_by === "rules"
+    ? "likely to convert (the points rules' estimate)"
+    : "likely to convert within the model's horizon";
   $("grade").textContent = result.grade;
   const standing = standingText(result.grade, grading && grading.shares);
   $("standing").textContent = standing;
