@@ -53,6 +53,7 @@ __all__ = [
     "Contribution",
     "ExplainResponse",
     "Refusal",
+    "GradingInfo",
     "ModelInfo",
     "Readiness",
     "ErrorResponse",
@@ -226,12 +227,34 @@ class ScoreResult(_Strict):
     lead_id: str = Field(examples=["L-000123"])
     as_of: datetime = Field(description="The time the lead was scored as of.")
     probability: float = Field(
-        ge=0, le=1, description="Calibrated probability of converting within the horizon.",
+        ge=0, le=1,
+        description="Calibrated probability that the lead converts within the horizon the "
+        "model was trained on (its label window: 90 days by default; the training run's "
+        "MLflow param 'horizon'; a dataset whose outcome is a label column has none). An "
+        "absolute chance, not a rank: 0.42 means about 42 in 100 such leads convert.",
         examples=[0.42],
     )
-    score: int = Field(ge=0, le=100, description="The probability in percent, rounded.", examples=[42])
-    grade: Literal["A", "B", "C", "D"] = Field(examples=["B"])
-    route: Literal["sales", "nurture"] = Field(examples=["sales"])
+    score: int = Field(
+        ge=0, le=100,
+        description="The probability in percent, rounded (42 means a 42% chance); not a "
+        "rank among leads.",
+        examples=[42],
+    )
+    grade: Literal["A", "B", "C", "D"] = Field(
+        description="Where the score stands among leads, not how likely the lead is: the "
+        "model cuts its grade thresholds from its validation leads' scores so that (by "
+        "default) A holds the top 10%, B the next 15%, C the next 25% and D the rest (the "
+        "shares and thresholds are in GET /model 'grading'). So an 11% lead can be a B when most open "
+        "leads score lower. When the rules answer, the rules file's fixed score "
+        "thresholds set the grade.",
+        examples=["B"],
+    )
+    route: Literal["sales", "nurture"] = Field(
+        description="'sales' (call now) for the grades the model or rules send to sales "
+        "(A and B by default: for the model, the top 25% of its validation leads), else "
+        "'nurture'. It follows the grade, so it is relative too.",
+        examples=["sales"],
+    )
     scored_by: ScoredBy = Field(
         description="'model' or 'rules' (the fallback).", examples=["model"]
     )
@@ -316,6 +339,24 @@ class Refusal(_Strict):
     at: datetime
 
 
+class GradingInfo(_Strict):
+    """How the served model turns its 0-100 score into a grade and a route."""
+
+    a: float = Field(description="Lowest score graded A.", examples=[21])
+    b: float = Field(description="Lowest score graded B.", examples=[10])
+    c: float = Field(description="Lowest score graded C.", examples=[5])
+    sales_grades: list[Literal["A", "B", "C", "D"]] = Field(
+        description="Grades routed to sales.", examples=[["A", "B"]]
+    )
+    shares: dict[Literal["A", "B", "C", "D"], float] | None = Field(
+        description="Share of the model's validation leads (the leads open at each snapshot) "
+        "that each grade's threshold was cut to hold, from the top: A the top 10%, B the "
+        "next 15%, and so on. Ties at a threshold go to the higher grade. Null for a model "
+        "that does not record them.",
+        examples=[{"A": 0.10, "B": 0.15, "C": 0.25, "D": 0.50}],
+    )
+
+
 class ModelInfo(_Strict):
     """What the service is serving right now."""
 
@@ -360,6 +401,12 @@ class ModelInfo(_Strict):
     )
     cold_start_effective: Literal["model", "rules"] = Field(
         description="Who answers cold-start leads right now."
+    )
+    grading: GradingInfo | None = Field(
+        default=None,
+        description="The served model's grade thresholds and the shares of leads they "
+        "were cut to hold; null when no model is loaded (the rules file's fixed "
+        "thresholds grade then).",
     )
 
 

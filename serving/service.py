@@ -10,8 +10,9 @@ Endpoints
     Every SHAP contribution for one lead, plus the base value, grouped by business field
     and ungrouped.
 ``GET /model``
-    What is being served: model name, version, alias, metrics, when it was loaded, the
-    last version refused and why, the rules version, the cold-start policy.
+    What is being served: model name, version, alias, metrics, its grading (thresholds
+    and the share of leads each grade holds), when it was loaded, the last version
+    refused and why, the rules version, the cold-start policy.
 ``GET /ui/``
     A page for marketers: pick or paste a lead, score it, read the reasons (public
     static files; its calls to ``/score`` need the key).
@@ -40,7 +41,7 @@ from typing import Any
 
 import bentoml
 from fastapi import FastAPI
-from starlette.responses import JSONResponse
+from starlette.responses import FileResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
 
 from serving.contract import (
@@ -74,7 +75,14 @@ logger = logging.getLogger("leadscore.serving")
 info_app = FastAPI(title="leadscore", docs_url=None, redoc_url=None, openapi_url=None)
 # The marketers' page: static files only (no CDN, works offline). It is public (see
 # serving.gateway); the page sends the API key the marketer pastes in with each /score.
-info_app.mount("/ui", StaticFiles(directory=Path(__file__).parent / "ui", html=True), name="ui")
+_UI = Path(__file__).parent / "ui"
+info_app.mount("/ui", StaticFiles(directory=_UI, html=True), name="ui")
+
+
+@info_app.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    """The page's icon, from the package (browsers ask for it at the root)."""
+    return FileResponse(_UI / "favicon.ico", media_type="image/x-icon")
 
 
 @bentoml.asgi_app(info_app, path="/")
@@ -296,8 +304,8 @@ class LeadScoring:
 
     @info_app.get("/model", response_model=ModelInfo, summary="What is being served")
     def model_info(self) -> ModelInfo:
-        """The model being served (name, version, alias, metrics, when loaded), the last
-        version refused and why, the rules version and the cold-start policy."""
+        """The model being served (name, version, alias, metrics, grading, when loaded),
+        the last version refused and why, the rules version and the cold-start policy."""
         life = self.lifecycle
         engine = life.engine
         bundle = engine.model
@@ -325,6 +333,7 @@ class LeadScoring:
             rules_version=engine.rules_version,
             cold_start_policy=self.settings.cold_start_policy,
             cold_start_effective=engine.cold_start_effective,
+            grading=_grading_info(model),
         )
 
 
@@ -352,6 +361,22 @@ def _finite_or_none(value: float | None) -> float | None:
     # A NaN metric (no cold-start lead in the test window, say) is JSON null either way;
     # say so here rather than leave it to the serializer.
     return None if value is None or math.isnan(value) else float(value)
+
+
+def _grading_info(model: object | None) -> dict | None:
+    # The shares are those the model cut its thresholds to on its validation leads
+    # (training.model.grading_from_scores); a model pickled without them still reports
+    # its thresholds, with no shares. (A LeadModel built with fixed ``grading=`` keeps
+    # its unused default shares: nothing in training does that, and the model does not
+    # record which it was.)
+    if model is None:
+        return None
+    shares = getattr(model, "grade_shares", None)
+    by_grade = None
+    if shares is not None and len(shares) == 3:
+        by_grade = {g: float(s) for g, s in zip("ABC", shares, strict=True)}
+        by_grade["D"] = round(max(0.0, 1.0 - sum(by_grade.values())), 6)
+    return {**model.grading.to_dict(), "shares": by_grade}
 
 
 def _by_counts(rows: list[dict]) -> str:

@@ -1,11 +1,10 @@
 // The marketers' page: pick or paste a lead, POST it to /score, show the answer.
 // Plain DOM, no framework, no build step, no network beyond this service (works offline).
-// Every piece of data goes in through textContent or SVG text nodes, never innerHTML:
-// lead fields and reason sentences are data, and data must not become markup.
+// Every piece of data goes in through textContent, never innerHTML: lead fields and
+// reason sentences are data, and data must not become markup.
 "use strict";
 
 const KEY_STORE = "leadscore.apiKey"; // sessionStorage only: the key leaves with the tab
-const SVG_NS = "http://www.w3.org/2000/svg";
 const FALLBACK_TEXT = {
   no_model: "no model is loaded, so the points rules answered",
   cold_start: "the lead has too little history for the model, so the points rules answered",
@@ -15,6 +14,7 @@ const TREND_TEXT = { improving: "improving ↑", steady: "steady →", declining
 
 const $ = (id) => document.getElementById(id);
 let samples = [];
+let servedModel = null; // the last GET /model answer: its grading says what a grade means
 
 function showError(message) {
   const box = $("error");
@@ -67,6 +67,9 @@ function parseLead() {
 
 async function score() {
   showError("");
+  // Whatever was on screen belonged to the previous lead: it goes before anything else,
+  // so a refused request never leaves another lead's answer under its error.
+  clearResult();
   const key = $("api-key").value.trim();
   if (key) sessionStorage.setItem(KEY_STORE, key);
   let body;
@@ -88,19 +91,85 @@ async function score() {
       const detail = (answer.detail || []).join("\n");
       throw new Error(`${answer.error || `HTTP ${r.status}`}${detail ? `\n${detail}` : ""}`);
     }
-    render(answer.results[0]);
+    const result = answer.results[0];
+    render(result, await gradingFor(result, headers));
   } catch (err) {
+    clearResult();
     showError(err.message);
   } finally {
     button.disabled = false;
   }
 }
 
-function render(result) {
+// The grading the model that answered was cut with (GET /model), or null: when the
+// rules answered, when /model cannot be read, or when it already serves another version
+// (a swap in between), the page says the grade and nothing it cannot back.
+async function gradingFor(result, headers) {
+  if (result.scored_by !== "model") return null;
+  if (!servedModel || servedModel.model_version !== result.model_version) {
+    try {
+      const auth = headers.Authorization ? { Authorization: headers.Authorization } : {};
+      const r = await fetch("../model", { headers: auth });
+      servedModel = r.ok ? await r.json() : null;
+    } catch (err) {
+      servedModel = null;
+    }
+  }
+  if (!servedModel || servedModel.model_version !== result.model_version) return null;
+  return servedModel.grading || null;
+}
+
+function clearResult() {
+  $("result").hidden = true;
+  for (const id of ["score", "standing", "grade", "route", "route-why", "trend", "grade-legend",
+                    "answered-by", "lead-id", "model", "rules-version", "as-of", "chart-hint"]) {
+    $(id).textContent = "";
+  }
+  $("standing-sep").hidden = true;
+  $("trend-row").hidden = true;
+  clear($("chart"));
+}
+
+const percent = (share) => `${Number((share * 100).toFixed(1))}%`;
+
+// "top 25% of open leads" for a grade: the shares of every grade down to this one, as
+// the model cut them on its validation leads. D is the rest: the bottom share.
+function standingText(grade, shares) {
+  if (!shares) return "";
+  const order = ["A", "B", "C", "D"];
+  if (grade === "D") return `bottom ${percent(shares.D)} of open leads`;
+  const upTo = order.slice(0, order.indexOf(grade) + 1);
+  return `top ${percent(upTo.reduce((sum, g) => sum + shares[g], 0))} of open leads`;
+}
+
+function legendText(grading) {
+  const s = grading && grading.shares;
+  if (!s) return "";
+  return `The percentage is this lead's own chance. The grade ranks it among the model's `
+    + `validation leads: A is the top ${percent(s.A)}, B the next ${percent(s.B)}, `
+    + `C the next ${percent(s.C)}, D the other ${percent(s.D)}.`;
+}
+
+function render(result, grading) {
   $("result").hidden = false;
   $("score").textContent = String(result.score);
+  // The model's probability is calibrated on its training label (converted within its
+  // horizon); the rules' is their points mapped to a probability.
+  $("likely").textContent = result.scored_by === "rules"
+    ? "likely to convert (the points rules' estimate)"
+    : "likely to convert within the model's horizon";
   $("grade").textContent = result.grade;
+  const standing = standingText(result.grade, grading && grading.shares);
+  $("standing").textContent = standing;
+  $("standing-sep").hidden = !standing;
   $("route").textContent = result.route === "sales" ? "sales (call now)" : "nurture";
+  if (result.scored_by === "rules") {
+    $("route-why").textContent = "(the rules' fixed score thresholds set the grade)";
+  } else if (grading) {
+    const grades = grading.sales_grades.join(" and ");
+    $("route-why").textContent = `(grade${grading.sales_grades.length > 1 ? "s" : ""} ${grades} go to sales)`;
+  }
+  $("grade-legend").textContent = legendText(grading);
   $("lead-id").textContent = result.lead_id;
   $("model").textContent = result.model_name
     ? `${result.model_name} version ${result.model_version}`
@@ -124,48 +193,62 @@ function render(result) {
   $("trend-row").hidden = !trend;
   $("trend").textContent = trend || "";
 
-  drawReasons($("chart"), result.reasons || []);
+  const unit = result.scored_by === "rules" ? "points of the rules" : "log-odds of the model";
+  $("chart-hint").textContent = "Green bars raise the chance, red bars lower it; "
+    + `each number is the reason's signed impact (${unit}).`;
+  drawReasons($("chart"), result.reasons || [], result.scored_by === "rules");
 }
 
-function svg(name, attrs, text) {
-  const el = document.createElementNS(SVG_NS, name);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  if (text !== undefined) el.textContent = text;
-  return el;
+const MINUS = "\u2212";
+
+// "+0.17", "−0.08"; the rules' points as "+10 pts". Small model impacts keep one
+// significant digit rather than read as a signed zero.
+function impactText(impact, rules) {
+  const sign = impact < 0 ? MINUS : "+";
+  const size = Math.abs(impact);
+  if (rules) return `${sign}${Number(size.toFixed(1))} pts`;
+  return `${sign}${size >= 0.005 || size === 0 ? size.toFixed(2) : size.toPrecision(1)}`;
 }
 
-// A horizontal bar per reason around a centre axis: positive impact to the right in
-// green, negative to the left in red, the reason's sentence written above its bar.
-function drawReasons(container, reasons) {
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// One row per reason: its sentence on a line of its own (it wraps on a narrow screen),
+// then a bar around a centre axis, positive to the right in green, negative to the left
+// in red, with the signed impact written at the bar's end. Plain HTML, so text stays
+// at its own size at any width instead of shrinking with a scaled drawing.
+function drawReasons(container, reasons, rules) {
   clear(container);
   if (!reasons.length) {
-    const p = document.createElement("p");
-    p.className = "hint";
-    p.textContent = "No reasons were given for this score.";
-    container.appendChild(p);
+    container.appendChild(el("p", "hint", "No reasons were given for this score."));
     return;
   }
-  const width = 640, row = 46, top = 6, half = width / 2 - 10;
-  const height = top + row * reasons.length;
   const maxImpact = Math.max(...reasons.map((r) => Math.abs(r.impact))) || 1;
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
-                             "aria-label": "Reasons for the score" });
-  reasons.forEach((reason, i) => {
-    const y = top + i * row;
-    const len = Math.max(2, (Math.abs(reason.impact) / maxImpact) * half);
+  const list = el("ol", "reasons");
+  list.setAttribute("aria-label", "Reasons for the score");
+  reasons.forEach((reason) => {
     const positive = reason.impact >= 0;
-    const g = svg("g", { class: "reason" });
-    g.appendChild(svg("text", { x: 4, y: y + 14, class: "label" }, reason.sentence));
-    const bar = svg("rect", {
-      x: positive ? width / 2 : width / 2 - len, y: y + 20, width: len, height: 16, rx: 2,
-      class: positive ? "bar-pos" : "bar-neg",
-    });
-    bar.appendChild(svg("title", {}, `${reason.label}: ${reason.value ?? "none"} (impact ${reason.impact.toFixed(2)})`));
-    g.appendChild(bar);
-    chart.appendChild(g);
+    const item = el("li", `reason ${positive ? "pos" : "neg"}`);
+    item.appendChild(el("div", "label", reason.sentence));
+    const track = el("div", "track");
+    const left = el("div", "side left");
+    const right = el("div", "side right");
+    const bar = el("div", positive ? "bar bar-pos" : "bar bar-neg");
+    // The bar's share of its half, leaving room for the value beside it.
+    const share = Math.abs(reason.impact) / maxImpact;
+    bar.style.width = `max(2px, calc((100% - 5em) * ${share.toFixed(4)}))`;
+    bar.title = `${reason.label}: ${reason.value ?? "none"} (impact ${reason.impact.toFixed(2)})`;
+    const value = el("span", "value", impactText(reason.impact, rules));
+    if (positive) right.append(bar, value); else left.append(value, bar);
+    track.append(left, right);
+    item.appendChild(track);
+    list.appendChild(item);
   });
-  chart.appendChild(svg("line", { x1: width / 2, x2: width / 2, y1: top + 16, y2: height, class: "axis" }));
-  container.appendChild(chart);
+  container.appendChild(list);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
