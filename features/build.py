@@ -197,16 +197,23 @@ def build_training_set(
         has = converted.notna().to_numpy()[lead_pos]
         label = (has & (conv >= as_of) & (conv <= as_of + horizon.value)).astype(np.int64)
     if censored == "resolved":
-        # The outcome is known when the lead converted or was disqualified by the end of
-        # the data, within the horizon: the label cannot change after that.
-        settled = np.full(len(lead_pos), np.iinfo(np.int64).max)
-        for column in ("converted_at", "disqualified_at"):
-            if column in leads.columns:
-                at = leads[column]
-                values = _ns(at)[lead_pos]
-                settled = np.where(at.notna().to_numpy()[lead_pos], np.minimum(settled, values),
-                                   settled)
-        complete |= (settled <= as_of + horizon.value) & (settled <= observed_until.value)
+        # The label is settled once the lead converted within the horizon (a 1), or was
+        # disqualified within it and never converted afterwards (a 0 for good), by the
+        # end of the data: it cannot change after that.
+        never = np.iinfo(np.int64).max
+        end = as_of + horizon.value
+        conv = (_ns(converted)[lead_pos] if converted is not None
+                else np.full(len(lead_pos), never))
+        has_conv = (converted.notna().to_numpy()[lead_pos] if converted is not None
+                    else np.zeros(len(lead_pos), bool))
+        settled = np.where(has_conv & (conv >= as_of) & (conv <= end), conv, never)
+        if "disqualified_at" in leads.columns:
+            dq_at = leads["disqualified_at"]
+            dq = _ns(dq_at)[lead_pos]
+            lost = (dq_at.notna().to_numpy()[lead_pos] & (dq >= as_of) & (dq < end)
+                    & ~(has_conv & (conv > dq)))
+            settled = np.where(lost, np.minimum(settled, dq), settled)
+        complete |= (settled != never) & (settled <= observed_until.value)
     if censored != "keep":
         lead_pos, as_of, label = lead_pos[complete], as_of[complete], label[complete]
         complete = complete[complete]

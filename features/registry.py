@@ -628,9 +628,19 @@ class FeatureSet:
                         "half_lives": list(HALF_LIVES)},
             "features": [[f.name, f.kind] for f in features],
         }
-        digest = hashlib.sha256(
-            json.dumps(definition, sort_keys=True, default=str).encode()
-        ).hexdigest()
+        # The version says which values the features hold: what computes them (the
+        # feature code, versioned with the built-in set), their names and kinds, the
+        # kinds' weights and key actions, the windows. Labels and descriptions only word
+        # the sentences, so relabelling a field in the spec needs no retraining.
+        computed = {
+            "code": FEATURE_SET_VERSION,
+            "has_time": has_time,
+            "has_activities": has_activities,
+            "kinds": [[k.name, float(k.weight), bool(k.key_action)] for k in kinds],
+            "windows": definition["windows"],
+            "features": definition["features"],
+        }
+        digest = hashlib.sha256(json.dumps(computed, sort_keys=True).encode()).hexdigest()
         return cls(
             name=name, version=f"spec:{name}:{digest[:12]}", features=tuple(features),
             fields=fields, functions=functions, vocabulary=vocabulary, has_time=has_time,

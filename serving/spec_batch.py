@@ -168,9 +168,12 @@ def rescore_spec(
             (staging / "_SUCCESS").write_text(run_id + "\n")
             run_dir = out / "runs" / run_id
             run_dir.parent.mkdir(exist_ok=True)
-            if run_dir.exists():
-                shutil.rmtree(run_dir)
-            os.replace(staging, run_dir)
+            # A run of the same identity (spec, data, as_of, model) was committed before:
+            # keep it (readers may hold it open; its scores are these), never replace it.
+            if not (run_dir / "_SUCCESS").is_file():
+                if run_dir.exists():  # a half-written leftover of no committed run
+                    shutil.rmtree(run_dir)
+                os.replace(staging, run_dir)
             _swap_link(out / "scores", os.path.join("runs", run_id))
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -25,25 +25,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from features.live import LiveLead, clean_text, timestamp_ns
 from features.registry import FeatureSet
 from features.spec import DatasetSpec, DatasetSpecV2
 from features.spec.model import _entry_name
+from features.spec.sources import missing_tokens
 from serving.contract import Timestamp
 
 __all__ = ["SpecField", "SpecContract"]
 
-# pandas' read_csv reads these as missing unless keep_default_na is off; a CSV-trained
-# model saw them as missing, so the API must too.
-_PANDAS_NA = frozenset({
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
-})
-
+_GENERIC = "\x00generic"
+"""The type an unmapped activity is given: counted as activity, never as a kind."""
 
 @dataclass(frozen=True)
 class SpecField:
@@ -94,10 +90,7 @@ class SpecContract:
             )
         self.has_time = v2.has_time
         self.has_activities = v2.tables.activities is not None
-        na = set(leads.read.na_values)
-        if leads.source.kind == "file" and leads.read.keep_default_na:
-            na |= _PANDAS_NA
-        self._na = frozenset(na)
+        self._na = missing_tokens(leads.source, leads.read)
         self._kind_of: dict[str, str] = {}
         if v2.tables.activities is not None:
             for name, kind in v2.tables.activities.kinds.items():
@@ -143,7 +136,7 @@ class SpecContract:
         return create_model(
             "SpecActivity",
             __config__=ConfigDict(extra="ignore", frozen=True),
-            type=(str, Field(min_length=1, max_length=200,
+            type=(str, Field(min_length=1, max_length=200, pattern=r"\S",
                              description=f"The CRM's activity type, e.g. {described}. Types the "
                              "spec does not map count as generic activity.",
                              examples=[types[0] if types else "page_view"])),
@@ -164,10 +157,15 @@ class SpecContract:
                 description=f"When the lead was created ({created!r} in the CRM), ISO 8601 "
                 "with a UTC offset."))
         for f in self.fields:
-            kind: Any = float | None if f.kind == "numeric" else str | int | float | bool | None
             text = f.label + (f": {f.description}" if f.description else "")
-            definitions[f.name] = (kind, Field(default=None, alias=f.column, description=text,
-                                               max_length=None if f.kind == "numeric" else None))
+            if f.kind == "numeric":
+                # A blank or one of the table's missing tokens is missing, as in training.
+                kind: Any = Annotated[float | None, BeforeValidator(self._number_or_none)]
+                field = Field(default=None, alias=f.column, description=text)
+            else:
+                kind = str | int | float | bool | None
+                field = Field(default=None, alias=f.column, description=text, max_length=1000)
+            definitions[f.name] = (kind, field)
         if self.has_activities:
             definitions["activities"] = (list[self.activity_model], Field(
                 default_factory=list, description="The lead's activity history, in the CRM's "
@@ -215,6 +213,11 @@ class SpecContract:
         )
 
     def kind_of(self, raw_type: str) -> str:
-        """The kind a CRM type maps to, else the type itself (generic activity)."""
-        raw = raw_type.strip()
-        return self._kind_of.get(raw, raw)
+        """The kind a CRM type maps to, else generic activity (a value no kind has: an
+        unmapped type spelt like a kind's name must not count as that kind)."""
+        return self._kind_of.get(raw_type.strip(), _GENERIC)
+
+    def _number_or_none(self, value: Any) -> Any:
+        if isinstance(value, str) and (value.strip() == "" or value in self._na):
+            return None
+        return value

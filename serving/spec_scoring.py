@@ -37,7 +37,7 @@ logger = logging.getLogger("leadscore.serving")
 
 
 class NoSpecModel(LeadscoreError):
-    """No model of the served spec is loaded, and spec models have no rules fallback yet."""
+    """No model of the served spec is loaded, and no rules file for the spec is set."""
 
 
 def _check(leads: Sequence[Any], lives: Sequence[LiveLead]) -> None:

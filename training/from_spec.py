@@ -150,16 +150,26 @@ def build_spec_training_set(
 
 def label_known_at(leads: pd.DataFrame, rows: pd.DataFrame, horizon: pd.Timedelta) -> pd.Series:
     """When each (lead_id, as_of) row's label became known: ``as_of + horizon``, or earlier
-    when the lead converted or was disqualified within the horizon (either settles it)."""
-    known = pd.to_datetime(rows["as_of"], utc=True) + horizon
+    when the outcome settled it: the conversion, for a lead that converted within the
+    horizon; the disqualification, for one that was disqualified within it and never
+    converted afterwards (a lead won back after a disqualification is known only at its
+    conversion, or at the horizon's end)."""
+    as_of = pd.to_datetime(rows["as_of"], utc=True)
+    known = as_of + horizon
     by_id = leads.set_index("lead_id")
-    for column in ("converted_at", "disqualified_at"):
-        if column in by_id.columns:
-            at = pd.to_datetime(by_id[column].reindex(rows["lead_id"].to_numpy()).to_numpy(),
-                                utc=True)
-            at = pd.Series(at, index=known.index)
-            settles = at.notna() & (at >= rows["as_of"]) & (at < known)
-            known = known.where(~settles, at)
+
+    def column(name: str) -> pd.Series:
+        if name not in by_id.columns:
+            return pd.Series(pd.NaT, index=known.index, dtype="datetime64[ns, UTC]")
+        values = by_id[name].reindex(rows["lead_id"].to_numpy()).to_numpy()
+        return pd.Series(pd.to_datetime(values, utc=True), index=known.index)
+
+    converted, disqualified = column("converted_at"), column("disqualified_at")
+    won = converted.notna() & (converted >= as_of) & (converted <= known)
+    final_loss = (disqualified.notna() & (disqualified >= as_of) & (disqualified < known)
+                  & ~(converted.notna() & (converted > disqualified)))
+    known = known.where(~final_loss, disqualified)
+    known = known.where(~won, converted)
     return known.rename("label_known_at")
 
 

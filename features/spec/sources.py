@@ -162,6 +162,23 @@ def _detect_format(origin: str, path: Path, fmt: str | None, key: str) -> str:
     )
 
 
+def missing_tokens(source: SourceSpec, read: TableRead) -> frozenset[str]:
+    """The text values a table's loader reads as missing: the spec's ``na_values``, and
+    for a CSV file with ``keep_default_na``, pandas' own (``""``, ``NA``, ``null`` ...).
+    Parquet, DuckDB and database sources mask only the spec's. A live request's values
+    are read by the same rule (``serving.spec_contract``)."""
+    tokens = set(read.na_values)
+    if source.kind == "file" and read.keep_default_na and source.file is not None:
+        name = source.file.lower()
+        is_csv = source.format == "csv" or (source.format is None
+                                            and name.endswith(_CSV_SUFFIXES))
+        if is_csv:
+            from pandas._libs.parsers import STR_NA_VALUES
+
+            tokens |= set(STR_NA_VALUES)
+    return frozenset(tokens)
+
+
 def _missing_file(origin: str, key: str, path: Path, data_dir: Path | None) -> SpecError:
     folder = path.parent
     if folder.is_dir():

@@ -68,8 +68,14 @@ def test_the_version_is_the_definitions_hash():
     heavier = (*KINDS[:1], KindDefinition("homepage", "visited the course homepage", weight=0.6),
                *KINDS[2:])
     assert FeatureSet.from_definition("course", FIT, heavier).version != SPEC_SET.version
+    # Labels word the sentences only: relabelling needs no retraining (same version).
     relabelled = (FitColumn("lead_source", "categorical", "Source"), *FIT[1:])
-    assert FeatureSet.from_definition("course", relabelled, KINDS).version != SPEC_SET.version
+    assert FeatureSet.from_definition("course", relabelled, KINDS).version == SPEC_SET.version
+    retyped = (FitColumn("lead_source", "numeric", "Lead source"), *FIT[1:])
+    assert FeatureSet.from_definition("course", retyped, KINDS).version != SPEC_SET.version
+    key = (*KINDS[:1], KindDefinition("homepage", "visited the course homepage", weight=0.5,
+                                      key_action=True), *KINDS[2:])
+    assert FeatureSet.from_definition("course", FIT, key).version != SPEC_SET.version
 
 
 def test_two_features_with_one_name_are_refused():

@@ -46,6 +46,14 @@ def test_rescore_a_spec_equals_score_and_refuses_another_specs_model(tmp_path, s
     created = pd.to_datetime(leads.set_index("Lead Number")["Created On"]).dt.tz_localize("UTC")
     assert (created.loc[frame["lead_id"]] < pd.Timestamp(as_of)).all()  # open leads only
     assert not (out / ".staging").exists()
+    # The same run again (same spec, data, as_of and model): the committed run is kept.
+    first = (out / "scores").resolve()
+    stamp = (first / "part-00000.parquet").stat().st_mtime_ns
+    again = runner.invoke(app, ["rescore", "--dataset", str(spec), "--out", str(out),
+                                "--as-of", as_of, "--json"])
+    assert again.exit_code == 0, again.output
+    assert (out / "scores").resolve() == first
+    assert (first / "part-00000.parquet").stat().st_mtime_ns == stamp
 
     # The same leads through the API's core: equal to 1e-9, same grades and reasons.
     model = mlflow.pyfunc.load_model("models:/lead-scoring@champion").unwrap_python_model().model

@@ -279,3 +279,50 @@ def test_the_spec_alone_gives_the_feature_set_training_derives(crm):
     xedu = load_spec(example_spec_path("x-education"))
     assert not spec_feature_set(xedu).has_time
     assert spec_feature_set(load_spec(example_spec_path("builtin"))).version == "2026.11.1"
+
+
+def test_a_lead_won_back_after_a_disqualification_is_known_only_when_it_converts():
+    """Found in review: a disqualification settled the label even when the lead converted
+    later within the horizon (its 1 then counted as known before it happened)."""
+    leads = pd.DataFrame({
+        "lead_id": pd.array(["back", "lost"], dtype="string"),
+        "converted_at": pd.to_datetime(["2025-03-20", None], utc=True),
+        "disqualified_at": pd.to_datetime(["2025-02-10", "2025-02-10"], utc=True),
+    })
+    rows = pd.DataFrame({"lead_id": pd.array(["back", "lost"], dtype="string"),
+                         "as_of": pd.to_datetime(["2025-02-01"] * 2, utc=True)})
+    known = label_known_at(leads, rows, pd.Timedelta(days=90))
+    assert list(known) == list(pd.to_datetime(["2025-03-20", "2025-02-10"], utc=True))
+
+
+def test_resolved_censoring_drops_what_is_still_open_and_keeps_what_settled():
+    from features.build import build_training_set
+    from features.registry import FeatureSet, FitColumn
+
+    fs = FeatureSet.from_definition("tiny", [FitColumn("src", "categorical", "Source")],
+                                    has_activities=False)
+    stamp = lambda s: pd.Timestamp(s, tz="UTC")  # noqa: E731
+    leads = pd.DataFrame({
+        "lead_id": pd.array(["won", "lost", "open", "back"], dtype="string"),
+        "created_at": [stamp("2025-01-01")] * 4,
+        "converted_at": pd.Series([stamp("2025-03-01"), pd.NaT, pd.NaT, stamp("2025-06-25")],
+                                  dtype="datetime64[ns, UTC]"),
+        "disqualified_at": pd.Series([pd.NaT, stamp("2025-02-15"), pd.NaT, stamp("2025-02-15")],
+                                     dtype="datetime64[ns, UTC]"),
+        "src": pd.array(["a", "b", "c", "d"], dtype="string"),
+    })
+    acts = pd.DataFrame({"lead_id": pd.array([], dtype="string"),
+                         "occurred_at": pd.Series([], dtype="datetime64[ns, UTC]"),
+                         "type": pd.array([], dtype="string")})
+    kwargs = dict(horizon=pd.Timedelta(days=180), start=stamp("2025-01-01"),
+                  end=stamp("2025-02-01"), every=pd.Timedelta(days=31), feature_set=fs)
+    resolved = build_training_set(leads, acts, censored="resolved", **kwargs)
+    dropped = build_training_set(leads, acts, censored="drop", **kwargs)
+    # The data end (the last timestamp, 06-25) is before every snapshot's horizon: 'drop'
+    # keeps nothing; 'resolved' keeps the won and the lost lead and drops the open one and
+    # the one disqualified then won back (its 0 was not final; its 1 is at 06-25, within
+    # the horizon and the data: known).
+    assert len(dropped) == 0
+    assert sorted(resolved["lead_id"]) == ["back", "lost", "won"]
+    assert dict(zip(resolved["lead_id"], resolved["label"], strict=True)) == {
+        "won": 1, "lost": 0, "back": 1}
