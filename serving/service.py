@@ -346,9 +346,9 @@ def _dataset_contract(dataset: Path | None) -> tuple[Any, str | None]:
     the feature set version it expects (None: adopt the first champion's)."""
     if dataset is None:
         return None, None
+    from features.spec import feature_set_of as spec_feature_set
     from features.spec import load_spec
     from serving.spec_contract import SpecContract
-    from training.from_spec import spec_feature_set
 
     spec = load_spec(dataset)
     feature_set = spec_feature_set(spec)

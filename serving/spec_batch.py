@@ -99,8 +99,8 @@ def rescore_spec(
         For a bad spec or bad data (nothing is written).
     """
     from features.build import data_end
+    from features.spec import feature_set_of as spec_feature_set
     from features.spec import load_spec, load_tables
-    from training.from_spec import spec_feature_set
 
     spec = load_spec(spec_path)
     feature_set = spec_feature_set(spec)

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from features.registry import BUILTIN, FeatureSet, FitColumn, KindDefinition
+from features.registry import BUILTIN, FeatureSet
+from features.spec.feature_set import feature_set_of
 
 if TYPE_CHECKING:
     from training.pipeline import TrainingData
@@ -35,58 +36,12 @@ __all__ = [
 
 
 def feature_set_for(tables: Any) -> FeatureSet:
-    """The feature set a spec's tables define: its fit columns, and engagement per kind.
-
-    A spec of the built-in contract (``contract: builtin``) has the built-in feature set.
-    """
-    if getattr(tables.spec, "contract", None) == "builtin":
-        return BUILTIN
-    fit = [
-        FitColumn(name, "categorical", tables.labels.get(name, name),
-                  tables.descriptions.get(name, ""))
-        for name in tables.categorical
-    ] + [
-        FitColumn(name, "numeric", tables.labels.get(name, name), tables.descriptions.get(name, ""))
-        for name in tables.numeric
-    ]
-    kinds = [
-        KindDefinition(k.name, k.label, float(k.weight), bool(k.key_action),
-                       getattr(k, "title", None))
-        for k in tables.kinds
-    ]
-    name = tables.spec.name or "spec"
-    return FeatureSet.from_definition(
-        name, fit, kinds, has_time=tables.has_time, has_activities=tables.activities is not None
-    )
+    """The feature set a spec's tables define (:func:`features.spec.feature_set_of`)."""
+    return feature_set_of(tables.spec)
 
 
-def spec_feature_set(spec: Any) -> FeatureSet:
-    """The feature set a spec's model has, from the spec alone (no data read).
-
-    The same as training derives: a version-2 spec with time gets snapshots, fit
-    columns plus lead age, and engagement per kind (:func:`feature_set_for`); a flat
-    table, or a version-1 spec, gets its fit columns alone
-    (:func:`training.pipeline.training_data_from_spec`).
-    """
-    from features.spec import DatasetSpecV2
-    from features.spec.model import _entry_name
-
-    if getattr(spec, "contract", None) == "builtin":
-        return BUILTIN
-    v2 = spec if isinstance(spec, DatasetSpecV2) else spec.to_v2()
-    columns = v2.tables.leads.columns
-    fit = [FitColumn(_entry_name(e), kind, e.label or e.column, e.description or "")
-           for kind, entries in (("categorical", columns.categorical),
-                                 ("numeric", columns.numeric))
-           for e in entries]
-    name = v2.name or "spec"
-    if not (isinstance(spec, DatasetSpecV2) and spec.has_time):
-        return FeatureSet.from_definition(name, fit, has_time=False, has_activities=False)
-    activities = v2.tables.activities
-    kinds = [KindDefinition(k, kind.label, float(kind.weight), bool(kind.key_action))
-             for k, kind in (activities.kinds.items() if activities is not None else ())]
-    return FeatureSet.from_definition(name, fit, kinds, has_time=True,
-                                      has_activities=activities is not None)
+spec_feature_set = feature_set_of
+"""The feature set of a spec's model, from the spec alone (one derivation, in features)."""
 
 
 def _empty_activities() -> pd.DataFrame:
@@ -114,7 +69,13 @@ def build_spec_training_set(
     """
     from features.build import build_training_set
     from features.grid import DEFAULT_EVERY, DEFAULT_HORIZON
+    from features.spec import DatasetSpecV2
 
+    if not isinstance(tables.spec, DatasetSpecV2):
+        raise ValueError(
+            f"{tables.spec.origin}: a version-1 spec is one row per lead; write it as "
+            "version 2 (features/specs/README.md) for point-in-time snapshots"
+        )
     if not tables.has_time:
         raise ValueError(
             f"{tables.spec.origin}: the spec has no created_at; a point-in-time training set "

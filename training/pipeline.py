@@ -238,8 +238,8 @@ def training_data_from_spec(
     for one is a ``ValueError``.
     """
     from features.grid import DEFAULT_HORIZON
-    from features.registry import FeatureSet, FitColumn
     from features.spec import DatasetSpec, load_dataset, load_spec
+    from features.spec.feature_set import feature_set_of
 
     spec = load_spec(spec_path)
     columns = spec.columns if isinstance(spec, DatasetSpec) else spec.tables.leads.columns
@@ -276,13 +276,11 @@ def training_data_from_spec(
                 "label_definition": f"converted within {purge_gap} after created_at"}
     names = (*ds.features, *leaky)
     # One row per lead: the features are the spec's columns as loaded, which is what
-    # a feature set of fit columns alone computes from the same values.
-    feature_set = FeatureSet.from_definition(
-        ds.spec.name or "spec",
-        [FitColumn(n, "categorical" if n in ds.categorical else "numeric", ds.labels.get(n, n),
-                   ds.descriptions.get(n, "")) for n in ds.features],
-        has_time=False, has_activities=False,
-    )
+    # the spec's feature set of fit columns alone computes from the same values.
+    feature_set = feature_set_of(spec)
+    if feature_set.feature_names() != list(ds.features):
+        raise ValueError(f"{spec.origin}: the spec's feature set {feature_set.feature_names()} "
+                         f"does not match the columns loaded {list(ds.features)}")
     schema = FeatureSchema(
         names=tuple(names),
         categorical=(*ds.categorical, *leaky_categorical),

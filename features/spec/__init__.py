@@ -31,6 +31,7 @@ characters in feature names); ``original_names`` maps them back and ``labels`` g
 the display label used in explanations.
 """
 
+from features.spec.feature_set import feature_set_of
 from features.spec.load import load_dataset, load_tables, resolve_data_dir
 from features.spec.model import (
     ACTIVITY_RESERVED_NAMES,
@@ -76,6 +77,7 @@ from features.spec.tables import (
 from features.spec.values import check_columns
 
 __all__ = [
+    "feature_set_of",
     "SPEC_VERSION",
     "SPEC_VERSIONS",
     "RESERVED_NAMES",
