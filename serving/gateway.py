@@ -209,6 +209,15 @@ class Gateway:
         if path == "/docs.json" and method in ("GET", "HEAD"):
             await self._contract(scope, receive, send)
             return
+        if path == "/ui/samples.json" and method in ("GET", "HEAD"):
+            contract = getattr(service, "spec_contract", None)
+            bundle = service.lifecycle.engine.model
+            if contract is not None and bundle is not None:
+                # The page's sample leads in the served spec's own fields and types.
+                from datetime import UTC, datetime
+
+                await self._json(send, 200, contract.samples(bundle.model, datetime.now(UTC)))
+                return
 
         public = path in PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIXES)
         if not public and settings.api_key is not None and not self._authorized(

@@ -212,6 +212,36 @@ class SpecContract:
             urls=[None] * len(acts), campaigns=[None] * len(acts),
         )
 
+    def samples(self, model: Any, now: datetime) -> dict[str, Any]:
+        """Sample leads for the page, in the CRM's own words: the model's most frequent
+        categories (as it learned them: trimmed, case-folded), numbers left blank, and
+        activity histories of the spec's own types (recent, none, and gone quiet)."""
+        from datetime import timedelta
+
+        vocabulary = getattr(model, "categories_", {}) or {}
+        kinds = list(self.spec.tables.activities.kinds.items()) if self.has_activities else []
+        key_first = sorted(kinds, key=lambda kv: not kv[1].key_action)
+        shapes = [("recently engaged", [1, 2, 3, 5, 8], 3),
+                  ("no activity yet", [], 0),
+                  ("gone quiet", [60, 75, 90], 2)]
+        out = []
+        for i, (shape, days, per_day) in enumerate(shapes):
+            lead: dict[str, Any] = {"lead_id": f"SAMPLE-{i + 1}"}
+            if self.has_time:
+                lead["created_at"] = (now - timedelta(days=120)).isoformat()
+            for f in self.fields:
+                values = vocabulary.get(f.name) or []
+                lead[f.column] = values[min(i, len(values) - 1)] if values else None
+            if self.has_activities and key_first:
+                lead["activities"] = [
+                    {"type": key_first[(j + k) % len(key_first)][1].types[0],
+                     "occurred_at": (now - timedelta(days=d, hours=k)).isoformat()}
+                    for j, d in enumerate(days) for k in range(per_day)]
+            out.append({"label": f"Sample {i + 1}: {shape}", "lead": lead})
+        return {"about": f"Made up from the served model of spec {self.spec.name!r}: its most "
+                         "frequent categories and the spec's own activity types.",
+                "samples": out}
+
     def kind_of(self, raw_type: str) -> str:
         """The kind a CRM type maps to, else generic activity (a value no kind has: an
         unmapped type spelt like a kind's name must not count as that kind)."""

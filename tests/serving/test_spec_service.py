@@ -131,6 +131,16 @@ def test_the_real_server_speaks_the_champions_spec(acme_champion, tmp_path, synt
         assert any(reason["sentence"].startswith("Lead source: ") for reason in x["reasons"])
         assert "x-request-id" in r.headers
 
+        # The page's sample leads speak the spec, and each is scored by the model.
+        samples = httpx.get(f"{base}/ui/samples.json", timeout=10).json()["samples"]
+        assert len(samples) == 3 and "Lead Source" in samples[0]["lead"]
+        assert {a["type"] for a in samples[0]["lead"]["activities"]} <= {
+            "Visit Webpage", "Opened Email", "Booked Call", "Webinar"}
+        r = httpx.post(f"{base}/score", headers=auth, timeout=30,
+                       json={"leads": [s["lead"] for s in samples]})
+        assert r.status_code == 200, r.text
+        assert [x["scored_by"] for x in r.json()["results"]] == ["model"] * 3
+
         # None of the spec's fields: a broken mapping, named.
         r = httpx.post(f"{base}/score", headers=auth, timeout=30, json={"leads": [
             {"lead_id": "x", "created_at": "2025-06-01T00:00:00Z", "source": "Google"}]})
