@@ -237,7 +237,9 @@ class SpecContract:
                     {"type": key_first[(j + k) % len(key_first)][1].types[0],
                      "occurred_at": (now - timedelta(days=d, hours=k)).isoformat()}
                     for j, d in enumerate(days) for k in range(per_day)]
-            out.append({"label": f"Sample {i + 1}: {shape}", "lead": lead})
+            what = shape if self.has_activities else ("the most common values", "the second "
+                                                       "most common", "the third")[i]
+            out.append({"label": f"Sample {i + 1}: {what}", "lead": lead})
         return {"about": f"Made up from the served model of spec {self.spec.name!r}: its most "
                          "frequent categories and the spec's own activity types.",
                 "samples": out}
