@@ -475,11 +475,11 @@ class RuleSet(_Strict):
                     "name",
                 )
             first[rule.name] = f"{section}[{index}]"
-        known = (*ACTIVITY_TYPES, *self.custom_activities)
+        known = self._known_activities()
         negative_types = set()
         for section, index, rule in located:
             if isinstance(rule, EngagementRule):
-                if rule.activity not in known:
+                if known is not None and rule.activity not in known:
                     raise _At(
                         f"unknown activity type {rule.activity!r}; expected one of "
                         f"{list(known)} (declare others under custom_activities)",
@@ -502,6 +502,10 @@ class RuleSet(_Strict):
                         "ignore_activities",
                     )
         return self
+
+    def _known_activities(self) -> tuple[str, ...] | None:
+        """The activity types rules may name (None: checked elsewhere, as a spec's kinds)."""
+        return (*ACTIVITY_TYPES, *self.custom_activities)
 
     @property
     def rules(self) -> list[Rule]:

@@ -35,7 +35,7 @@ from typing import Annotated, Any
 
 import pandas as pd
 import yaml
-from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, field_validator
 
 from features.errors import RulesError
 from rules_fallback.engine import Evaluation, evaluate, score_leads
@@ -45,7 +45,6 @@ from rules_fallback.rules import (
     FitRule,
     InactivityRule,
     RuleSet,
-    _At,
     _describe_error,
     _negative_kind,
     _node_at,
@@ -183,42 +182,10 @@ class SpecRuleSet(RuleSet):
     engagement_rules: list[SpecEngagementRule] = Field(default_factory=list)
     negative_rules: list[SpecNegativeRule] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> SpecRuleSet:
-        # The parent's check, less the built-in activity types: kinds are checked later.
-        located = [
-            (section, index, rule)
-            for section in ("fit_rules", "engagement_rules", "negative_rules")
-            for index, rule in enumerate(getattr(self, section))
-        ]
-        if not located:
-            raise ValueError(
-                "the rule set has no rules; expected at least one of fit_rules, "
-                "engagement_rules, negative_rules"
-            )
-        first: dict[str, str] = {}
-        for section, index, rule in located:
-            if rule.name in first:
-                raise _At(
-                    f"rule name {rule.name!r} is used twice (first at {first[rule.name]}); "
-                    "names must be unique",
-                    section, index, "name",
-                )
-            first[rule.name] = f"{section}[{index}]"
-        negative_types = {
-            r.activity for _, _, r in located if isinstance(r, EngagementRule) and r.points < 0
-        }
-        for section, index, rule in located:
-            if isinstance(rule, InactivityRule):
-                counted_negative = sorted(negative_types - set(rule.ignore_activities))
-                if counted_negative:
-                    raise _At(
-                        f"counts {counted_negative} as engagement, but negative rules "
-                        "penalise them: one more such event would lift the inactivity "
-                        "penalty. Add them to ignore_activities",
-                        section, index, "ignore_activities",
-                    )
-        return self
+    def _known_activities(self) -> tuple[str, ...] | None:
+        # The parent's checks (unique names, negative kinds ignored by inactivity rules)
+        # apply as they are; kinds are checked against the spec by check_spec_rules.
+        return None
 
     def with_mapping(self, **changes: float) -> SpecRuleSet:
         """A copy with some mapping values replaced (validated)."""
