@@ -59,6 +59,7 @@ def test_the_reasons_the_readme_quotes_describe_the_lead_its_curl_sends():
     from serving.scorer import frames_from_payload
 
     text = (REPO / "README.md").read_text()
+    text = text[text.index("### The service"):]  # the built-in contract's curl and reasons
     curl = text[text.index("curl -s -H 'Authorization"):]
     body = curl[curl.index("-d '") + 4:]
     request = ScoreRequest.model_validate(json.loads(body[:body.index("'")]))
