@@ -134,9 +134,19 @@ class LeadScoring:
         # champion's own (its logged spec), else the built-in one; see spec_contract.
         self._dataset_contract, expected = _dataset_contract(self.settings.dataset)
         self._contract_cache: tuple[str | None, Any] = (None, None)
+        if self._dataset_contract is not None and self.settings.rules_file is not None:
+            # A rules file that does not fit the spec refuses to start, naming each rule.
+            from rules_fallback import SpecVocabulary, load_spec_rules
 
+            load_spec_rules(self.settings.rules_file,
+                            SpecVocabulary.from_spec(self._dataset_contract.spec))
+
+        # With a spec's contract, LEADSCORE_RULES_FILE is the spec's rules (checked against
+        # the spec when first used, see _spec_rules); the engine keeps the built-in ones.
+        builtin_rules = load_rules(None if self._dataset_contract is not None
+                                   else self.settings.rules_file)
         self.lifecycle = ModelLifecycle(
-            load_rules(self.settings.rules_file),
+            builtin_rules,
             resolver=mlflow_resolver(self.settings),
             loader=mlflow_loader(self.settings),
             feature_set_version=expected,
