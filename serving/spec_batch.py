@@ -114,9 +114,9 @@ def rescore_spec(
     leads = tables.leads.reset_index(drop=True)
     acts = tables.activities
     if acts is None:
-        acts = pd.DataFrame({"lead_id": pd.Series(dtype="string"),
-                             "occurred_at": pd.Series(dtype="datetime64[ns, UTC]"),
-                             "type": pd.Series(dtype="string")})
+        from training.from_spec import empty_activities
+
+        acts = empty_activities()
     if as_of is None:
         as_of = data_end(leads, acts) if tables.has_time else pd.Timestamp.now(tz="UTC")
     as_of = pd.Timestamp(as_of)

@@ -44,7 +44,8 @@ spec_feature_set = feature_set_of
 """The feature set of a spec's model, from the spec alone (one derivation, in features)."""
 
 
-def _empty_activities() -> pd.DataFrame:
+def empty_activities() -> pd.DataFrame:
+    """An activity table with no rows, for a spec without one."""
     return pd.DataFrame({
         "lead_id": pd.Series(dtype="string"),
         "occurred_at": pd.Series(dtype="datetime64[ns, UTC]"),
@@ -90,7 +91,7 @@ def build_spec_training_set(
     anchored = None
     if snapshots is not None:
         anchored = (snapshots.anchor, tuple(snapshots.offsets))
-    activities = tables.activities if tables.activities is not None else _empty_activities()
+    activities = tables.activities if tables.activities is not None else empty_activities()
     frame = build_training_set(
         tables.leads, activities, every=every, horizon=horizon, censored=censored,
         feature_set=feature_set, snapshots=anchored,

@@ -10,7 +10,7 @@ import pandas as pd
 
 from features.errors import DataValidationError, SpecError, ValidationIssue
 from features.spec.model import CsvOptions, DatasetSpecV2
-from features.spec.sources import open_source
+from features.spec.sources import open_table
 from features.spec.tables import ActivityKind
 from features.spec.values import (
     _bad_rows,
@@ -37,14 +37,7 @@ def _load_activities(
     assert t is not None
     ac = t.columns
     prefix = "spec.tables.activities"
-    src = open_source(
-        t.source,
-        t.read,
-        origin=s.origin,
-        table="activities",
-        key=f"{prefix}.source",
-        data_dir=data_dir,
-    )
+    src = open_table(s, "activities", data_dir)
     paths = [
         (f"{prefix}.columns.lead_id", ac.lead_id),
         (f"{prefix}.columns.occurred_at", ac.occurred_at),

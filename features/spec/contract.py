@@ -74,7 +74,7 @@ def load_contract_tables(spec, data_dir: Path | None, *, assume_utc: bool = Fals
         Listing every bad value by table, field, value, row and lead.
     """
     from features.spec.load import training_options
-    from features.spec.sources import open_source
+    from features.spec.sources import open_table
     from features.spec.tables import SpecTables
 
     frames: dict[str, pd.DataFrame] = {}
@@ -85,8 +85,7 @@ def load_contract_tables(spec, data_dir: Path | None, *, assume_utc: bool = Fals
         table = getattr(spec.tables, name)
         if table is None:
             continue
-        src = open_source(table.source, table.read, origin=spec.origin, table=name,
-                          key=f"spec.tables.{name}.source", data_dir=data_dir)
+        src = open_table(spec, name, data_dir)
         numeric = set(LEAD_NUMERIC_FIELDS) if name == "leads" else {"duration_s"}
         header = src.header()
         frames[name] = src.read(header, numeric=numeric & set(header))

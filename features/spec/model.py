@@ -605,7 +605,24 @@ def _feature_problems(c: LeadColumns | ColumnsSpec, prefix: str) -> list[str]:
 # --------------------------------------------------------------------------- version 2 spec
 
 
-class DatasetSpecV2(_Strict):
+class _FromFile(_Strict):
+    """Where a spec came from: not part of the format, set by ``parse_spec``."""
+
+    _base_dir: Path | None = PrivateAttr(default=None)
+    _origin: str = PrivateAttr(default="spec")
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The spec file's folder: relative sources resolve against it."""
+        return self._base_dir
+
+    @property
+    def origin(self) -> str:
+        """How messages name this spec, usually its file name."""
+        return self._origin
+
+
+class DatasetSpecV2(_FromFile):
     """A validated dataset spec (format version 2): tables, policies, training options.
 
     Build it with :func:`~features.spec.load_spec` (from a file) or
@@ -630,20 +647,8 @@ class DatasetSpecV2(_Strict):
     policies: PoliciesSpec = Field(default_factory=PoliciesSpec)
     training: TrainingSpec | None = None
 
-    _base_dir: Path | None = PrivateAttr(default=None)
-    _origin: str = PrivateAttr(default="spec")
     # Set for a spec converted from version 1: key paths and table names as version 1 wrote them.
     _v1: DatasetSpec | None = PrivateAttr(default=None)
-
-    @property
-    def base_dir(self) -> Path | None:
-        """The spec file's folder."""
-        return self._base_dir
-
-    @property
-    def origin(self) -> str:
-        """How messages name this spec, usually its file name."""
-        return self._origin
 
     @property
     def has_time(self) -> bool:
@@ -832,7 +837,7 @@ class ColumnsSpec(_Strict):
     pii: list[ColumnEntry] = Field(default_factory=list)
 
 
-class DatasetSpec(_Strict):
+class DatasetSpec(_FromFile):
     """A validated dataset spec (format version 1: one flat table).
 
     Build it with :func:`~features.spec.load_spec` (from a file) or
@@ -851,19 +856,6 @@ class DatasetSpec(_Strict):
     default_role: Literal["ignore"] | None = None
     columns: ColumnsSpec
 
-    # Where the spec came from: not part of the format, set by parse_spec.
-    _base_dir: Path | None = PrivateAttr(default=None)
-    _origin: str = PrivateAttr(default="spec")
-
-    @property
-    def base_dir(self) -> Path | None:
-        """Directory a relative ``source`` is resolved against (the spec file's)."""
-        return self._base_dir
-
-    @property
-    def origin(self) -> str:
-        """How messages name this spec, usually its file name."""
-        return self._origin
 
     @model_validator(mode="after")
     def _roles_are_consistent(self) -> DatasetSpec:

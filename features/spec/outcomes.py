@@ -9,7 +9,7 @@ import pandas as pd
 
 from features.errors import DataValidationError, ValidationIssue
 from features.spec.model import DatasetSpecV2
-from features.spec.sources import open_source
+from features.spec.sources import open_table
 from features.spec.values import (
     _bad_rows,
     _check_header,
@@ -34,14 +34,7 @@ def _merge_outcomes(
     assert t is not None
     oc = t.columns
     prefix = "spec.tables.outcomes"
-    src = open_source(
-        t.source,
-        t.read,
-        origin=s.origin,
-        table="outcomes",
-        key=f"{prefix}.source",
-        data_dir=data_dir,
-    )
+    src = open_table(s, "outcomes", data_dir)
     paths = [(f"{prefix}.columns.lead_id", oc.lead_id)]
     if oc.label is not None:
         paths.append((f"{prefix}.columns.label.column", oc.label.column))

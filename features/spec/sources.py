@@ -454,6 +454,13 @@ class _DatabaseReader:
 # --------------------------------------------------------------------------- opening
 
 
+def open_table(spec: Any, name: str, data_dir: Path | None) -> TableSource:
+    """Open table ``name`` of a version-2 spec (``spec.tables.<name>``) by its key path."""
+    table = getattr(spec.tables, name)
+    return open_source(table.source, table.read, origin=spec.origin, table=name,
+                       key=f"spec.tables.{name}.source", data_dir=data_dir)
+
+
 def open_source(
     source: SourceSpec,
     read: TableRead,
