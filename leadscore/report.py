@@ -58,11 +58,14 @@ __all__ = [
     "SALES_READY_ACTIONS",
     "QUALIFIED_GRADES",
     "DEFAULT_HORIZON",
+    "FunnelTerms",
+    "BUILTIN_TERMS",
     "ReportInputs",
     "ScoreOutcomes",
     "FunnelReport",
     "load_report_inputs",
     "validate_scores",
+    "read_scores",
     "default_as_of",
     "funnel_counts",
     "conversion_by_cohort",
@@ -73,6 +76,7 @@ __all__ = [
     "conversion_by_source",
     "time_to_conversion_days",
     "score_outcomes",
+    "score_outcomes_from_labels",
     "calibration_table",
     "calibration_metrics",
     "conversion_by_grade",
@@ -92,6 +96,39 @@ DEFAULT_HORIZON = pd.Timedelta(days=90)
 
 SCORE_REQUIRED_FIELDS: tuple[str, ...] = ("lead_id", "probability", "score", "grade", "route")
 ROUTES: tuple[str, ...] = ("sales", "nurture")
+
+
+@dataclass(frozen=True)
+class FunnelTerms:
+    """What the funnel's words mean for one dataset: the built-in contract or a spec.
+
+    The report's arithmetic is the same for every CRM; what changes is which activity
+    types count as a sales-ready action, which field the "by source" section groups by,
+    and whether outcomes are dated (``converted_at``) or a bare label. A spec's terms
+    come from :func:`leadscore.spec_report.spec_terms`.
+    """
+
+    sales_ready_types: tuple[str, ...] = ("demo_request", "trial_signup")
+    """Activity types (a spec's kind names) that mean the lead asked for sales."""
+    sales_ready_label: str = "demo request or trial sign-up"
+    disengaged_types: tuple[str, ...] = ("unsubscribe",)
+    """Activity types that are not engagement."""
+    known_types: tuple[str, ...] = ()
+    """The vocabulary; others are listed in the method section. Empty: the contract's."""
+    source_label: str = "Source"
+    """The business field that "Conversion by source" groups by."""
+    dated: bool = True
+    """Outcomes carry a date (``converted_at``); False for a label-only export."""
+    has_created: bool = True
+    """Leads carry ``created_at``; False for a flat export with no time at all."""
+    has_disqualified: bool = True
+    has_activities: bool = True
+    dataset: str = ""
+    """The spec's name, for the page's header; empty for the built-in data."""
+
+
+BUILTIN_TERMS = FunnelTerms()
+"""The built-in contract's terms (:mod:`features.schema`)."""
 UNKNOWN_SOURCE = "(unknown)"
 _DAY = pd.Timedelta(days=1)
 _MAX_ISSUES = 20
@@ -229,18 +266,30 @@ def load_report_inputs(
     scores = None
     if scores_path is not None:
         scores_path = Path(scores_path)
-        raw_scores = _read_parquet(
-            scores_path, "scores", "scores from batch rescoring or `leadscore rules score`"
-        )
-        _check_timestamp_range(raw_scores, "scores", scores_path)
-        try:
-            scores = validate_scores(raw_scores, lead_ids=leads["lead_id"], assume_utc=assume_utc)
-        except DataValidationError as exc:
-            raise _naming_file(exc, scores_path) from exc
+        scores = read_scores(scores_path, leads["lead_id"], assume_utc=assume_utc)
     return ReportInputs(
         leads=leads, activities=activities, scores=scores,
         data_dir=data_dir, scores_path=scores_path,
     )
+
+
+def read_scores(
+    path: Path, lead_ids: pd.Series, *, assume_utc: bool = False,
+    hint: str = "scores from batch rescoring or `leadscore rules score`",
+) -> pd.DataFrame:
+    """Read a parquet file or folder of scores and validate it against the leads' ids.
+
+    Raises
+    ------
+    DataValidationError
+        Naming the file, the field, the value and what was expected.
+    """
+    raw = _read_parquet(path, "scores", hint)
+    _check_timestamp_range(raw, "scores", path)
+    try:
+        return validate_scores(raw, lead_ids=lead_ids, assume_utc=assume_utc)
+    except DataValidationError as exc:
+        raise _naming_file(exc, path) from exc
 
 
 def _issues(
@@ -305,7 +354,7 @@ def validate_scores(
         unknown = ~_isin(ids.fillna(""), pd.Series(lead_ids).astype("string").unique()) & ~no_id
         issues += _issues(
             unknown, ids, ids, column="lead_id",
-            expected="is not a known lead; every score must belong to a lead in leads.parquet",
+            expected="is not a known lead; every score must belong to a lead of the data",
         )
 
     for column, low, high, what in (
@@ -405,16 +454,17 @@ def _isin(values: pd.Series | pd.Index | np.ndarray, allowed: object) -> np.ndar
     return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
-def _is_sales_ready(types: pd.Series) -> pd.Series:
+def _is_any_of(types: pd.Series, actions: Sequence[str]) -> pd.Series:
     # A few equality tests beat isin on millions of arrow strings by an order of magnitude.
     mask = pd.Series(False, index=types.index)
-    for action in SALES_READY_ACTIONS:
+    for action in actions:
         mask |= (types == action).fillna(False)
     return mask
 
 
 def funnel_counts(
-    leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Timestamp
+    leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Timestamp,
+    terms: FunnelTerms = BUILTIN_TERMS,
 ) -> pd.DataFrame:
     """Leads that reached each funnel stage by ``as_of``, and their share of leads created.
 
@@ -426,8 +476,12 @@ def funnel_counts(
     # Filter the (large) activities by time and type first and match lead ids only on
     # the unique ids left: isin over millions of strings is the slow part otherwise.
     recent = activities.loc[activities["occurred_at"] <= as_of, ["lead_id", "type"]]
-    engaged_ids = pd.Index(recent.loc[recent["type"] != "unsubscribe", "lead_id"].unique())
-    ready_ids = pd.Index(recent.loc[_is_sales_ready(recent["type"]), "lead_id"].unique())
+    engaged_ids = pd.Index(
+        recent.loc[~_is_any_of(recent["type"], terms.disengaged_types), "lead_id"].unique()
+    )
+    ready_ids = pd.Index(
+        recent.loc[_is_any_of(recent["type"], terms.sales_ready_types), "lead_id"].unique()
+    )
     created = len(scoped)
     engaged = int(_isin(engaged_ids, known).sum())
     ready = int(_isin(ready_ids, known).sum())
@@ -438,8 +492,9 @@ def funnel_counts(
             "stage": ["created", "engaged", "sales_ready", "converted", "disqualified"],
             "label": [
                 "Created",
-                "Engaged (any activity but unsubscribe)",
-                "Sales-ready action (demo request or trial sign-up)",
+                "Engaged (any activity"
+                + (f" but {', '.join(terms.disengaged_types)})" if terms.disengaged_types else ")"),
+                f"Sales-ready action ({terms.sales_ready_label})",
                 "Converted",
                 "Disqualified",
             ],
@@ -447,7 +502,14 @@ def funnel_counts(
         }
     )
     frame["share_of_created"] = frame["leads"] / created if created else np.nan
-    return frame
+    absent = set()
+    if not terms.has_activities:
+        absent |= {"engaged", "sales_ready"}
+    if not terms.sales_ready_types:
+        absent.add("sales_ready")
+    if not terms.has_disqualified:
+        absent.add("disqualified")
+    return frame.loc[~frame["stage"].isin(absent)].reset_index(drop=True)
 
 
 def overall_conversion(
@@ -510,10 +572,13 @@ def conversion_by_cohort(
 
 
 def qualified_at_from_actions(
-    leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Timestamp
+    leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Timestamp,
+    actions: Sequence[str] = SALES_READY_ACTIONS,
 ) -> pd.Series:
     """When each lead first took a sales-ready action (by ``as_of``), indexed by lead_id."""
-    acts = activities.loc[_is_sales_ready(activities["type"]) & (activities["occurred_at"] <= as_of)]
+    acts = activities.loc[
+        _is_any_of(activities["type"], actions) & (activities["occurred_at"] <= as_of)
+    ]
     first = acts.groupby("lead_id")["occurred_at"].min().rename("qualified_at")
     scoped_ids = leads.loc[leads["created_at"] <= as_of, "lead_id"]
     return first.loc[_isin(first.index, scoped_ids)]
@@ -706,6 +771,28 @@ def score_outcomes(
     )
 
 
+def score_outcomes_from_labels(scores: pd.DataFrame, leads: pd.DataFrame) -> ScoreOutcomes:
+    """Label each score with the outcome the export records, for undated outcomes.
+
+    A label-only export (a ``Converted`` column, no ``converted_at``) cannot say what
+    happened *after* a score, so each lead's latest score is compared with its label.
+    For leads the model was trained on this is an in-sample comparison, which the page
+    says; it is still the right check that grades and probabilities mean what they say.
+    ``leads`` carries ``converted_at`` set (to any time) exactly for the positives.
+    """
+    frame = scores.sort_values(["lead_id", "scored_at"], na_position="first", kind="mergesort")
+    latest = frame.drop_duplicates("lead_id", keep="last")
+    excluded = {}
+    if len(latest) < len(frame):
+        excluded["an earlier score of a lead scored again"] = len(frame) - len(latest)
+    joined = latest.merge(leads[["lead_id", "converted_at"]], on="lead_id", how="inner")
+    out = joined[["lead_id", "scored_at", "probability", "score", "grade", "route", "scored_by"]].copy()
+    out["converted"] = joined["converted_at"].notna().to_numpy(dtype=bool)
+    out = out.sort_values(["lead_id"]).reset_index(drop=True)
+    return ScoreOutcomes(frame=out, horizon=DEFAULT_HORIZON, fully_observed=True,
+                         median_window_days=float("nan"), excluded=excluded)
+
+
 def calibration_table(outcomes: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
     """Predicted vs observed conversion by equal-count bin of probability, top bin first.
 
@@ -812,6 +899,7 @@ class FunnelReport:
     unknown_activity_types: dict[str, int]
     data_label: str = ""
     scores_label: str = ""
+    terms: FunnelTerms = BUILTIN_TERMS
 
 
 def build_report(
@@ -824,6 +912,7 @@ def build_report(
     scored_at: pd.Timestamp | None = None,
     data_label: str = "",
     scores_label: str = "",
+    terms: FunnelTerms = BUILTIN_TERMS,
 ) -> FunnelReport:
     """Compute every section of the funnel report from validated tables.
 
@@ -841,6 +930,9 @@ def build_report(
         Conversion window for cohorts and score outcomes (90 days, as the label).
     scored_at : Timestamp, optional
         When the scores were made, for scores that carry no ``scored_at``.
+    terms : FunnelTerms
+        What the funnel's words mean for this data (a spec's kinds, its grouping
+        field, dated or label outcomes); the built-in contract's by default.
 
     Returns
     -------
@@ -865,22 +957,38 @@ def build_report(
             f"that score. The first month of the history ({first_month}) is left out: it holds "
             "the backlog of leads already qualified, not new ones."
         )
-    else:
-        velocity = lead_velocity(qualified_at_from_actions(leads, activities, as_of), as_of)
-        qualified = (
-            "Qualified = took a sales-ready action (" + " or ".join(SALES_READY_ACTIONS)
-            + "), dated by the first one."
+    elif terms.sales_ready_types and terms.has_activities:
+        velocity = lead_velocity(
+            qualified_at_from_actions(leads, activities, as_of, terms.sales_ready_types), as_of
         )
-        if scores is not None:
-            qualified += (
-                " The scores cover fewer than two calendar months of scored_at, so grades cannot "
-                f"date when leads became {'/'.join(QUALIFIED_GRADES)}; actions are used instead."
-            )
+        qualified = (
+            f"Qualified = took a sales-ready action ({terms.sales_ready_label}), dated by the "
+            "first one."
+        )
+    else:
+        velocity = lead_velocity(pd.Series([], dtype="datetime64[ns, UTC]"), as_of)
+        qualified = (
+            "Qualified leads need a dated sales-ready action or a score history over two "
+            "calendar months: "
+            + ("the dataset has no activity log" if not terms.has_activities
+               else "the spec marks no kind key_action: true")
+            + ", so lead velocity cannot be measured."
+        )
+    if scores is not None and (history is None or _scores_span_months(history, as_of) < 2):
+        qualified += (
+            " The scores cover fewer than two calendar months of scored_at, so grades cannot "
+            f"date when leads became {'/'.join(QUALIFIED_GRADES)}"
+            + ("; actions are used instead." if terms.sales_ready_types and terms.has_activities
+               else ".")
+        )
 
     outcomes = None
     summary = None
-    if scores is not None:
+    if scores is not None and terms.dated:
         outcomes = score_outcomes(scores, leads, as_of=as_of, horizon=horizon, scored_at=scored_at)
+    elif scores is not None:
+        outcomes = score_outcomes_from_labels(scores, leads)
+    if scores is not None:
         summary = {
             "rows": len(scores),
             "leads": int(scores["lead_id"].nunique()),
@@ -890,23 +998,42 @@ def build_report(
             },
         }
     type_counts = activities["type"].value_counts()
-    unknown_types = type_counts.loc[~type_counts.index.isin(ACTIVITY_TYPES)].sort_index()
+    known = terms.known_types or ACTIVITY_TYPES
+    unknown_types = type_counts.loc[~type_counts.index.isin(known)].sort_index()
+    overall = overall_conversion(leads, as_of, horizon)
+    cohorts = conversion_by_cohort(leads, as_of, horizon)
+    sources = conversion_by_source(leads, as_of, horizon)
+    days_to_convert = time_to_conversion_days(leads, as_of)
+    if not terms.dated:
+        # Undated outcomes: nothing is measured from a conversion time, so no figure
+        # that would be may stand (the stand-in times would read as 0 days).
+        for key in ("mature_leads", "converted_within_horizon", "rate_within_horizon"):
+            overall[key] = float("nan")
+        timed = ["converted_within_horizon", "rate_within_horizon", "min_follow_up_days"]
+        cohorts[timed] = np.nan
+        cohorts["mature"] = False
+        sources[["mature_leads", "converted_within_horizon", "rate_within_horizon",
+                 "median_days_to_convert"]] = np.nan
+        days_to_convert = days_to_convert.iloc[:0]
+        if not terms.has_created:
+            cohorts = cohorts.iloc[:0]
     return FunnelReport(
         as_of=as_of,
         horizon=horizon,
-        funnel=funnel_counts(leads, activities, as_of),
-        overall=overall_conversion(leads, as_of, horizon),
-        cohorts=conversion_by_cohort(leads, as_of, horizon),
+        funnel=funnel_counts(leads, activities, as_of, terms),
+        overall=overall,
+        cohorts=cohorts,
         velocity=velocity,
         qualified_definition=qualified,
-        sources=conversion_by_source(leads, as_of, horizon),
-        days_to_convert=time_to_conversion_days(leads, as_of),
+        sources=sources,
+        days_to_convert=days_to_convert,
         outcomes=outcomes,
         scores_summary=summary,
         has_scores=scores is not None,
         unknown_activity_types={str(k): int(v) for k, v in unknown_types.items()},
         data_label=data_label,
         scores_label=scores_label,
+        terms=terms,
     )
 
 
@@ -1017,16 +1144,24 @@ def _section_funnel(r: FunnelReport) -> tuple[str, str]:
     f = r.funnel.set_index("stage")
     created = int(f.loc["created", "leads"])
     share = f["share_of_created"]
+    words = {"engaged": "engaged", "sales_ready": "took a sales-ready action",
+             "converted": "converted", "disqualified": "were disqualified"}
+    stages = [f"{_pct(share[k])} {w}" for k, w in words.items() if k in share.index]
     summary = (
-        f"Of {_n(created)} leads created, {_pct(share['engaged'])} engaged, "
-        f"{_pct(share['sales_ready'])} took a sales-ready action, {_pct(share['converted'])} "
-        f"converted and {_pct(share['disqualified'])} were disqualified."
+        f"Of {_n(created)} leads created, " + ", ".join(stages[:-1])
+        + (" and " if len(stages) > 1 else "") + stages[-1] + "."
     )
     fig = _figure(9, 2.8)
     ax = fig.add_subplot()
-    labels = r.funnel["label"].tolist()[::-1]
+    # The chart names each stage briefly (a spec's key-action list can be long); the
+    # table below it gives each stage's full definition.
+    short = {"created": "Created", "engaged": "Engaged", "sales_ready": "Sales-ready",
+             "converted": "Converted", "disqualified": "Disqualified"}
+    labels = [short[k] for k in r.funnel["stage"].tolist()[::-1]]
     values = r.funnel["leads"].to_numpy()[::-1]
-    colors = [_GREY, _GREEN, _ORANGE, _LIGHT, _BLUE]
+    palette = {"created": _BLUE, "engaged": _LIGHT, "sales_ready": _ORANGE,
+               "converted": _GREEN, "disqualified": _GREY}
+    colors = [palette[k] for k in r.funnel["stage"].tolist()[::-1]]
     ax.barh(labels, values, color=colors)
     for y, v in enumerate(values):
         ax.text(v, y, f" {v:,} ({_pct(v / created if created else np.nan)})", va="center", fontsize=9)
@@ -1044,7 +1179,28 @@ def _section_funnel(r: FunnelReport) -> tuple[str, str]:
     return summary, body
 
 
+def _section_conversion_undated(r: FunnelReport) -> tuple[str, str]:
+    o = r.overall
+    summary = (
+        f"{_pct(o['rate'])} of leads converted ({_n(o['converted'])} of {_n(o['leads'])}), "
+        "as the export records it."
+    )
+    body = (
+        '<p class="note">The outcome is a label with no date, so conversion within a horizon '
+        "and right-censoring do not apply: a lead not marked converted counts as not "
+        "converted, whatever its age.</p>"
+    )
+    if r.terms.has_created and len(r.cohorts):
+        rows = [[str(row.month), _n(row.leads), _n(row.converted), _pct(row.rate)]
+                for row in r.cohorts.itertuples()]
+        body += _table(["Cohort (month created)", "Leads", "Converted", "Rate"], rows,
+                       numeric=range(1, 4))
+    return summary, body
+
+
 def _section_conversion(r: FunnelReport) -> tuple[str, str]:
+    if not r.terms.dated:
+        return _section_conversion_undated(r)
     o, days = r.overall, r.horizon.days
     summary = (
         f"{_pct(o['rate'])} of leads have converted so far ({_n(o['converted'])} of "
@@ -1139,6 +1295,7 @@ def _section_velocity(r: FunnelReport) -> tuple[str, str]:
 def _section_source(r: FunnelReport) -> tuple[str, str]:
     s = r.sources
     days = r.horizon.days
+    field = r.terms.source_label
     if s.empty:
         return "No leads in the report window.", ""
     # Judge the best and worst source on sources big enough to mean something.
@@ -1157,25 +1314,52 @@ def _section_source(r: FunnelReport) -> tuple[str, str]:
     rate = top["rate"].to_numpy() * 100
     err = np.vstack([rate - top["ci_low"].to_numpy() * 100, top["ci_high"].to_numpy() * 100 - rate])
     ax.barh(top["source"].tolist(), rate, color=_BLUE, xerr=err, ecolor="#52606d", capsize=3)
-    ax.set_xlabel("converted to date (%), with 95% interval")
+    ax.set_xlabel("converted (%), with 95% interval" if not r.terms.dated
+                  else "converted to date (%), with 95% interval")
     ax.spines[["top", "right"]].set_visible(False)
+    note = "" if len(s) <= 15 else f" The chart shows the 15 largest of {len(s)} values."
+    if not r.terms.dated:
+        rows = [[row.source, _n(row.leads), _n(row.converted), _pct(row.rate),
+                 f"{_pct(row.ci_low)}–{_pct(row.ci_high)}"] for row in s.itertuples()]
+        return summary, (
+            _img(fig, f"Conversion rate by {field}")
+            + _table([field, "Leads", "Converted", "Rate", "95% interval"], rows,
+                     numeric=range(1, 5))
+            + '<p class="note">The 95% interval (Wilson) shows how sure the rate is: small '
+            f"groups have wide intervals.{_esc(note)}</p>"
+        )
     rows = [
         [row.source, _n(row.leads), _n(row.converted), _pct(row.rate),
          f"{_pct(row.ci_low)}–{_pct(row.ci_high)}", _pct(row.rate_within_horizon),
          _num(row.median_days_to_convert)]
         for row in s.itertuples()
     ]
-    note = "" if len(s) <= 15 else f" The chart shows the 15 largest of {len(s)} sources."
     body = (
-        _img(fig, "Conversion rate by source")
-        + _table(["Source", "Leads", "Converted", "Rate to date", "95% interval",
+        _img(fig, f"Conversion rate by {field}")
+        + _table([field, "Leads", "Converted", "Rate to date", "95% interval",
                   f"Within {days} days (leads ≥ {days} days old)", "Median days to convert"],
                  rows, numeric=range(1, 7))
-        + '<p class="note">The 95% interval (Wilson) shows how sure the rate is: small sources '
-        "have wide intervals. A source that grew recently has more young leads and looks worse "
-        f"to date; the within-{days}-days column compares sources fairly.{_esc(note)}</p>"
+        + '<p class="note">The 95% interval (Wilson) shows how sure the rate is: small groups '
+        "have wide intervals. A group that grew recently has more young leads and looks worse "
+        f"to date; the within-{days}-days column compares them fairly.{_esc(note)}</p>"
     )
     return summary, body
+
+
+_IN_SAMPLE_NOTE = (
+    '<p class="missing">The outcome is a label with no date, so each lead\'s latest score is '
+    "compared with the outcome the export records, not with what happened after the score. "
+    "For the leads the model was trained on this is in-sample and reads better than new "
+    "leads will; the training run's test figures are the out-of-sample ones.</p>"
+)
+
+
+def _window_text(r: FunnelReport, o: ScoreOutcomes) -> str:
+    if not r.terms.dated:
+        return "as the export records it"
+    if o.fully_observed:
+        return f"within {r.horizon.days} days"
+    return f"so far ({_num(o.median_window_days, 0)} days observed)"
 
 
 def _unobservable_text(o: ScoreOutcomes | None) -> str:
@@ -1201,9 +1385,8 @@ def _section_grade(r: FunnelReport) -> tuple[str, str]:
         text = _unobservable_text(o)
         return "Not observable yet: " + text, f'<p class="missing">{_esc(text)}</p>'
     g = conversion_by_grade(o.frame)
-    days = r.horizon.days
     a, d = g.set_index("grade").loc["A"], g.set_index("grade").loc["D"]
-    window = f"within {days} days" if o.fully_observed else f"so far ({_num(o.median_window_days, 0)} days observed)"
+    window = _window_text(r, o)
     summary = (
         f"Grade A leads converted {window} at {_pct(a['observed_rate'])} "
         f"({_times(a['lift'])} the average); grade D at {_pct(d['observed_rate'])}."
@@ -1226,14 +1409,18 @@ def _section_grade(r: FunnelReport) -> tuple[str, str]:
         _img(fig, "Predicted and observed conversion by grade")
         + _table(["Grade at scoring", "Scored leads", "Mean predicted", "Converted after",
                   "Observed rate", "Lift"], rows, numeric=range(1, 6))
-        + '<p class="note">Grade is the grade the lead had when it was scored; "converted after" '
-        f"counts conversions after that moment ({window}). See the method section for which "
-        "scores are used.</p>"
+        + ('<p class="note">Grade is the grade the lead had when it was scored; "converted after" '
+           f"counts conversions after that moment ({window}). See the method section for which "
+           "scores are used.</p>" if r.terms.dated else _IN_SAMPLE_NOTE)
     )
     return summary, body
 
 
 def _section_time(r: FunnelReport) -> tuple[str, str]:
+    if not r.terms.dated:
+        text = ("The outcome is a label with no date (the spec gives no converted_at), so "
+                "the time from creation to conversion is not known.")
+        return "Not available: " + text[0].lower() + text[1:], f'<p class="missing">{_esc(text)}</p>'
     d = r.days_to_convert
     if d.empty:
         return "No lead has converted yet, so there is no time to conversion to report.", ""
@@ -1258,7 +1445,8 @@ def _section_time(r: FunnelReport) -> tuple[str, str]:
     ]
     body = (
         _img(fig, "Distribution of days from creation to conversion")
-        + _table(["Source", "Converted", "Median days to convert"], rows, numeric=(1, 2))
+        + _table([r.terms.source_label, "Converted", "Median days to convert"], rows,
+                 numeric=(1, 2))
         + '<p class="note">Only leads converted by the report date count. Leads that will '
         "convert later are not in yet (right-censoring), so for recent leads these times "
         "read short.</p>"
@@ -1282,7 +1470,7 @@ def _section_calibration(r: FunnelReport) -> tuple[str, str]:
     m = calibration_metrics(o.frame)
     days = r.horizon.days
     top = table.iloc[0]
-    window = f"within {days} days" if o.fully_observed else f"so far ({_num(o.median_window_days, 0)} days observed)"
+    window = _window_text(r, o)
     summary = (
         f"The top 10% of scored leads converted {window} at {_pct(top['observed_rate'])}, "
         f"{_times(top['lift'])} the average, and held {_pct(top['cumulative_capture'], 0)} of "
@@ -1322,6 +1510,8 @@ def _section_calibration(r: FunnelReport) -> tuple[str, str]:
         f"rates cover only {_num(o.median_window_days, 0)} days (median) and are a lower bound. "
         "Read the ranking (lift, gains), not the gap to the diagonal.</p>"
     )
+    if not r.terms.dated:
+        caveat = _IN_SAMPLE_NOTE
     body = (
         caveat
         + _img(fig, "Calibration curve and cumulative gains")
@@ -1352,17 +1542,40 @@ def _section_cost() -> tuple[str, str]:
 
 def _section_method(r: FunnelReport) -> tuple[str, str]:
     days = r.horizon.days
-    items = [
-        f"Report date (as of): {r.as_of.isoformat()}. Leads created later are left out; a "
-        "conversion, disqualification or activity counts only if dated at or before it.",
+    t = r.terms
+    items = []
+    if t.dataset:
+        items.append(f"Data: the dataset spec {t.dataset!r}; fields and activity kinds are "
+                     "named as the spec names them.")
+    if t.has_created:
+        items.append(
+            f"Report date (as of): {r.as_of.isoformat()}. Leads created later are left out; a "
+            "conversion, disqualification or activity counts only if dated at or before it."
+        )
+    else:
+        items.append("The export has no times: every lead counts, with the outcome it records.")
+    items.append(
         "Converted: converted_at is set and not after the report date. Months are calendar "
-        "months in UTC.",
-        "Engaged: at least one activity other than unsubscribe. Sales-ready action: "
-        + " or ".join(SALES_READY_ACTIONS) + ".",
-        r.qualified_definition,
-        f"Horizon: {days} days, the same window as the model's training label.",
-    ]
-    if r.has_scores:
+        "months in UTC." if t.dated else
+        "Converted: the spec's label marks the lead as converted (the outcome has no date)."
+    )
+    if t.has_activities:
+        engaged = ("Engaged: at least one activity"
+                   + (f" other than {', '.join(t.disengaged_types)}." if t.disengaged_types else "."))
+        ready = (f" Sales-ready action: {t.sales_ready_label}." if t.sales_ready_types
+                 else " No activity kind is marked as a sales-ready (key) action.")
+        items.append(engaged + ready)
+    else:
+        items.append("Engagement: the dataset has no activity log.")
+    items.append(r.qualified_definition)
+    if t.dated:
+        items.append(f"Horizon: {days} days, the same window as the model's training label.")
+    if r.has_scores and not t.dated:
+        items.append(
+            "Score outcomes: each lead's latest score is compared with the outcome the export "
+            "records (the outcome has no date, so nothing can be followed forward from a score)."
+        )
+    elif r.has_scores:
         o = r.outcomes
         items.append(
             "Score outcomes: a score made as of time t (its as_of, else its scored_at) is "
@@ -1385,11 +1598,19 @@ def _section_method(r: FunnelReport) -> tuple[str, str]:
         items.append("No scores were given (--scores), so grade, calibration and lift are not shown.")
     if r.unknown_activity_types:
         items.append(
-            "Activity types outside the contract (kept, counted as engagement): "
+            ("Activity types the spec maps to no kind" if t.dataset
+             else "Activity types outside the contract")
+            + " (kept, counted as engagement): "
             + ", ".join(f"{k} ({_n(v)})" for k, v in r.unknown_activity_types.items()) + "."
         )
     body = "<ul>" + "".join(f"<li>{_esc(i)}</li>" for i in items) + "</ul>"
-    return f"All figures are as of {r.as_of.strftime('%Y-%m-%d %H:%M UTC')}.", body
+    return _dated_line(r, "All figures are as of {}.", "All figures are as the export records them."), body
+
+
+def _dated_line(r: FunnelReport, dated: str, undated: str) -> str:
+    if r.terms.has_created:
+        return dated.format(r.as_of.strftime("%Y-%m-%d %H:%M UTC"))
+    return undated
 
 
 def render_report_html(report: FunnelReport) -> str:
@@ -1406,7 +1627,9 @@ def render_report_html(report: FunnelReport) -> str:
         "method": lambda: _section_method(report),
     }
     parts, keys = [], []
+    titles = {"source": f"Conversion by {report.terms.source_label}"} if report.terms.dataset else {}
     for key, title in _SECTIONS:
+        title = titles.get(key, title)
         summary, body = builders[key]()
         keys.append(f'<li><a href="#{key}">{_esc(title)}</a>: {_esc(summary)}</li>')
         parts.append(
@@ -1416,7 +1639,7 @@ def render_report_html(report: FunnelReport) -> str:
     sources = [f"data: {report.data_label}"] if report.data_label else []
     if report.scores_label:
         sources.append(f"scores: {report.scores_label}")
-    meta = f"Data as of {report.as_of.strftime('%Y-%m-%d %H:%M UTC')}" + (
+    meta = _dated_line(report, "Data as of {}", "Data as the export records it (no dates)") + (
         f" · {'; '.join(sources)}" if sources else ""
     )
     return (
