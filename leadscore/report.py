@@ -1355,11 +1355,15 @@ _IN_SAMPLE_NOTE = (
 
 
 def _window_text(r: FunnelReport, o: ScoreOutcomes) -> str:
+    """How long after a score its conversions were counted, to follow "converted"."""
     if not r.terms.dated:
-        return "as the export records it"
+        return ""
     if o.fully_observed:
-        return f"within {r.horizon.days} days"
-    return f"so far ({_num(o.median_window_days, 0)} days observed)"
+        return f" within {r.horizon.days} days"
+    return f" so far ({_num(o.median_window_days, 0)} days observed)"
+
+
+_AS_RECORDED = " Outcomes as the export records them (no dates)."
 
 
 def _unobservable_text(o: ScoreOutcomes | None) -> str:
@@ -1388,8 +1392,9 @@ def _section_grade(r: FunnelReport) -> tuple[str, str]:
     a, d = g.set_index("grade").loc["A"], g.set_index("grade").loc["D"]
     window = _window_text(r, o)
     summary = (
-        f"Grade A leads converted {window} at {_pct(a['observed_rate'])} "
+        f"Grade A leads converted{window} at {_pct(a['observed_rate'])} "
         f"({_times(a['lift'])} the average); grade D at {_pct(d['observed_rate'])}."
+        + ("" if r.terms.dated else _AS_RECORDED)
     )
     fig = _figure(7, 3.0)
     ax = fig.add_subplot()
@@ -1407,10 +1412,11 @@ def _section_grade(r: FunnelReport) -> tuple[str, str]:
     ]
     body = (
         _img(fig, "Predicted and observed conversion by grade")
-        + _table(["Grade at scoring", "Scored leads", "Mean predicted", "Converted after",
+        + _table(["Grade at scoring", "Scored leads", "Mean predicted",
+                  "Converted after" if r.terms.dated else "Converted",
                   "Observed rate", "Lift"], rows, numeric=range(1, 6))
         + ('<p class="note">Grade is the grade the lead had when it was scored; "converted after" '
-           f"counts conversions after that moment ({window}). See the method section for which "
+           f"counts conversions after that moment ({window.strip()}). See the method section for which "
            "scores are used.</p>" if r.terms.dated else _IN_SAMPLE_NOTE)
     )
     return summary, body
@@ -1472,10 +1478,11 @@ def _section_calibration(r: FunnelReport) -> tuple[str, str]:
     top = table.iloc[0]
     window = _window_text(r, o)
     summary = (
-        f"The top 10% of scored leads converted {window} at {_pct(top['observed_rate'])}, "
+        f"The top 10% of scored leads converted{window} at {_pct(top['observed_rate'])}, "
         f"{_times(top['lift'])} the average, and held {_pct(top['cumulative_capture'], 0)} of "
         f"conversions; predicted {_pct(m['mean_probability'])} on average vs "
         f"{_pct(m['base_rate'])} observed."
+        + ("" if r.terms.dated else _AS_RECORDED)
     )
     fig = _figure(10, 3.8)
     left, right = fig.subplots(1, 2)
