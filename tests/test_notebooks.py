@@ -70,6 +70,25 @@ def test_the_retrain_notebook_retrains_from_a_dataset_spec(tmp_path: Path,
     assert "promoted" in text
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_the_explain_notebook_explains_a_spec_model_in_its_words(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DATASET again: the fields, the grouping and the reasons are the spec's, not ours."""
+    from tests.training.test_from_spec import write_crm
+
+    crm = tmp_path / "crm"
+    crm.mkdir()
+    monkeypatch.setenv("LEADSCORE_NB_DATASET", str(write_crm(crm, n=1500)))
+    nb = _run("03-explain-scores", tmp_path, monkeypatch)
+    text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                   for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "spec:acme:" in text  # the model's feature set is the spec's
+    assert "Lead source" in text and "Company size" in text  # the spec's labels as fields
+    assert "booked a call" in text.lower()  # an activity kind's label, in the reasons
+    assert "pricing" not in text.lower()  # nothing of the built-in vocabulary
+
+
 def _run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
