@@ -214,11 +214,13 @@ class SpecContract:
 
     def samples(self, model: Any, now: datetime) -> dict[str, Any]:
         """Sample leads for the page, in the CRM's own words: the model's most frequent
-        categories (as it learned them: trimmed, case-folded), numbers left blank, and
+        categories (spelt as the data spelt them most often), numbers left blank, and
         activity histories of the spec's own types (recent, none, and gone quiet)."""
         from datetime import timedelta
 
         vocabulary = getattr(model, "categories_", {}) or {}
+        # Models trained before spellings were kept show the learned (case-folded) keys.
+        spelt = getattr(model, "category_spellings_", {}) or {}
         kinds = list(self.spec.tables.activities.kinds.items()) if self.has_activities else []
         key_first = sorted(kinds, key=lambda kv: not kv[1].key_action)
         shapes = [("recently engaged", [1, 2, 3, 5, 8], 3),
@@ -231,7 +233,8 @@ class SpecContract:
                 lead["created_at"] = (now - timedelta(days=120)).isoformat()
             for f in self.fields:
                 values = vocabulary.get(f.name) or []
-                lead[f.column] = values[min(i, len(values) - 1)] if values else None
+                value = values[min(i, len(values) - 1)] if values else None
+                lead[f.column] = spelt.get(f.name, {}).get(value, value)
             if self.has_activities and key_first:
                 lead["activities"] = [
                     {"type": key_first[(j + k) % len(key_first)][1].types[0],

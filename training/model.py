@@ -128,6 +128,9 @@ class LeadModel:
         it (trimmed, case-folded). At prediction time a value is normalised the same way;
         an unseen or missing category becomes missing (NaN), which LightGBM routes
         without error.
+    category_spellings_ : dict of str to dict of str to str
+        Per categorical feature, each learned category as the training rows spelt it
+        most often ("Google" for "google"), for text a person reads; never for scoring.
     booster_ : lightgbm.Booster
         Trained booster, truncated at the best iteration.
     best_iteration_ : int
@@ -209,6 +212,7 @@ class LeadModel:
         :meth:`prepare`.
         """
         cats: dict[str, list[str]] = {}
+        spellings: dict[str, dict[str, str]] = {}
         for name in self.categorical_features:
             raw = X[name].astype(object).value_counts(dropna=True)  # fold each distinct value once
             keys = pd.Series([category_key(v) for v in raw.index], dtype=object)
@@ -217,7 +221,15 @@ class LeadModel:
             # Frequency order, then name: deterministic, and the cap drops the rarest.
             ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
             cats[name] = [k for k, _ in ordered[:MAX_CATEGORIES]]
+            # How people wrote each category most often ("Google", not "google"): for
+            # text a person reads (the page's samples), never for scoring.
+            seen: dict[str, str] = {}
+            for value, key in zip(raw.index, keys, strict=True):  # most frequent first
+                if key is not None and key in counts.index:
+                    seen.setdefault(key, str(value).strip())
+            spellings[name] = {k: seen[k] for k in cats[name]}
         self.categories_ = cats
+        self.category_spellings_ = spellings
         self._build_code_maps()
         return self
 

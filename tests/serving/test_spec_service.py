@@ -101,6 +101,44 @@ def test_the_scoring_core_answers_in_the_specs_words(acme_champion):
 
 @pytest.mark.integration
 @pytest.mark.slow
+def _the_page_scores_a_sample_in_the_specs_words(base: str, key: str) -> None:
+    """/ui in headless Chromium: the sample is the CRM's own lead, the model answers, and
+    the reasons on the page are the spec's labels and kinds (as /score gives them)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.serving.test_ui_browser import ARTIFACTS, CHROMIUM_ARGS, _chromium
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{base}/ui/")
+            page.fill("#api-key", key)
+            page.wait_for_selector("#sample option:nth-child(2)", state="attached")
+            page.select_option("#sample", index=1)
+            lead = json.loads(page.input_value("#lead-json"))
+            assert "Lead Source" in lead and "Employees" in lead, lead
+            # Spelt as the CRM spells it, not as the model keys it (case-folded).
+            assert lead["Lead Source"] in {"Google", "Referral", "Olark Chat"}, lead
+            page.click("#score-btn")
+            page.wait_for_selector("#chart .reason", timeout=30_000)
+            assert page.text_content("#answered-by") == "Answered by the model."
+            assert page.text_content("#model") == "lead-scoring version 1"
+            shown = page.locator("#chart .reason .label").all_text_contents()
+            served = httpx.post(f"{base}/score", json={"leads": [lead]}, timeout=30,
+                                headers={"Authorization": f"Bearer {key}"}).json()["results"][0]
+            assert shown == [r["sentence"] for r in served["reasons"]], (shown, served)
+            assert any(s.startswith(("Lead source: ", "Company size")) for s in shown), shown
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "ui-spec.png"), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
 def test_the_real_server_speaks_the_champions_spec(acme_champion, tmp_path, synthetic_dir):
     spec, summary = acme_champion
     env = {**os.environ, "LEADSCORE_API_KEY": "k", "OMP_NUM_THREADS": "1",
@@ -140,6 +178,7 @@ def test_the_real_server_speaks_the_champions_spec(acme_champion, tmp_path, synt
                        json={"leads": [s["lead"] for s in samples]})
         assert r.status_code == 200, r.text
         assert [x["scored_by"] for x in r.json()["results"]] == ["model"] * 3
+        _the_page_scores_a_sample_in_the_specs_words(base, "k")
 
         # None of the spec's fields: a broken mapping, named.
         r = httpx.post(f"{base}/score", headers=auth, timeout=30, json={"leads": [

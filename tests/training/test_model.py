@@ -150,6 +150,15 @@ def test_case_and_surrounding_whitespace_of_a_category_change_no_score():
     assert not np.array_equal(model.predict_proba(unknown), expected)
 
 
+def test_each_category_keeps_the_spelling_the_data_used_most():
+    X = pd.DataFrame({"source": pd.array(["Olark Chat"] * 3 + ["olark chat", " Google "] + ["Google"] * 2
+                                         + [None], dtype="string"),
+                      "visits": np.arange(8.0)})
+    model = LeadModel(["source", "visits"], ["source"], "test-1").fit_vocabulary(X)
+    assert model.categories_["source"] == ["olark chat", "google"]
+    assert model.category_spellings_["source"] == {"olark chat": "Olark Chat", "google": "Google"}
+
+
 def test_a_model_pickled_with_case_sensitive_codes_matches_any_case(fitted):
     model, test = fitted
     rows = test[FEATURES].head(100)
