@@ -115,6 +115,7 @@ __all__ = [
     "score_partition_frame",
     "grade_movements",
     "rescore",
+    "commit_run",
 ]
 
 logger = logging.getLogger("leadscore.batch")
@@ -1249,29 +1250,45 @@ def _swap_link(link: Path, target: str) -> None:
     os.replace(tmp, link)
 
 
-def _commit(plan: RunPlan, summary: dict[str, Any], keep_runs: int,
-            staged_input: Path | None) -> None:
+def commit_run(out: Path, run_id: str, staged: Path, manifest: dict[str, Any],
+               keep_runs: int) -> Path:
+    """Commit a staged run's parts: the one commit of every rescore (built-in and spec).
+
+    ``staged`` holds the run's ``part-*.parquet``. Its manifest and ``_SUCCESS`` are
+    written, it is renamed to ``runs/<run_id>`` (a run already committed under that id,
+    the same inputs, is kept: readers may hold it open), ``scores`` is swapped to it in
+    one rename, the run is appended to ``history/`` (idempotent), and all but the
+    ``keep_runs`` newest runs are pruned. Call it under :func:`_run_lock`. Returns the
+    run's directory.
+    """
     from serving.score_history import append_history
 
-    staged = plan.staging / "scores"
-    if not plan.run_dir.is_dir():
-        _write_json_atomic({**plan.identity, "fingerprint": plan.fingerprint,
-                            "run_id": plan.run_id, "summary": summary},
-                           staged / "_manifest.json")
-        (staged / "_SUCCESS").write_text(plan.run_id + "\n")
-        plan.run_dir.parent.mkdir(exist_ok=True)
-        os.replace(staged, plan.run_dir)
-    _swap_link(plan.scores_link, os.path.join("runs", plan.run_id))
-    append_history(plan.history_dir, plan.run_dir)
+    run_dir = out / "runs" / run_id
+    if not (run_dir / "_SUCCESS").is_file():
+        _write_json_atomic({**manifest, "run_id": run_id}, staged / "_manifest.json")
+        (staged / "_SUCCESS").write_text(run_id + "\n")
+        run_dir.parent.mkdir(exist_ok=True)
+        if run_dir.exists():  # a half-written leftover of no committed run
+            shutil.rmtree(run_dir)
+        os.replace(staged, run_dir)
+    _swap_link(out / "scores", os.path.join("runs", run_id))
+    append_history(out / "history", run_dir)
+    # Keep the current run and the one before it (a reader may still hold it open).
+    runs = sorted((p for p in (out / "runs").iterdir() if p.is_dir()),
+                  key=lambda p: p.stat().st_mtime)
+    for old in runs[:-keep_runs]:
+        if old.name != run_id:
+            shutil.rmtree(old, ignore_errors=True)
+    return run_dir
+
+
+def _commit(plan: RunPlan, summary: dict[str, Any], keep_runs: int,
+            staged_input: Path | None) -> None:
+    commit_run(plan.out, plan.run_id, plan.staging / "scores",
+               {**plan.identity, "fingerprint": plan.fingerprint, "summary": summary}, keep_runs)
     shutil.rmtree(plan.staging, ignore_errors=True)
     if staged_input is not None:
         shutil.rmtree(staged_input, ignore_errors=True)
-    # Keep the current run and the one before it (a reader may still hold it open).
-    runs = sorted((p for p in (plan.out / "runs").iterdir() if p.is_dir()),
-                  key=lambda p: p.stat().st_mtime)
-    for old in runs[:-keep_runs]:
-        if old.name != plan.run_id:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -6,16 +6,18 @@ queries or a database URL, with the spec's row policies), scores every open lead
 ``as_of`` (created before it, neither converted nor disqualified before it; every lead
 of a spec without time) with the model's feature set on the vectorised path, and
 writes the batch job's own output (:data:`serving.batch.OUTPUT_SCHEMA`), committed the
-same way: the run is written under ``.staging/``, renamed into ``runs/<run_id>/`` and
-``scores`` is swapped to it in one rename, under the same one-writer lock.
+same way (:func:`serving.batch.commit_run`): the run is written under ``.staging/`` in
+batches of leads (one part file each), renamed into ``runs/<run_id>/``, ``scores`` is
+swapped to it in one rename, the run is appended to the score history (``history/``,
+which the service's trends read) and old runs are pruned, under the same one-writer lock.
 
 The values equal ``POST /score``'s for the same leads to 1e-9
 (``tests/serving/test_spec_batch.py``): the live path the API uses and the vectorised
 path here are held bit for bit to each other by the feature property tests.
 
 It runs in process, not on Dask: a CRM's own base is usually a few thousand to a few
-hundred thousand leads, which one process scores in seconds (the built-in batch job's
-Dask path is for millions). A refusal (a model of another spec, a bad table) leaves
+hundred thousand leads, which one process scores in seconds, without the seconds a
+cluster takes to start (the built-in batch job's Dask path is for millions). A refusal (a model of another spec, a bad table) leaves
 nothing behind: it happens before anything is written.
 """
 
@@ -39,9 +41,8 @@ from serving.batch import (
     _current_run,
     _prepare_out,
     _run_lock,
-    _swap_link,
     _write_atomic,
-    _write_json_atomic,
+    commit_run,
     result_table,
 )
 from serving.scorer import explain_blanks, select_reasons
@@ -88,8 +89,14 @@ def rescore_spec(
     data_path: str | Path | None = None,
     as_of: pd.Timestamp | None = None,
     top_reasons: int = 3,
+    batch_size: int = 50_000,
+    keep_runs: int = 2,
 ) -> SpecRescoreResult:
     """Score every open lead of a spec's data with ``model`` and commit the run to ``out``.
+
+    Leads are scored ``batch_size`` at a time, one part file each; the run is committed
+    as the built-in job's is (:func:`serving.batch.commit_run`): ``scores`` swapped to
+    it, appended to ``history/``, and all but the ``keep_runs`` newest runs pruned.
 
     Raises
     ------
@@ -98,6 +105,9 @@ def rescore_spec(
     SpecError, DataValidationError
         For a bad spec or bad data (nothing is written).
     """
+    if batch_size < 1:
+        raise ValueError(f"The 'batch_size' parameter of rescore_spec must be a positive "
+                         f"int. Got {batch_size!r} instead.")
     from features.build import data_end
     from features.spec import feature_set_of as spec_feature_set
     from features.spec import load_spec, load_tables
@@ -125,6 +135,47 @@ def rescore_spec(
     if not tables.has_time:  # features_at needs a creation time; a flat export has none
         open_leads = open_leads.assign(created_at=as_of)
     X = features_at(open_leads, acts, as_of, feature_set=feature_set)
+    identity = {"spec": spec.origin, "fingerprint": tables.fingerprint,
+                "as_of": as_of.isoformat(), "model": f"{model_name}/{model_version}",
+                "feature_set": feature_set.version, "top_reasons": top_reasons}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    run_id = f"{as_of.strftime('%Y%m%dT%H%M%SZ')}-{digest[:12]}"
+    scored_at = pd.Timestamp.now(tz="UTC")
+
+    out = Path(out)
+    _prepare_out(out)
+    grades: dict[str, int] = {}
+    with _run_lock(out):
+        staging = out / ".staging" / f"{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        staging.mkdir(parents=True)
+        try:
+            # In batches: explanations of a batch (leads x features) are the memory that
+            # grows with the base; each batch is one part file of the run.
+            for part, start in enumerate(range(0, max(len(X), 1), batch_size)):
+                frame = _score_batch(X.iloc[start:start + batch_size], model, feature_set,
+                                     as_of=as_of, top_reasons=top_reasons,
+                                     model_name=model_name, model_version=model_version)
+                for g, n in frame["grade"].value_counts().items():
+                    grades[str(g)] = grades.get(str(g), 0) + int(n)
+                table = result_table(frame, scored_at=scored_at, run_id=run_id)
+                _write_atomic(table, staging / f"part-{part:05d}.parquet")
+            grades = dict(sorted(grades.items()))
+            run_dir = commit_run(out, run_id, staging, {
+                **identity, "summary": {"n_leads": len(leads), "n_scored": len(X),
+                                        "grades": grades}}, keep_runs)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            with_staging = out / ".staging"
+            if with_staging.is_dir() and not any(with_staging.iterdir()):
+                with_staging.rmdir()
+    assert _current_run(out) == run_id
+    return SpecRescoreResult(run_id, run_dir, as_of, len(leads), len(X), model_version,
+                             grades)
+
+
+def _score_batch(X: pd.DataFrame, model: Any, feature_set: Any, *, as_of: pd.Timestamp,
+                 top_reasons: int, model_name: str, model_version: str | None) -> pd.DataFrame:
+    """One batch of open leads' features -> the batch output's rows (the API's values)."""
     names = model.feature_names
     rows = []
     if len(X):
@@ -144,42 +195,6 @@ def rescore_spec(
                 "fallback_reason": None, "model_name": model_name,
                 "model_version": model_version, "rules_version": "none", "reasons": reasons,
             })
-    frame = pd.DataFrame(rows, columns=["lead_id", "as_of", "probability", "score", "grade",
-                                        "route", "scored_by", "fallback_reason", "model_name",
-                                        "model_version", "rules_version", "reasons"])
-    identity = {"spec": spec.origin, "fingerprint": tables.fingerprint,
-                "as_of": as_of.isoformat(), "model": f"{model_name}/{model_version}",
-                "feature_set": feature_set.version, "top_reasons": top_reasons}
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    run_id = f"{as_of.strftime('%Y%m%dT%H%M%SZ')}-{digest[:12]}"
-
-    out = Path(out)
-    _prepare_out(out)
-    with _run_lock(out):
-        staging = out / ".staging" / f"{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        staging.mkdir(parents=True)
-        try:
-            table = result_table(frame, scored_at=pd.Timestamp.now(tz="UTC"), run_id=run_id)
-            _write_atomic(table, staging / "part-00000.parquet")
-            grades = {g: int(n) for g, n in frame["grade"].value_counts().sort_index().items()}
-            _write_json_atomic({**identity, "run_id": run_id,
-                                "summary": {"n_leads": len(leads), "n_scored": len(frame),
-                                            "grades": grades}}, staging / "_manifest.json")
-            (staging / "_SUCCESS").write_text(run_id + "\n")
-            run_dir = out / "runs" / run_id
-            run_dir.parent.mkdir(exist_ok=True)
-            # A run of the same identity (spec, data, as_of, model) was committed before:
-            # keep it (readers may hold it open; its scores are these), never replace it.
-            if not (run_dir / "_SUCCESS").is_file():
-                if run_dir.exists():  # a half-written leftover of no committed run
-                    shutil.rmtree(run_dir)
-                os.replace(staging, run_dir)
-            _swap_link(out / "scores", os.path.join("runs", run_id))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            with_staging = out / ".staging"
-            if with_staging.is_dir() and not any(with_staging.iterdir()):
-                with_staging.rmdir()
-    assert _current_run(out) == run_id
-    return SpecRescoreResult(run_id, run_dir, as_of, len(leads), len(frame), model_version,
-                             grades)
+    return pd.DataFrame(rows, columns=["lead_id", "as_of", "probability", "score", "grade",
+                                       "route", "scored_by", "fallback_reason", "model_name",
+                                       "model_version", "rules_version", "reasons"])

@@ -56,6 +56,11 @@ def rescore_command(
     top_reasons: int = typer.Option(
         3, "--top-reasons", min=0, help="Positive and negative reasons per lead, as POST /score."
     ),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=1,
+        help="With --dataset: leads scored (and explained) at a time, one part file each "
+        "(default 50,000).",
+    ),
     json_summary: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Score every open lead with the API's scoring core on Dask; commit atomically.
@@ -73,11 +78,14 @@ def rescore_command(
     if (data is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --data DIR or --dataset SPEC",
                                  param_hint="--data/--dataset")
+    if batch_size is not None and dataset is None:
+        raise typer.BadParameter("only applies with --dataset SPEC (the built-in data is "
+                                 "split by --partitions)", param_hint="--batch-size")
     cfg = settings()
     stamp = parse_timestamp(as_of, option="--as-of")
     if dataset is not None:
         _rescore_spec(cfg, dataset, dataset_file, out, model_uri, stamp, top_reasons,
-                      json_summary)
+                      batch_size or 50_000, json_summary)
         return
     assert data is not None
     with Progress("[progress.description]{task.description}", BarColumn(),
@@ -106,7 +114,8 @@ def rescore_command(
 
 
 def _rescore_spec(cfg: Any, dataset: Path, dataset_file: Path | None, out: Path,
-                  model_uri: str | None, as_of: Any, top_reasons: int, json_summary: bool) -> None:
+                  model_uri: str | None, as_of: Any, top_reasons: int, batch_size: int,
+                  json_summary: bool) -> None:
     """``rescore --dataset``: every open lead of a spec's data, with a model of that spec."""
     from features.errors import LeadscoreError
     from serving.batch import resolve_model
@@ -118,11 +127,13 @@ def _rescore_spec(cfg: Any, dataset: Path, dataset_file: Path | None, out: Path,
         raise LeadscoreError(
             f"no model to score {dataset.name} with: train and promote one "
             f"('leadscore train --dataset {dataset} --promote') or pass --model-uri "
-            "(a spec's leads have no rules fallback yet)")
+            "; without a model, score with the spec's rules: 'leadscore rules init --dataset "
+            f"{dataset} --out rules.yaml', then 'leadscore rules score --dataset {dataset} "
+            "--rules rules.yaml --out scores.parquet'")
     model = mlflow_loader(cfg)(candidate)
     result = rescore_spec(dataset, out, model, model_name=candidate.name,
                           model_version=candidate.version, data_path=dataset_file,
-                          as_of=as_of, top_reasons=top_reasons)
+                          as_of=as_of, top_reasons=top_reasons, batch_size=batch_size)
     if json_summary:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return

@@ -70,6 +70,34 @@ def test_rescore_a_spec_equals_score_and_refuses_another_specs_model(tmp_path, s
             answer["grade"], answer["route"], answer["score"])
         assert [r["sentence"] for r in row["reasons"]] == [r.sentence for r in answer["reasons"]]
 
+    # In batches: several part files, the same rows as one batch; both runs in the score
+    # history; a third run prunes the first (the current run and the one before are kept).
+    from serving.score_history import read_history
+    from serving.spec_batch import rescore_spec
+
+    later = "2025-10-01T00:00:00Z"
+    batched = runner.invoke(app, ["rescore", "--dataset", str(spec), "--out", str(out),
+                                  "--as-of", later, "--batch-size", "97", "--json"])
+    assert batched.exit_code == 0, batched.output
+    parts = sorted((out / "scores").glob("part-*.parquet"))
+    in_parts = pq.read_table(out / "scores").to_pandas()
+    assert len(parts) == -(-len(in_parts) // 97) > 2
+    whole = rescore_spec(spec, tmp_path / "whole", model, model_name="lead-scoring",
+                         model_version="1", as_of=pd.Timestamp(later))
+    one = pq.read_table(whole.run_dir).to_pandas()
+    columns = [c for c in one.columns if c != "scored_at"]
+    pd.testing.assert_frame_equal(
+        in_parts[columns].sort_values("lead_id").reset_index(drop=True),
+        one[columns].sort_values("lead_id").reset_index(drop=True))
+    history = read_history(out / "history")
+    assert history["run_id"].nunique() == 2 and len(history) == len(frame) + len(in_parts)
+    third = runner.invoke(app, ["rescore", "--dataset", str(spec), "--out", str(out),
+                                "--as-of", "2025-11-01T00:00:00Z", "--json"])
+    assert third.exit_code == 0, third.output
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert len(runs) == 2 and first.name not in runs
+    assert read_history(out / "history")["run_id"].nunique() == 3
+
     # A model of another spec (the built-in one) is refused, and nothing is left behind.
     builtin = runner.invoke(app, ["train", "--data", str(synthetic_dir), "--num-boost-round",
                                   "20"])
@@ -86,6 +114,10 @@ def test_rescore_a_spec_equals_score_and_refuses_another_specs_model(tmp_path, s
 def test_rescore_needs_exactly_one_input(tmp_path):
     result = runner.invoke(app, ["rescore", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "exactly one of --data DIR or --dataset SPEC" in " ".join(
+        result.output.split())
+    result = runner.invoke(app, ["rescore", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                                 "--batch-size", "10"])
+    assert result.exit_code == 2 and "only applies with --dataset SPEC" in " ".join(
         result.output.split())
 
 
