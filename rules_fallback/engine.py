@@ -59,8 +59,11 @@ _TEXT_FIELDS = frozenset(
 
 def points_to_probability(points: np.ndarray, intercept: float, slope: float) -> np.ndarray:
     """The logistic map ``1 / (1 + exp(-(intercept + slope * points)))``."""
-    z = intercept + slope * np.asarray(points, dtype=float)
-    return 1.0 / (1.0 + np.exp(-z))
+    from scipy.special import expit
+
+    # expit, not 1 / (1 + exp(-z)): a steep map fitted on nearly separable history
+    # (slope 61, intercept -1084, seen) overflows exp for ordinary point totals.
+    return expit(intercept + slope * np.asarray(points, dtype=float))
 
 
 # ----------------------------------------------------------------------------- inputs
