@@ -549,8 +549,13 @@ def score_partition_frame(
     scored_at: pd.Timestamp,
     run_id: str,
     reasons_path: Literal["columnar", "core"] = "columnar",
+    drift_counts: dict[str, list[int]] | None = None,
 ) -> pa.Table:
     """Score one partition as the API would and return it as an :data:`OUTPUT_SCHEMA` table.
+
+    ``drift_counts``, when given, is filled with the model-scored leads' counts in the
+    bins of the model's reference (:class:`features.drift.Reference`), on the columnar
+    path (the default); partitions' counts add up to the run's.
 
     ``core`` runs :func:`serving.scorer.score_frame` on every lead. ``columnar`` runs the
     core's model path with :func:`model_reasons_columnar` for the leads the model
@@ -588,6 +593,10 @@ def score_partition_frame(
                 raise ValueError("the model returned a non-finite probability")
             score, grade, route = model.grade(probability)
             offsets, flat = model_reasons_columnar(X, contrib, model.feature_names, top_reasons)
+            if drift_counts is not None and getattr(model, "reference", None):
+                from features.drift import Reference
+
+                drift_counts.update(Reference.from_dict(model.reference).counts(X, probability))
         except Exception:  # noqa: BLE001  (the core below retries lead by lead and logs)
             use_model[:] = False
         else:
@@ -672,14 +681,27 @@ def _score_partition_task(
     # Only the open leads' activities (Arrow's hash lookup, before any pandas object).
     open_ids = lead_table["lead_id"].combine_chunks().cast(acts.schema.field("lead_id").type)
     acts = acts.filter(pc.is_in(acts["lead_id"], value_set=open_ids))
+    counts: dict[str, list[int]] = {}
+    engine = _worker_engine(plugin_name)
     if lead_table.num_rows:
         table = score_partition_frame(
-            lead_table.to_pandas(), acts.to_pandas(), _worker_engine(plugin_name),
+            lead_table.to_pandas(), acts.to_pandas(), engine,
             as_of=stamp, top_reasons=top_reasons, scored_at=pd.Timestamp(scored_at),
             run_id=run_id, reasons_path=reasons_path,  # type: ignore[arg-type]
+            drift_counts=counts,
         )
     else:
         table = OUTPUT_SCHEMA.empty_table()
+    # The counts first: a partition whose scores file exists has its counts too.
+    drift = Path(staging) / "drift"
+    drift.mkdir(exist_ok=True)
+    model = None if engine.model is None else engine.model.model
+    if counts and not (drift / "reference.json").is_file():
+        # What the driver compares the merged counts with (it never loads the model).
+        _write_json_atomic({"reference": model.reference,
+                            "labels": model.feature_set().field_labels()},
+                           drift / "reference.json")
+    _write_json_atomic(counts, drift / f"{_part_name(part)}.json")
     _write_atomic(table, Path(staging) / "scores" / f"{_part_name(part)}.parquet")
     return table.num_rows
 
@@ -727,11 +749,16 @@ class RescoreResult:
     model: str
     seconds: float
     already_committed: bool = False
+    health: dict[str, Any] | None = None
+    """The run's drift against the model's reference (``_health.json`` in the run);
+    None without a model, or for a model that ships no reference."""
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
         out["as_of"] = self.as_of.isoformat()
         out["scores_dir"] = str(self.scores_dir)
+        if self.health is not None:
+            out["health"] = {k: v for k, v in self.health.items() if k != "features"}
         return out
 
     def summary_lines(self) -> list[str]:
@@ -1447,7 +1474,8 @@ def rescore(
                              n_parts, n_parts, summary.grades, summary.by_source,
                              manifest["summary"]["movements"],
                              manifest["summary"].get("previous_run"), model_label,
-                             time.perf_counter() - began, already_committed=True)
+                             time.perf_counter() - began, already_committed=True,
+                             health=_read_health(plan.run_dir))
 
     _prepare_out(out)
     with _run_lock(out):
@@ -1491,6 +1519,9 @@ def rescore(
                 _run_partitions(plan, staged.path, source, todo, scored_at, client, scheduler,
                                 workers, progress, len(done))
             summary = _summarise(plan.staging / "scores", n_parts, staged, plan.as_of)
+            health = _health(plan, n_parts)
+            if health is not None:
+                _write_json_atomic(health, plan.staging / "scores" / "_health.json")
             movements = _movements(_previous_grades(out, previous), summary.current)
             record = {"grades": summary.grades, "by_source": summary.by_source,
                       "movements": movements, "previous_run": previous,
@@ -1500,7 +1531,34 @@ def rescore(
             raise LeadscoreError(_os_problem(exc, out, "write the rescore output")) from exc
     return RescoreResult(plan.run_id, plan.as_of, plan.scores_link, summary.leads, n_parts,
                          len(done), summary.grades, summary.by_source, movements, previous,
-                         model_label, time.perf_counter() - began)
+                         model_label, time.perf_counter() - began, health=health)
+
+
+def _read_health(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / "_health.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _health(plan: RunPlan, n_parts: int) -> dict[str, Any] | None:
+    """Merge the partitions' drift counts into the run's health report."""
+    from features.drift import Reference
+
+    shipped = plan.staging / "drift" / "reference.json"
+    if not shipped.is_file():  # no model, or one that ships no reference
+        return None
+    written = json.loads(shipped.read_text())
+    reference, labels = written["reference"], written["labels"]
+    totals: dict[str, np.ndarray] = {}
+    for part in range(n_parts):
+        path = plan.staging / "drift" / f"{_part_name(part)}.json"
+        if not path.is_file():  # scored by a version that kept no counts: not measured
+            continue
+        for name, counts in json.loads(path.read_text()).items():
+            totals[name] = totals.get(name, 0) + np.asarray(counts)
+    return {"run_id": plan.run_id, "as_of": plan.as_of.isoformat(),
+            "model": plan.identity.get("model", ""),
+            "scope": "leads scored by the model (rules answers are not in it)",
+            **Reference.from_dict(reference).report(totals, labels=labels)}
 
 
 def _utc(stamp: Any) -> pd.Timestamp:

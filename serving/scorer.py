@@ -64,6 +64,7 @@ __all__ = [
     "as_of_series",
     "validate_inputs",
     "has_history",
+    "cold_start_preference",
 ]
 
 logger = logging.getLogger("leadscore.serving")
@@ -113,6 +114,15 @@ class ModelBundle:
     loaded_at: datetime
 
 
+
+def cold_start_preference(model: Any, policy: str = "auto") -> Literal["model", "rules"]:
+    """Who answers leads with no activity: the policy, or with ``auto`` what training
+    measured (``model.cold_start["preferred"]``; the rules when nothing was measured)."""
+    if policy != "auto":
+        return policy  # type: ignore[return-value]
+    recorded = (getattr(model, "cold_start", None) or {}).get("preferred")
+    return "model" if recorded == "model" else "rules"
+
 @dataclass(frozen=True)
 class Engine:
     """What scores right now: an optional model bundle, the rules, the cold-start policy.
@@ -138,13 +148,8 @@ class Engine:
     _rules_version: str = field(init=False, repr=False, default="")
 
     def __post_init__(self) -> None:
-        preferred = "rules"
-        if self.model is not None:
-            if self.cold_start_policy == "auto":
-                recorded = (getattr(self.model.model, "cold_start", None) or {}).get("preferred")
-                preferred = "model" if recorded == "model" else "rules"
-            else:
-                preferred = self.cold_start_policy
+        preferred = "rules" if self.model is None else cold_start_preference(
+            self.model.model, self.cold_start_policy)
         object.__setattr__(self, "_preferred", preferred)
         # A content hash of the rules: computed once per engine, not once per call.
         object.__setattr__(self, "_rules_version", str(self.rules.provenance))

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.drift import Reference
 from features.errors import LeadscoreError
 from features.online import features_at
 from serving.batch import (
@@ -42,10 +43,12 @@ from serving.batch import (
     _prepare_out,
     _run_lock,
     _write_atomic,
+    _write_json_atomic,
     commit_run,
     result_table,
 )
-from serving.scorer import explain_blanks, select_reasons
+from serving.scorer import explain_blanks, has_history, select_reasons
+from serving.spec_scoring import cold_start_rules
 
 __all__ = ["SpecRescoreResult", "rescore_spec"]
 
@@ -61,11 +64,16 @@ class SpecRescoreResult:
     n_scored: int
     model_version: str | None
     grades: dict[str, int]
+    health: dict[str, Any] | None = None
+    """Drift of this run's model-scored leads against the model's reference
+    (``runs/<run_id>/_health.json``); None for a model that ships no reference."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "run_dir": str(self.run_dir), "as_of": self.as_of.isoformat(),
                 "n_leads": self.n_leads, "n_scored": self.n_scored,
-                "model_version": self.model_version, "grades": self.grades}
+                "model_version": self.model_version, "grades": self.grades,
+                "health": None if self.health is None else {
+                    k: v for k, v in self.health.items() if k != "features"}}
 
 
 def _open(leads: pd.DataFrame, as_of: pd.Timestamp, has_time: bool) -> np.ndarray:
@@ -91,12 +99,18 @@ def rescore_spec(
     top_reasons: int = 3,
     batch_size: int = 50_000,
     keep_runs: int = 2,
+    rules: Any = None,
+    cold_start_policy: str = "auto",
 ) -> SpecRescoreResult:
     """Score every open lead of a spec's data with ``model`` and commit the run to ``out``.
 
     Leads are scored ``batch_size`` at a time, one part file each; the run is committed
     as the built-in job's is (:func:`serving.batch.commit_run`): ``scores`` swapped to
     it, appended to ``history/``, and all but the ``keep_runs`` newest runs pruned.
+
+    Cold starts follow the service's policy (:func:`serving.spec_scoring.cold_start_rules`):
+    when the rules are preferred, open leads with no activity before ``as_of`` are
+    scored by ``rules`` (the operator's spec rules), else by the model's shipped ones.
 
     Raises
     ------
@@ -134,10 +148,18 @@ def rescore_spec(
     open_leads = leads[_open(leads, as_of, tables.has_time)].reset_index(drop=True)
     if not tables.has_time:  # features_at needs a creation time; a flat export has none
         open_leads = open_leads.assign(created_at=as_of)
-    X = features_at(open_leads, acts, as_of, feature_set=feature_set)
+    cold_rules = cold_start_rules(model, spec, cold_start_policy, rules)
+    cold = np.zeros(len(open_leads), dtype=bool)
+    if cold_rules is not None:
+        cold = ~has_history(open_leads, acts, pd.Series(as_of, index=open_leads.index))
+    X = features_at(open_leads.loc[~cold], acts, as_of, feature_set=feature_set)
+    cold_leads = open_leads.loc[cold].reset_index(drop=True)
+    standby = rules if rules is not None else cold_rules
+    rules_version = "none" if standby is None else str(standby.provenance)
     identity = {"spec": spec.origin, "fingerprint": tables.fingerprint,
                 "as_of": as_of.isoformat(), "model": f"{model_name}/{model_version}",
-                "feature_set": feature_set.version, "top_reasons": top_reasons}
+                "feature_set": feature_set.version, "top_reasons": top_reasons,
+                "cold_start": "model" if cold_rules is None else rules_version}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     run_id = f"{as_of.strftime('%Y%m%dT%H%M%SZ')}-{digest[:12]}"
     scored_at = pd.Timestamp.now(tz="UTC")
@@ -145,23 +167,47 @@ def rescore_spec(
     out = Path(out)
     _prepare_out(out)
     grades: dict[str, int] = {}
+    reference = Reference.from_dict(model.reference) if getattr(model, "reference", None) else None
+    drift_counts: dict[str, np.ndarray] = {}
     with _run_lock(out):
         staging = out / ".staging" / f"{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         staging.mkdir(parents=True)
         try:
             # In batches: explanations of a batch (leads x features) are the memory that
             # grows with the base; each batch is one part file of the run.
-            for part, start in enumerate(range(0, max(len(X), 1), batch_size)):
-                frame = _score_batch(X.iloc[start:start + batch_size], model, feature_set,
-                                     as_of=as_of, top_reasons=top_reasons,
-                                     model_name=model_name, model_version=model_version)
+            batches = [("model", start) for start in range(0, len(X), batch_size)]
+            batches += [("rules", start) for start in range(0, len(cold_leads), batch_size)]
+            for part, (who, start) in enumerate(batches or [("model", 0)]):
+                if who == "model":
+                    chunk = X.iloc[start:start + batch_size]
+                    frame = _score_batch(chunk, model, feature_set,
+                                         as_of=as_of, top_reasons=top_reasons,
+                                         model_name=model_name, model_version=model_version,
+                                         rules_version=rules_version)
+                    if reference is not None and len(chunk):
+                        for name, c in reference.counts(
+                                chunk, frame["probability"].to_numpy(dtype=float)).items():
+                            drift_counts[name] = drift_counts.get(name, 0) + np.asarray(c)
+                else:
+                    frame = _rules_batch(cold_leads.iloc[start:start + batch_size], acts,
+                                         cold_rules, as_of=as_of, top_reasons=top_reasons)
                 for g, n in frame["grade"].value_counts().items():
                     grades[str(g)] = grades.get(str(g), 0) + int(n)
                 table = result_table(frame, scored_at=scored_at, run_id=run_id)
                 _write_atomic(table, staging / f"part-{part:05d}.parquet")
             grades = dict(sorted(grades.items()))
+            health = None
+            if reference is not None:
+                health = {"run_id": run_id, "as_of": as_of.isoformat(),
+                          "model": f"{model_name}/{model_version}",
+                          "scope": "leads scored by the model (cold starts the rules answered "
+                                   "are not in it)",
+                          **reference.report(drift_counts,
+                                             labels=feature_set.field_labels())}
+                _write_json_atomic(health, staging / "_health.json")
             run_dir = commit_run(out, run_id, staging, {
-                **identity, "summary": {"n_leads": len(leads), "n_scored": len(X),
+                **identity, "summary": {"n_leads": len(leads), "n_scored": len(open_leads),
+                                        "n_cold_start_rules": len(cold_leads),
                                         "grades": grades}}, keep_runs)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -169,12 +215,35 @@ def rescore_spec(
             if with_staging.is_dir() and not any(with_staging.iterdir()):
                 with_staging.rmdir()
     assert _current_run(out) == run_id
-    return SpecRescoreResult(run_id, run_dir, as_of, len(leads), len(X), model_version,
-                             grades)
+    return SpecRescoreResult(run_id, run_dir, as_of, len(leads), len(open_leads), model_version,
+                             grades, health)
+
+
+_COLUMNS = ["lead_id", "as_of", "probability", "score", "grade", "route", "scored_by",
+            "fallback_reason", "model_name", "model_version", "rules_version", "reasons"]
+
+
+def _rules_batch(leads: pd.DataFrame, acts: pd.DataFrame, rules: Any, *, as_of: pd.Timestamp,
+                 top_reasons: int) -> pd.DataFrame:
+    """Cold-start leads scored by the spec's rules, as ``POST /score`` answers them."""
+    from rules_fallback import score_spec_leads as score_with_rules
+
+    out = score_with_rules(rules, leads, acts, pd.Series(as_of, index=leads.index),
+                           top_reasons=top_reasons, reasons=top_reasons > 0)
+    reasons = out["reasons"] if "reasons" in out.columns else [[]] * len(out)
+    return pd.DataFrame({
+        "lead_id": leads["lead_id"].to_numpy(), "as_of": as_of,
+        "probability": out["probability"].to_numpy(dtype=float),
+        "score": out["score"].to_numpy(dtype=int), "grade": out["grade"].astype(str).to_numpy(),
+        "route": out["route"].astype(str).to_numpy(), "scored_by": "rules",
+        "fallback_reason": "cold_start", "model_name": None, "model_version": None,
+        "rules_version": str(rules.provenance), "reasons": [list(r) for r in reasons],
+    }, columns=_COLUMNS)
 
 
 def _score_batch(X: pd.DataFrame, model: Any, feature_set: Any, *, as_of: pd.Timestamp,
-                 top_reasons: int, model_name: str, model_version: str | None) -> pd.DataFrame:
+                 top_reasons: int, model_name: str, model_version: str | None,
+                 rules_version: str = "none") -> pd.DataFrame:
     """One batch of open leads' features -> the batch output's rows (the API's values)."""
     names = model.feature_names
     rows = []
@@ -193,8 +262,7 @@ def _score_batch(X: pd.DataFrame, model: Any, feature_set: Any, *, as_of: pd.Tim
                 "probability": float(probability[i]), "score": int(score[i]),
                 "grade": str(grade[i]), "route": str(route[i]), "scored_by": "model",
                 "fallback_reason": None, "model_name": model_name,
-                "model_version": model_version, "rules_version": "none", "reasons": reasons,
+                "model_version": model_version, "rules_version": rules_version,
+                "reasons": reasons,
             })
-    return pd.DataFrame(rows, columns=["lead_id", "as_of", "probability", "score", "grade",
-                                       "route", "scored_by", "fallback_reason", "model_name",
-                                       "model_version", "rules_version", "reasons"])
+    return pd.DataFrame(rows, columns=_COLUMNS)

@@ -12,8 +12,17 @@ The fallback is a rules file written for the spec (``leadscore rules init --data
 :func:`rules_fallback.score_spec_leads`), passed as ``rules``: it answers every lead
 when no model of the spec is loaded (``no_model``) and a lead the model fails on
 (``model_error``). Without one, no model is a 503 naming the spec and a model failure
-fails the call. Leads with no history are scored by the model: a flat export's leads
-never have one, and the spec rules' cold-start comparison is not recorded yet.
+fails the call.
+
+Cold starts (a lead with no activity before its as_of, for a spec with an activity
+log) follow the same policy as the built-in contract's
+(:func:`serving.scorer.cold_start_preference`): with ``auto``, what training measured
+on the test window's no-activity leads, where the spec's starter rules were fitted on
+the training window and shipped with the model (``LeadModel.cold_start_rules``). When
+the rules are preferred, those leads are answered by the operator's spec rules if a
+file is set, else by the rules shipped with the model, with ``fallback_reason:
+cold_start``. A flat export has no activity log, so it has no cold start: the model
+answers every lead.
 """
 
 from __future__ import annotations
@@ -28,10 +37,17 @@ import pandas as pd
 
 from features.errors import DataValidationError, LeadscoreError, ValidationIssue
 from features.live import LiveLead, live_features
-from serving.scorer import Engine, ModelBundle, _rows_from_features, explain_blanks
+from serving.scorer import (
+    Engine,
+    ModelBundle,
+    _rows_from_features,
+    cold_start_preference,
+    explain_blanks,
+)
 from serving.spec_contract import SpecContract
 
-__all__ = ["NoSpecModel", "score_spec_leads", "explain_spec_lead", "spec_smoke_test"]
+__all__ = ["NoSpecModel", "score_spec_leads", "explain_spec_lead", "spec_smoke_test",
+           "cold_start_rules"]
 
 logger = logging.getLogger("leadscore.serving")
 
@@ -84,6 +100,37 @@ def _frames(lives: Sequence[LiveLead], ids: Sequence[str], contract: SpecContrac
     return leads, acts, as_of
 
 
+_SHIPPED: dict[int, tuple[Any, Any]] = {}
+"""id(model) -> (model, its parsed cold-start rules): parsed once per loaded model."""
+
+
+def cold_start_rules(model: Any, spec: Any, policy: str, rules: Any = None) -> Any:
+    """The rules that answer a spec model's cold starts, or None when the model does.
+
+    None when the spec has no activity log, or when the policy (with ``auto``, what
+    training measured) prefers the model. Otherwise the operator's ``rules`` if given,
+    else the starter rules shipped with the model; None if it ships none (a model
+    trained before they were).
+    """
+    has_activities = getattr(getattr(spec, "tables", None), "activities", None) is not None
+    if not has_activities or cold_start_preference(model, policy) != "rules":
+        return None
+    if rules is not None:
+        return rules
+    text = getattr(model, "cold_start_rules", "") or ""
+    if not text:
+        return None
+    cached = _SHIPPED.get(id(model))
+    if cached is None or cached[0] is not model:
+        from rules_fallback.spec_rules import SpecVocabulary, parse_spec_rules
+
+        parsed = parse_spec_rules(text, SpecVocabulary.from_spec(spec),
+                                  source="the model's cold-start rules")
+        _SHIPPED.clear()  # one served model at a time; never grow with reloads
+        cached = _SHIPPED[id(model)] = (model, parsed)
+    return cached[1]
+
+
 def _rules_rows(rules: Any, lives: Sequence[LiveLead], ids: Sequence[str],
                 contract: SpecContract, top_reasons: int, reason: str) -> list[dict[str, Any]]:
     from rules_fallback import score_spec_leads as score_with_rules
@@ -125,7 +172,6 @@ def score_spec_leads(
         For what pydantic does not check (blank or duplicate ids, created after as_of).
     """
     bundle = engine.model
-    feature_set = contract.feature_set
     lives = [contract.live_lead(lead, default_as_of) for lead in leads]
     _check(leads, lives)
     ids = [lead.lead_id for lead in leads]
@@ -138,6 +184,31 @@ def score_spec_leads(
                 "service picks it up"
             )
         return _rules_rows(rules, lives, ids, contract, top_reasons, "no_model")
+    cold_rules = cold_start_rules(bundle.model, contract.spec, engine.cold_start_policy, rules)
+    cold = ([i for i, live in enumerate(lives) if not live.has_history()]
+            if cold_rules is not None else [])
+    if cold:
+        is_cold = set(cold)
+        warm = [i for i in range(len(lives)) if i not in is_cold]
+        answered: list[dict[str, Any] | None] = [None] * len(lives)
+        for i, row in zip(cold, _rules_rows(cold_rules, [lives[i] for i in cold],
+                                            [ids[i] for i in cold], contract, top_reasons,
+                                            "cold_start"), strict=True):
+            answered[i] = row
+        if warm:
+            for i, row in zip(warm, _model_rows(bundle, [lives[i] for i in warm],
+                                                [ids[i] for i in warm], contract, top_reasons,
+                                                rules, cold_rules), strict=True):
+                answered[i] = row
+        return answered  # type: ignore[return-value]
+    return _model_rows(bundle, lives, ids, contract, top_reasons, rules, cold_rules)
+
+
+def _model_rows(bundle: ModelBundle, lives: Sequence[LiveLead], ids: Sequence[str],
+                contract: SpecContract, top_reasons: int, rules: Any,
+                cold_rules: Any) -> list[dict[str, Any]]:
+    """The model's rows for leads it answers; the rules' for all of them if it fails."""
+    feature_set = contract.feature_set
     rows = [live_features(live, feature_set) for live in lives]
     names = bundle.model.feature_names
     X = {name: [row[name] for row in rows] for name in names}
@@ -151,7 +222,8 @@ def score_spec_leads(
         logger.exception("the model failed on a call of %d spec leads; the rules answer them",
                          len(ids))
         return _rules_rows(rules, lives, ids, contract, top_reasons, "model_error")
-    version = "none" if rules is None else str(getattr(rules, "provenance", "spec rules"))
+    standby = rules if rules is not None else cold_rules
+    version = "none" if standby is None else str(getattr(standby, "provenance", "spec rules"))
     for row in out:
         row["rules_version"] = version
     return out

@@ -14,9 +14,11 @@ one row, as :func:`training.pipeline.training_data_from_spec` has always read it
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from features.registry import BUILTIN, FeatureSet
@@ -141,6 +143,49 @@ def _days(value: pd.Timedelta) -> str:
     return f"{value.days}d" if value == pd.Timedelta(days=value.days) else str(value)
 
 
+@dataclass(frozen=True)
+class SpecRulesBaseline:
+    """A spec's starter rules as the cold-start baseline (see ``TrainingData.rules_baseline``).
+
+    :meth:`fit` learns the points from the training rows' snapshots only
+    (:func:`rules_fallback.init.generate_rules`, as ``leadscore rules init`` does on the
+    whole history), so the comparison on the test window never sees its labels.
+    """
+
+    tables: Any
+
+    @property
+    def activities(self) -> pd.DataFrame:
+        return self.tables.activities
+
+    def fit(self, train_rows: pd.DataFrame) -> _FittedSpecRules:
+        from rules_fallback.init import generate_rules
+        from rules_fallback.spec_rules import SpecVocabulary
+
+        examples = train_rows[["lead_id", "as_of", "label"]]
+        generated = generate_rules(
+            SpecVocabulary.from_spec(self.tables.spec), self.tables.leads, self.activities,
+            examples, examples_note=" (the training window's point-in-time snapshots)")
+        return _FittedSpecRules(self.tables, generated.rules, generated.text)
+
+
+@dataclass(frozen=True)
+class _FittedSpecRules:
+    tables: Any
+    rules: Any
+    document: str
+    description: str = "the spec's starter rules, fitted on the training window"
+
+    def probability(self, rows: pd.DataFrame) -> np.ndarray:
+        from rules_fallback import score_spec_leads
+
+        leads = self.tables.leads.set_index("lead_id").loc[rows["lead_id"].to_numpy()].reset_index()
+        scored = score_spec_leads(self.rules, leads, self.tables.activities,
+                                  pd.Series(pd.to_datetime(rows["as_of"], utc=True).to_numpy()),
+                                  reasons=False)
+        return scored["probability"].to_numpy(dtype=float)
+
+
 def history_training_data(
     tables: Any,
     spec_path: str | Path,
@@ -169,6 +214,7 @@ def history_training_data(
     return TrainingData(
         frame=frame, schema=schema, time_column="as_of", purge_gap=purge_gap,
         known_at_column="label_known_at" if "label_known_at" in frame.columns else None,
+        rules_baseline=None if tables.activities is None else SpecRulesBaseline(tables),
         info={
             "kind": "spec", "source": "; ".join(f"{k}: {v}" for k, v in tables.sources.items()),
             "spec": str(Path(spec_path).resolve()), "spec_name": tables.spec.name,

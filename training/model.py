@@ -147,6 +147,14 @@ class LeadModel:
         (:meth:`features.registry.FeatureSet.to_json`; see :meth:`feature_set`).
     dataset_spec : str
         The YAML document of the dataset spec it was trained through ("" for none).
+    reference : dict
+        The training window's distribution of every feature and of the score
+        (:meth:`features.drift.Reference.to_dict`), what rescoring measures drift
+        against; empty for a model trained before it was kept.
+    cold_start_rules : str
+        Rules YAML fitted on the training window and compared with the model on leads
+        with no history ("" when the packaged default rules were the baseline). A spec
+        model's service answers cold starts with them when the comparison prefers rules.
     """
 
     def __init__(
@@ -177,6 +185,8 @@ class LeadModel:
         self.random_state = random_state
         self.metrics: dict[str, float] = {}
         self.cold_start: dict[str, Any] = {}
+        self.cold_start_rules: str = ""
+        self.reference: dict[str, Any] = {}
         self.data_window: dict[str, Any] = {}
         self.field_labels: dict[str, str] = {}
         self.feature_set_definition: dict[str, Any] = {}

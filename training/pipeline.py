@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from features.drift import Reference
 from features.errors import InsufficientDataError
 from training.evaluate import (
     classification_metrics,
@@ -113,6 +114,29 @@ class TrainingData:
     known_at_column: str | None = None
     """A frame column giving when each row's label became known; the time split then
     purges by it instead of by a whole horizon (:func:`training.split.time_split`)."""
+    rules_baseline: Any = None
+    """The rules the model is compared with on leads with no history (the cold-start
+    analysis): an object with ``activities`` and ``fit(train_rows)``, returning one with
+    ``probability(rows)``, ``document`` (rules YAML to ship with the model, or "") and
+    ``description``. None: the packaged default rules on ``leads``/``activities``, when
+    both are given. A spec's are its starter rules, fitted on the training window
+    (:class:`training.from_spec.SpecRulesBaseline`)."""
+
+
+@dataclass(frozen=True)
+class _DefaultRules:
+    """The packaged default rules as the cold-start baseline of the built-in data."""
+
+    leads: pd.DataFrame
+    activities: pd.DataFrame
+    document: str = ""
+    description: str = "the packaged default rules"
+
+    def fit(self, train_rows: pd.DataFrame) -> _DefaultRules:
+        return self  # fixed points: nothing to learn
+
+    def probability(self, rows: pd.DataFrame) -> np.ndarray:
+        return _rules_probability(self.leads, self.activities, rows)
 
 
 @dataclass(frozen=True)
@@ -434,11 +458,16 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
             metrics["oracle_ece"] = classification_metrics(y_test[matched], oracle_p)["ece"]
 
     cold_start: dict[str, Any] = {"preferred": "model"}
-    if data.leads is not None and data.activities is not None:
-        rules_p = _rules_probability(data.leads, data.activities, test_rows)
+    baseline = data.rules_baseline
+    if baseline is None and data.leads is not None and data.activities is not None:
+        baseline = _DefaultRules(data.leads, data.activities)
+    if baseline is not None and data.time_column == "as_of":
+        # Fitted on the training rows only: the comparison on the test window is honest.
+        fitted = baseline.fit(train_rows)
+        rules_p = fitted.probability(test_rows)
         metrics["rules_roc_auc"] = safe_auc(y_test, rules_p)
         metrics["rules_ece"] = classification_metrics(y_test, rules_p)["ece"]
-        quiet = _no_activity_mask(data.activities, test_rows)
+        quiet = _no_activity_mask(baseline.activities, test_rows)
         model_auc = safe_auc(y_test[quiet], prob[quiet])
         rules_auc = safe_auc(y_test[quiet], rules_p[quiet])
         # cold_start.json is JSON: an AUC that cannot be computed is null, not NaN.
@@ -459,6 +488,10 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
         metrics["cold_start_n"] = float(cold_start["n"])
         metrics["cold_start_model_auc"] = float(model_auc)
         metrics["cold_start_rules_auc"] = float(rules_auc)
+        cold_start["rules"] = fitted.description
+        # Rules learned from this data ship with the model, so the service answers cold
+        # starts with the very rules that won here (not with rules fitted elsewhere).
+        model.cold_start_rules = fitted.document
     else:
         cold_start["reason"] = "no activity history in this dataset to define cold-start leads"
     metrics = {k: float(v) for k, v in metrics.items()}
@@ -472,6 +505,12 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
                                if path.endswith((".yaml", ".yml")) and isinstance(text, str)), "")
     model.data_window = {**split.boundaries, "split": split.kind,
                          "time_column": data.time_column or ""}
+    # What drift is measured against, fitted once here and shipped: every feature's and
+    # the score's distribution on the training window (features.drift).
+    model.reference = Reference.fit(
+        train_rows[features], categorical, model.predict_proba(train_rows[features]),
+        window={k: str(v) for k, v in split.boundaries.items() if k.startswith("train")},
+    ).to_dict()
 
     # 6. log
     from training import tracking
@@ -547,6 +586,9 @@ def _log_run(result: TrainResult, data: TrainingData, frame: pd.DataFrame, X_tes
         mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
         mlflow.log_metrics(result.metrics)
         mlflow.log_dict(model.cold_start, "evaluation/cold_start.json")
+        mlflow.log_dict(model.reference, "evaluation/reference.json")
+        if model.cold_start_rules:
+            mlflow.log_text(model.cold_start_rules, "evaluation/cold_start_rules.yaml")
         mlflow.log_dict(model.data_window, "evaluation/data_window.json")
         for artifact_path, content in data.artifacts.items():
             if isinstance(content, str):

@@ -111,6 +111,8 @@ def rescore_command(
         console.print("this run (same inputs, as_of and model) was already committed")
     for line in result.summary_lines():
         console.print(line, highlight=False)
+    if not result.model.startswith("none"):  # the rules have no reference to drift from
+        _print_health(result.health)
 
 
 def _rescore_spec(cfg: Any, dataset: Path, dataset_file: Path | None, out: Path,
@@ -131,9 +133,17 @@ def _rescore_spec(cfg: Any, dataset: Path, dataset_file: Path | None, out: Path,
             f"{dataset} --out rules.yaml', then 'leadscore rules score --dataset {dataset} "
             "--rules rules.yaml --out scores.parquet'")
     model = mlflow_loader(cfg)(candidate)
+    rules = None
+    if cfg.rules_file is not None:
+        # With --dataset, LEADSCORE_RULES_FILE is the spec's rules, as for the service.
+        from features.spec import load_spec
+        from rules_fallback import SpecVocabulary, load_spec_rules
+
+        rules = load_spec_rules(cfg.rules_file, SpecVocabulary.from_spec(load_spec(dataset)))
     result = rescore_spec(dataset, out, model, model_name=candidate.name,
                           model_version=candidate.version, data_path=dataset_file,
-                          as_of=as_of, top_reasons=top_reasons, batch_size=batch_size)
+                          as_of=as_of, top_reasons=top_reasons, batch_size=batch_size,
+                          rules=rules, cold_start_policy=cfg.cold_start_policy)
     if json_summary:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return
@@ -141,3 +151,21 @@ def _rescore_spec(cfg: Any, dataset: Path, dataset_file: Path | None, out: Path,
                   f"as of {result.as_of.isoformat()} with {candidate.name} version "
                   f"{candidate.version}; committed run {result.run_id} to {out / 'scores'} "
                   f"(grades {result.grades})", highlight=False)
+    _print_health(result.health)
+
+
+def _print_health(health: dict[str, Any] | None) -> None:
+    """The run's drift in one or two lines: the score's PSI and the features above alert."""
+    if health is None:
+        console.print("drift: the model ships no reference (trained before drift was "
+                      "measured); retrain to measure it", highlight=False)
+        return
+    alert = health["thresholds"]["alert"]
+    score = health["score_psi"]
+    line = ("drift: score PSI " + ("n/a" if score is None else f"{score:.3f}")
+            + f" ({health['score_level']}); {health['n_drifted']} of {health['n_features']} "
+            f"features above {alert:g}")
+    drifted = [f for f in health["features"] if f["psi"] > alert]
+    if drifted:
+        line += ": " + ", ".join(f"{f['label']} ({f['feature']}) {f['psi']:.2f}" for f in drifted)
+    console.print(line + " (_health.json in the run)", highlight=False, markup=False)

@@ -94,6 +94,11 @@ def _fit_model(seed: int = 0) -> Any:
                       params={"min_data_in_leaf": 20, "num_leaves": 15, "seed": seed},
                       num_boost_round=60, early_stopping_rounds=20, random_state=seed)
     model.fit(X.iloc[:half], y[:half], X.iloc[half:], y[half:])
+    # As training.pipeline.train ships it: the training rows' distributions, for drift.
+    from features.drift import Reference
+
+    model.reference = Reference.fit(X.iloc[:half][model.feature_names], model.categorical_features,
+                                    model.predict_proba(X.iloc[:half])).to_dict()
     model.metrics = {"test_roc_auc": 0.8}
     model.cold_start = {"model_auc": 0.6, "rules_auc": 0.55, "preferred": "model"}
     return model

@@ -7,6 +7,7 @@ a real LocalCluster of worker processes (and one kills a run with SIGKILL).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -464,6 +465,23 @@ def test_cli_rescores_generated_data_then_shows_grade_movements(tmp_path, synthe
     model_rows = scores[scores["scored_by"] == "model"]
     assert len(model_rows) and all(len(r) > 0 for r in model_rows["reasons"])
     assert set(model_rows["model_version"]) == {version}
+
+    # Drift: the partitions' counts, merged, are the counts of all model-scored leads.
+    from features.drift import Reference
+    from features.online import features_at
+
+    health = json.loads((out / "scores" / "_health.json").read_text())
+    assert "drift: score PSI" in " ".join(first.output.split())
+    scored = model_rows.set_index("lead_id")
+    mine = leads[leads["lead_id"].isin(scored.index)].reset_index(drop=True)
+    X = features_at(mine, acts[acts["lead_id"].isin(scored.index)], end)
+    reference = Reference.from_dict(lead_model.reference)
+    direct = reference.report(reference.counts(X[lead_model.feature_names],
+                                               scored.loc[X["lead_id"], "probability"].to_numpy()))
+    assert health["n_features"] == len(lead_model.feature_names) == direct["n_features"]
+    assert health["score_psi"] == pytest.approx(direct["score_psi"], abs=1e-12)
+    assert {f["feature"]: round(f["psi"], 12) for f in health["features"]} == {
+        f["feature"]: round(f["psi"], 12) for f in direct["features"]}
 
     later = (end + pd.Timedelta(days=21)).isoformat()
     second = runner.invoke(app, ["rescore", "--data", str(synthetic_dir), "--out", str(out),

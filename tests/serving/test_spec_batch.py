@@ -37,11 +37,28 @@ def test_rescore_a_spec_equals_score_and_refuses_another_specs_model(tmp_path, s
                                  "--as-of", as_of, "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{"):])
-    scores = pq.read_table(out / "scores" / "part-00000.parquet")
-    assert scores.schema.equals(OUTPUT_SCHEMA)
-    frame = scores.to_pandas()
+    for part in sorted((out / "scores").glob("part-*.parquet")):
+        assert pq.read_schema(part).equals(OUTPUT_SCHEMA), part
+    frame = pq.read_table(out / "scores").to_pandas()
     assert len(frame) == summary["n_scored"] == frame["lead_id"].nunique() > 100
-    assert set(frame["scored_by"]) == {"model"} and set(frame["model_version"]) == {"1"}
+    # Leads with no activity yet go to the rules when training found them better there
+    # (or could not compare): the starter rules fitted on the training window, shipped
+    # with the model. Every other lead is the model's.
+    model_info = mlflow.pyfunc.load_model("models:/lead-scoring@champion")
+    cold_start = model_info.unwrap_python_model().model.cold_start
+    by = frame.groupby("scored_by")["fallback_reason"].unique().to_dict()
+    if cold_start["preferred"] == "rules":
+        assert set(by) == {"model", "rules"} and list(by["rules"]) == ["cold_start"], by
+    else:
+        assert set(by) == {"model"}, by
+    assert set(frame.loc[frame["scored_by"] == "model", "model_version"]) == {"1"}
+    # Drift of the model-scored leads against the training window, in the run.
+    health = json.loads((out / "scores" / "_health.json").read_text())
+    assert summary["health"]["n_features"] == health["n_features"] > 10
+    assert {f["feature"] for f in health["features"]} >= {"lead_source", "employees"}
+    assert health["score_psi"] >= 0 and health["thresholds"] == {"warn": 0.1, "alert": 0.25}
+    labels = {f["feature"]: f["label"] for f in health["features"]}
+    assert labels["lead_source"] == "Lead source"  # the spec's own words
     leads = pd.read_csv(spec.parent / "leads.csv")
     created = pd.to_datetime(leads.set_index("Lead Number")["Created On"]).dt.tz_localize("UTC")
     assert (created.loc[frame["lead_id"]] < pd.Timestamp(as_of)).all()  # open leads only
@@ -60,14 +77,19 @@ def test_rescore_a_spec_equals_score_and_refuses_another_specs_model(tmp_path, s
     contract = SpecContract.from_model(model)
     engine = Engine(ModelBundle(model, "lead-scoring", "1", "champion", "u", datetime.now(UTC)),
                     load_rules(None))
-    sample = frame.sample(30, random_state=0)
+    # Both kinds of answer are compared: the model's and the cold-start rules'.
+    sample = pd.concat([frame.loc[frame["scored_by"] == "model"].sample(25, random_state=0),
+                        frame.loc[frame["scored_by"] == "rules"].head(5)])
     payloads = _payloads(spec.parent, list(sample["lead_id"]))
     leads_in = [contract.lead_model.model_validate(payloads[i]) for i in sample["lead_id"]]
     api = score_spec_leads(leads_in, pd.Timestamp(as_of).to_pydatetime(), engine, contract)
     for (_, row), answer in zip(sample.iterrows(), api, strict=True):
         assert abs(row["probability"] - answer["probability"]) < 1e-9
-        assert (row["grade"], row["route"], row["score"]) == (
-            answer["grade"], answer["route"], answer["score"])
+        reason = None if pd.isna(row["fallback_reason"]) else row["fallback_reason"]
+        assert (row["grade"], row["route"], row["score"], row["scored_by"],
+                reason, row["rules_version"]) == (
+            answer["grade"], answer["route"], answer["score"], answer["scored_by"],
+            answer["fallback_reason"], answer["rules_version"])
         assert [r["sentence"] for r in row["reasons"]] == [r.sentence for r in answer["reasons"]]
 
     # In batches: several part files, the same rows as one batch; both runs in the score

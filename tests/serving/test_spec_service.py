@@ -60,7 +60,8 @@ def test_the_scoring_core_answers_in_the_specs_words(acme_champion):
     assert contract is not None and contract.spec.name == "acme"
     bundle = ModelBundle(model, "lead-scoring", "1", "champion", "models:/lead-scoring/1",
                          datetime.now(UTC))
-    engine = Engine(bundle, load_rules(None))
+    # Policy "model": the model answers every lead, cold starts too, for the equality.
+    engine = Engine(bundle, load_rules(None), "model")
     tables = load_tables(load_spec(spec))
     frame, _ = build_spec_training_set(tables, feature_set_for(tables))
     rows = frame.sample(25, random_state=3)
@@ -80,6 +81,26 @@ def test_the_scoring_core_answers_in_the_specs_words(acme_champion):
     sentences = " | ".join(r.sentence for r in out["reasons"])
     assert "Lead source: " in sentences
     lead = contract.lead_model.model_validate(next(iter(payloads.values())))
+
+    # Policy "auto": a lead with no activity goes where training found it better; the
+    # rules that answer it are the starter rules fitted on the training window, shipped
+    # with the model.
+    assert model.cold_start["rules"] == "the spec's starter rules, fitted on the training window"
+    assert "acme" in model.cold_start_rules and "points" in model.cold_start_rules
+    quiet = contract.lead_model.model_validate({**payloads[rows["lead_id"].iloc[0]],
+                                                "activities": []})
+    auto = score_spec_leads([quiet], datetime.now(UTC), Engine(bundle, load_rules(None), "auto"),
+                            contract)[0]
+    if model.cold_start["preferred"] == "rules":
+        assert (auto["scored_by"], auto["fallback_reason"]) == ("rules", "cold_start")
+    else:
+        assert (auto["scored_by"], auto["fallback_reason"]) == ("model", None)
+    forced = score_spec_leads([quiet, lead], datetime.now(UTC),
+                              Engine(bundle, load_rules(None), "rules"), contract)
+    assert [(x["scored_by"], x["fallback_reason"]) for x in forced] == [
+        ("rules", "cold_start"), ("model", None)]  # in order, each by who answered it
+    assert forced[0]["rules_version"] == forced[1]["rules_version"] != "none"
+    assert forced[0]["reasons"] and forced[0]["model_version"] is None
     with pytest.raises(DataValidationError, match="duplicate"):
         score_spec_leads([lead, lead], datetime.now(UTC), engine, contract)
     with pytest.raises(NoSpecModel, match="acme"):
@@ -177,7 +198,9 @@ def test_the_real_server_speaks_the_champions_spec(acme_champion, tmp_path, synt
         r = httpx.post(f"{base}/score", headers=auth, timeout=30,
                        json={"leads": [s["lead"] for s in samples]})
         assert r.status_code == 200, r.text
-        assert [x["scored_by"] for x in r.json()["results"]] == ["model"] * 3
+        # The "no activity yet" sample is a cold start: /model says who answers those.
+        cold = info["cold_start_effective"]
+        assert [x["scored_by"] for x in r.json()["results"]] == ["model", cold, "model"]
         _the_page_scores_a_sample_in_the_specs_words(base, "k")
 
         # None of the spec's fields: a broken mapping, named.

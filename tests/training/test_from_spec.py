@@ -326,3 +326,40 @@ def test_resolved_censoring_drops_what_is_still_open_and_keeps_what_settled():
     assert sorted(resolved["lead_id"]) == ["back", "lost", "won"]
     assert dict(zip(resolved["lead_id"], resolved["label"], strict=True)) == {
         "won": 1, "lost": 0, "back": 1}
+
+
+@pytest.mark.usefixtures("isolated_env")
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning")
+@pytest.mark.filterwarnings("ignore:Operation with range is deprecated")
+def test_the_cold_start_rules_are_fitted_on_training_rows_only(crm):
+    """The starter rules the model is compared with (and ships) learn from the training
+    window alone: the comparison on the test window's no-activity leads is honest."""
+    from dataclasses import replace
+
+    from leadscore.settings import Settings
+    from training.from_spec import SpecRulesBaseline
+    from training.pipeline import TrainOptions, train
+
+    data = training_data_for_spec(crm)
+    seen: list[pd.DataFrame] = []
+
+    class Spy(SpecRulesBaseline):
+        def fit(self, train_rows):
+            seen.append(train_rows[["lead_id", "as_of"]].copy())
+            return super().fit(train_rows)
+
+    assert isinstance(data.rules_baseline, SpecRulesBaseline)
+    data = replace(data, rules_baseline=Spy(data.rules_baseline.tables))
+    result = train(data, Settings(), TrainOptions(register=False, num_boost_round=30))
+    frame = data.frame.reset_index(drop=True)
+    key = ["lead_id", "as_of"]
+    assert len(seen) == 1
+    pd.testing.assert_frame_equal(seen[0].reset_index(drop=True),
+                                  frame.iloc[result.split.train][key].reset_index(drop=True))
+    test_keys = set(map(tuple, frame.iloc[result.split.test][key].to_numpy()))
+    assert not test_keys & set(map(tuple, seen[0][key].to_numpy()))
+    cold = result.model.cold_start
+    assert cold["n"] > 0 and cold["preferred"] in {"model", "rules"}
+    assert cold["rules"] == "the spec's starter rules, fitted on the training window"
+    assert result.model.cold_start_rules.startswith("#") and "acme" in result.model.cold_start_rules
