@@ -248,6 +248,16 @@ class GeneratorConfig:
         up to ``FULL_TRUTH_MAX_LEADS`` leads and ``DEFAULT_TRUTH_SAMPLE`` above; 0 skips truth.
     truth_paths : int
         Monte Carlo futures per (lead, snapshot).
+    campaign_from : pandas.Timestamp or None
+        A deliberate shift, for drift checks: from this UTC midnight on, a share
+        ``campaign_share`` of new leads come from a market launch in
+        ``campaign_country`` (their country, and so their region, fit and time zone,
+        change; nothing else is drawn differently). None (the default) draws nothing
+        extra, so output with and without the option's default is identical.
+    campaign_share : float
+        The share of leads created from ``campaign_from`` that the launch brings, 0 to 1.
+    campaign_country : str
+        One of the generator's countries (``US``, ``GB``, ``DE``, ...).
     """
 
     n_leads: int = 20_000
@@ -258,6 +268,9 @@ class GeneratorConfig:
     every: pd.Timedelta = DEFAULT_EVERY
     truth_sample: int | None = None
     truth_paths: int = 8
+    campaign_from: pd.Timestamp | None = None
+    campaign_share: float = 0.5
+    campaign_country: str = "DE"
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str, got: object) -> ValueError:
@@ -282,6 +295,20 @@ class GeneratorConfig:
             if ts != ts.normalize():
                 raise bad(name, "a timestamp at midnight UTC", getattr(self, name))
             object.__setattr__(self, name, ts)
+        if self.campaign_from is not None:
+            try:
+                ts = pd.Timestamp(self.campaign_from)
+            except (TypeError, ValueError):
+                raise bad("campaign_from", "None or a timestamp at midnight UTC",
+                          self.campaign_from) from None
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+            if ts != ts.normalize():
+                raise bad("campaign_from", "None or a timestamp at midnight UTC", self.campaign_from)
+            object.__setattr__(self, "campaign_from", ts)
+        if not 0.0 <= float(self.campaign_share) <= 1.0:
+            raise bad("campaign_share", "a share between 0 and 1", self.campaign_share)
+        if self.campaign_country not in _COUNTRIES:
+            raise bad("campaign_country", f"one of {list(_COUNTRIES)}", self.campaign_country)
         if self.end - self.start < pd.Timedelta(days=28):
             raise bad("end", f"at least 28 days after start ({self.start.date()})", str(self.end.date()))
         for name in ("horizon", "every"):
@@ -437,6 +464,14 @@ def _make_leads(rng: np.random.Generator, cfg: GeneratorConfig) -> _Leads:
     order = np.lexsort((tod, day))
     country, tz = country[order], tz[order]
     created_s = day * _DAY_S + tod[order]
+    if cfg.campaign_from is not None:
+        # A stream of its own: the other draws are the same with and without a launch,
+        # so what differs is the launch and what follows from it.
+        first = int((cfg.campaign_from - cfg.start) / pd.Timedelta(days=1))
+        own = np.random.default_rng([cfg.seed, 0xCA3])
+        launched = (np.sort(day) >= first) & (own.random(n) < cfg.campaign_share)
+        country[launched] = _COUNTRIES.index(cfg.campaign_country)
+        tz = _COUNTRY_TZ[country]
 
     industry = _choice(rng, _INDUSTRY_P, n)
     industry[student] = _INDUSTRIES.index("Education")

@@ -44,6 +44,19 @@ def generate(
         int, typer.Option("--truth-paths", help="Monte Carlo futures per (lead, snapshot) for the truth.")
     ] = 8,
     horizon: Annotated[str, typer.Option("--horizon", help="Conversion horizon of the truth, e.g. 90d.")] = "90d",
+    campaign_from: Annotated[
+        str | None,
+        typer.Option("--campaign-from", help="A deliberate shift, for drift checks: from this UTC "
+                     "date on, --campaign-share of new leads come from a launch in "
+                     "--campaign-country."),
+    ] = None,
+    campaign_share: Annotated[
+        float, typer.Option("--campaign-share", min=0.0, max=1.0,
+                            help="Share of leads created from --campaign-from that the launch brings.")
+    ] = 0.5,
+    campaign_country: Annotated[
+        str, typer.Option("--campaign-country", help="Country of the launch (US, GB, DE, FR, ...).")
+    ] = "DE",
 ) -> None:
     """Simulate a CRM (leads, activities, outcomes) with its ground-truth conversion probabilities."""
     # Imported here so that `leadscore --help` stays fast.
@@ -74,10 +87,15 @@ def generate(
         raise typer.BadParameter(
             f"{horizon!r} is not a whole number of days; expected e.g. 90d", param_hint="--horizon"
         )
-    config = GeneratorConfig(
-        n_leads=leads, seed=seed, start=start_ts, end=end_ts, horizon=horizon_td,
-        truth_sample=truth_sample, truth_paths=truth_paths,
-    )
+    launch = None if campaign_from is None else _midnight(campaign_from, option="--campaign-from")
+    try:
+        config = GeneratorConfig(
+            n_leads=leads, seed=seed, start=start_ts, end=end_ts, horizon=horizon_td,
+            truth_sample=truth_sample, truth_paths=truth_paths, campaign_from=launch,
+            campaign_share=campaign_share, campaign_country=campaign_country.strip().upper(),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--campaign-country") from exc
     began = time.perf_counter()
     with console.status(f"Simulating {leads:,} leads from {start} to {end}..."):
         crm = simulate(config)
