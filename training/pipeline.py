@@ -26,6 +26,7 @@ import hashlib
 import json
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,8 @@ class FeatureSchema:
     version: str
     field_labels: dict[str, str] = field(default_factory=dict)
     declared_leaky: tuple[str, ...] = ()
+    trusted: tuple[str, ...] = ()
+    """Features the spec marks ``trusted``: the leakage audit reports but keeps them."""
     segments: tuple[str, ...] = SEGMENT_COLUMNS
     feature_set: dict[str, Any] = field(default_factory=dict)
     """The feature set's definition (``FeatureSet.to_json()``), shipped with the model."""
@@ -238,7 +241,7 @@ def training_data_from_spec(
     for one is a ``ValueError``.
     """
     from features.grid import DEFAULT_HORIZON
-    from features.spec import DatasetSpec, load_dataset, load_spec
+    from features.spec import DatasetSpec, load_dataset, load_spec, trusted_feature_names
     from features.spec.feature_set import feature_set_of
 
     spec = load_spec(spec_path)
@@ -287,6 +290,7 @@ def training_data_from_spec(
         version=feature_set.version,
         field_labels=dict(ds.labels),
         declared_leaky=tuple(ds.leaky),
+        trusted=trusted_feature_names(spec),
         feature_set=feature_set.to_json(),
     )
     return TrainingData(
@@ -379,10 +383,14 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
 
     # 3. leakage audit, on training rows only: the audit must not peek at the test window.
     allow = resolve_allowed(options.allow_leaky, data)
+    # Snapshot sets hold several rows per lead: keep a lead's rows in one fold of the
+    # audit's quick models (one row per lead otherwise, where lead_id is no group).
+    groups = (train_rows["lead_id"].to_numpy()
+              if "lead_id" in train_rows and train_rows["lead_id"].duplicated().any() else None)
     leakage = audit_leakage(
         train_rows[list(schema.names)], y[split.train], schema.categorical,
-        declared_leaky=schema.declared_leaky, allow=allow, threshold=options.leak_threshold,
-        random_state=options.random_state,
+        declared_leaky=schema.declared_leaky, allow=allow, trusted=schema.trusted,
+        threshold=options.leak_threshold, groups=groups, random_state=options.random_state,
     )
     dropped = set(leakage.excluded) | set(options.exclude)
     features = [n for n in schema.names if n not in dropped]
@@ -557,6 +565,12 @@ def _log_run(result: TrainResult, data: TrainingData, frame: pd.DataFrame, X_tes
                          "categorical": model.categorical_features,
                          "categories": model.categories_}, "model_inputs.json")
         mlflow.log_text(leakage.table.to_csv(index=False), "leakage/audit.csv")
+        # The flagged columns as a table the MLflow UI shows (rule, figures, sentence).
+        if len(leakage.flagged_table()):
+            with warnings.catch_warnings():
+                # mlflow's own select_dtypes call warns under pandas 3; not our code.
+                warnings.filterwarnings("ignore", message="For backward compatibility, 'str'")
+                mlflow.log_table(leakage.flagged_table(), "leakage/flagged.json")
         mlflow.log_text(decile_table(y_test, prob).to_csv(), "evaluation/deciles.csv")
         mlflow.log_text(segments.to_csv(index=False), "evaluation/segment_auc.csv")
 

@@ -58,6 +58,7 @@ from features.spec.model import (
     PoliciesSpec,
     ReadOptions,
     SnapshotsSpec,
+    trusted_feature_names,
     SourceSpec,
     TableRead,
     TablesSpec,
@@ -78,6 +79,7 @@ from features.spec.values import check_columns
 
 __all__ = [
     "feature_set_of",
+    "trusted_feature_names",
     "SPEC_VERSION",
     "SPEC_VERSIONS",
     "RESERVED_NAMES",

@@ -103,6 +103,8 @@ def train_command(
     if result.leakage.flagged:
         console.print(f"leakage audit flagged {list(result.leakage.flagged)}; excluded "
                       f"{list(result.leakage.excluded)}", highlight=False)
+        for sentence in result.leakage.flagged_table()["sentence"]:
+            console.print(f"  {sentence}", highlight=False, soft_wrap=True)
     summary = {
         "run_id": result.run_id,
         "model_name": cfg.model_name,
@@ -110,6 +112,11 @@ def train_command(
         "metrics": {k: m[k] for k in ("roc_auc", "pr_auc", "brier", "log_loss", "ece",
                                       "oracle_roc_auc", "rules_roc_auc") if k in m},
         "leakage_excluded": list(result.leakage.excluded),
+        "leakage_flagged": [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            for row in result.leakage.flagged_table().drop(columns="sentence")
+            .round(4).to_dict("records")
+        ],
         "split": result.split.summary(),
         "n_censored": training_data.info.get("n_censored"),
         "promotion": result.promotion.to_dict() if result.promotion else None,
