@@ -147,6 +147,17 @@ class TrainOptions:
     register: bool = True
     min_per_class: int = MIN_PER_CLASS
     max_test_rows_logged: int = 500_000
+    crossfit: str = "auto"
+    """``auto`` cross-fits small data (:mod:`training.crossfit`), ``always`` or ``never``."""
+    cv_folds: int = 5
+
+    def __post_init__(self) -> None:
+        if self.crossfit not in ("auto", "always", "never"):
+            raise ValueError("The 'crossfit' parameter of TrainOptions must be 'auto', "
+                             f"'always' or 'never'. Got {self.crossfit!r} instead.")
+        if self.cv_folds < 2:
+            raise ValueError("The 'cv_folds' parameter of TrainOptions must be 2 or more. "
+                             f"Got {self.cv_folds!r} instead.")
 
 
 @dataclass
@@ -160,6 +171,8 @@ class TrainResult:
     model_uri: str | None = None
     promotion: PromotionDecision | None = None
     train_seconds: float = 0.0
+    calibration_rows: np.ndarray | None = None
+    """Frame positions of the rows the calibrator was fitted on (never a test row)."""
 
 
 def dataset_fingerprint(frame: pd.DataFrame) -> str:
@@ -357,6 +370,51 @@ def _fit(model: LeadModel, X_train, y_train, X_valid, y_valid, scheduler: str | 
     return model.fit(X_train, y_train, X_valid, y_valid)
 
 
+def fit_model(data: TrainingData, frame: pd.DataFrame, split: Split, features: list[str],
+              categorical: list[str], options: TrainOptions) -> tuple[LeadModel, np.ndarray]:
+    """Step 4: the fitted model, and the frame positions its calibrator was fitted on.
+
+    Small data (:func:`training.crossfit.is_small`, unless ``options.crossfit`` says
+    otherwise) is cross-fitted on train + validation (:meth:`LeadModel.fit_crossfit`);
+    larger data trains on train and early-stops and calibrates on validation, as
+    before. Neither path reads a test row: ``split.test`` is not used here.
+    """
+    from training.crossfit import crossfit_folds, is_small
+
+    y = frame["label"].to_numpy(dtype=int)
+    model = LeadModel(
+        features, categorical, data.schema.version, params=options.params,
+        num_boost_round=options.num_boost_round,
+        early_stopping_rounds=options.early_stopping_rounds,
+        random_state=options.random_state,
+    )
+    pool = np.sort(np.concatenate([split.train, split.valid]))
+    wanted = {"always": True, "never": False}.get(
+        options.crossfit, is_small(len(pool), int(y[split.valid].sum())))
+    if wanted and options.scheduler is None:
+        pool_rows = frame.iloc[pool]
+        timed = data.time_column is not None and split.kind == "time"
+        folds = crossfit_folds(
+            y[pool],
+            time=pool_rows[data.time_column] if timed else None,
+            horizon=data.purge_gap,
+            known_at=(pool_rows[data.known_at_column]
+                      if timed and data.known_at_column else None),
+            n_splits=options.cv_folds, random_state=options.random_state,
+        )
+        if len(folds.folds) >= 2:
+            model.fit_crossfit(pool_rows[features], y[pool], folds)
+            held = model.crossfit_.pop("calibration_rows")
+            return model, pool[held]
+        # Too little time to chain folds (e.g. a cohort split with few dates): say so in
+        # the run and train the one-window way.
+        model.crossfit_skipped_ = (f"only {len(folds.folds)} usable {folds.kind} fold(s) "
+                                   "in train + validation")
+    _fit(model, frame.iloc[split.train][features], y[split.train],
+         frame.iloc[split.valid][features], y[split.valid], options.scheduler)
+    return model, split.valid
+
+
 # ----------------------------------------------------------------------- train
 
 
@@ -399,15 +457,8 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
     categorical = [n for n in schema.categorical if n in features]
 
     # 4. fit
-    model = LeadModel(
-        features, categorical, schema.version, params=options.params,
-        num_boost_round=options.num_boost_round,
-        early_stopping_rounds=options.early_stopping_rounds,
-        random_state=options.random_state,
-    )
     started = time.perf_counter()
-    _fit(model, train_rows[features], y[split.train], valid_rows[features], y[split.valid],
-         options.scheduler)
+    model, calibration_rows = fit_model(data, frame, split, features, categorical, options)
     train_seconds = time.perf_counter() - started
 
     # 5. evaluate
@@ -415,7 +466,17 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
     X_test = test_rows[features]
     prob = model.predict_proba(X_test)
     metrics = classification_metrics(y_test, prob)
-    metrics["valid_roc_auc"] = safe_auc(y[split.valid], model.predict_proba(valid_rows[features]))
+    crossfit = getattr(model, "crossfit_", None)
+    if crossfit:
+        # The validation rows are in the cross-fit pool: their honest figure is the
+        # out-of-fold one, not the final booster's (which trained on them).
+        metrics["valid_roc_auc"] = crossfit["oof_roc_auc"]
+        metrics["cv_oof_roc_auc"] = crossfit["oof_roc_auc"]
+        metrics["cv_auc_mean"] = crossfit["cv_auc_mean"]
+        metrics["cv_auc_std"] = crossfit["cv_auc_std"]
+    else:
+        metrics["valid_roc_auc"] = safe_auc(y[split.valid],
+                                            model.predict_proba(valid_rows[features]))
     metrics["train_seconds"] = train_seconds
     metrics["best_iteration"] = float(model.best_iteration_)
     for name, brier in model.calibration_brier_.items():
@@ -487,7 +548,8 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
     client = tracking.configure(settings)
     experiment_id = tracking.ensure_experiment(client, options.experiment, settings)
     result = TrainResult(run_id="", model=model, metrics=metrics, split=split,
-                         leakage=leakage, train_seconds=train_seconds)
+                         leakage=leakage, train_seconds=train_seconds,
+                         calibration_rows=calibration_rows)
     _log_run(result, data, frame, X_test, y_test, prob, segments, options, settings,
              experiment_id)
     # 7. promote
@@ -520,6 +582,8 @@ def _log_run(result: TrainResult, data: TrainingData, frame: pd.DataFrame, X_tes
         "split": split.kind,
         "calibration": model.calibration_method,
         "trainer": "dask" if options.scheduler else "local",
+        "training_mode": ("crossfit" if getattr(model, "crossfit_", None)
+                          else "single_window"),
         "cold_start_preferred": model.cold_start.get("preferred", "model"),
         **{f"window.{k}": v for k, v in split.boundaries.items()},
         **leakage.to_tags(),
@@ -544,6 +608,12 @@ def _log_run(result: TrainResult, data: TrainingData, frame: pd.DataFrame, X_tes
             "every", "horizon", "n_leads", "n_activities", "spec_name", "n_rows_loaded",
             "n_censored", "data_end", "label_definition", "censored", "snapshots")},
         **split.summary(),
+        "crossfit": options.crossfit,
+        **{k: v for k, v in (getattr(model, "crossfit_", None) or {}).items()
+           if k in ("cv_kind", "cv_folds", "cv_fit_rows", "cv_held_rows", "cv_rounds")},
+        **({"crossfit_skipped": model.crossfit_skipped_}
+           if getattr(model, "crossfit_skipped_", None) else {}),
+        "calibration_chosen": model.calibration_method,
         **{f"lgb.{k}": v for k, v in model.lgb_params(np.asarray([0, 1])).items()
            if k != "scale_pos_weight"},
     }

@@ -41,6 +41,10 @@ def train_command(
     ),
     num_boost_round: int = typer.Option(1000, "--num-boost-round", min=1, help="Maximum trees."),
     seed: int = typer.Option(0, "--seed", help="Random seed (LightGBM, random splits)."),
+    crossfit: str = typer.Option(
+        "auto", "--crossfit", help="K-fold cross-fitting over train + validation: 'auto' "
+        "(below 30,000 rows or 300 validation positives), 'always' or 'never'.",
+    ),
     assume_utc: bool = typer.Option(
         False, "--assume-utc", help="Read naive timestamps in --data as UTC."
     ),
@@ -61,6 +65,9 @@ def train_command(
     if scheduler is not None and scheduler != "local" and not scheduler.startswith("tcp://"):
         raise typer.BadParameter(f"{scheduler!r} is not 'local' or a tcp://host:port address",
                                  param_hint="--scheduler")
+    if crossfit not in ("auto", "always", "never"):
+        raise typer.BadParameter(f"{crossfit!r} is not 'auto', 'always' or 'never'",
+                                 param_hint="--crossfit")
     cfg = settings()
     every_td = parse_duration(every, option="--every") if every else None
     horizon_td = parse_duration(horizon, option="--horizon") if horizon else None
@@ -91,6 +98,7 @@ def train_command(
     result = train(training_data, cfg, TrainOptions(
         experiment=experiment, source_name="leadscore train", allow_leaky=tuple(allow_leaky),
         scheduler=scheduler, promote=promote, num_boost_round=num_boost_round, random_state=seed,
+        crossfit=crossfit,
     ))
     m = result.metrics
     console.print(
