@@ -43,7 +43,8 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Random seed (LightGBM, random splits)."),
     crossfit: str = typer.Option(
         "auto", "--crossfit", help="K-fold cross-fitting over train + validation: 'auto' "
-        "(below 30,000 rows or 300 validation positives), 'always' or 'never'.",
+        "(small data without time: below 30,000 rows or 300 validation positives), "
+        "'always' (also forward-chaining folds on time-split data) or 'never'.",
     ),
     assume_utc: bool = typer.Option(
         False, "--assume-utc", help="Read naive timestamps in --data as UTC."

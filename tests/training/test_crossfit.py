@@ -70,7 +70,8 @@ def test_cross_fitted_calibration_never_sees_test_rows(time_column):
     y = frame["label"].to_numpy()
     split = (time_split(frame["as_of"], y, horizon=data.purge_gap) if time_column
              else random_split(y, random_state=0))
-    options = TrainOptions(num_boost_round=150, early_stopping_rounds=30)
+    # 'auto' cross-fits time-split data on one window for now: ask for it.
+    options = TrainOptions(num_boost_round=150, early_stopping_rounds=30, crossfit="always")
     model, rows = fit_model(data, frame, split, FEATURES, CATEGORICAL, options)
     assert model.crossfit_["cv_kind"] == ("forward" if time_column else "stratified")
     assert np.intersect1d(rows, split.test).size == 0
@@ -108,5 +109,11 @@ def test_crossfit_refits_on_train_and_validation_and_never_is_the_old_path():
                           TrainOptions(num_boost_round=150, early_stopping_rounds=30,
                                        crossfit="never"))
     assert not hasattr(old, "crossfit_") and np.array_equal(rows, split.valid)
+    # auto keeps a time split on one window (forward folds are opt-in, see fit_model).
+    timed = _data(frame, "as_of")
+    ts = time_split(frame["as_of"], y, horizon=timed.purge_gap)
+    auto, rows = fit_model(timed, frame, ts, FEATURES, CATEGORICAL,
+                           TrainOptions(num_boost_round=150, early_stopping_rounds=30))
+    assert not hasattr(auto, "crossfit_") and np.array_equal(rows, ts.valid)
     with pytest.raises(ValueError, match="'crossfit' parameter of TrainOptions"):
         TrainOptions(crossfit="sometimes")
