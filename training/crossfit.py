@@ -116,12 +116,15 @@ def crossfit_folds(
     y: np.ndarray,
     *,
     time: pd.Series | np.ndarray | None = None,
-    horizon: pd.Timedelta = pd.Timedelta(0),
+    horizon: pd.Timedelta | None = None,
     known_at: pd.Series | np.ndarray | None = None,
     n_splits: int = CV_FOLDS,
     random_state: int = 0,
 ) -> Folds:
-    """Stratified folds, or forward-chaining purged folds when ``time`` is given."""
+    """Stratified folds, or forward-chaining purged folds when ``time`` is given.
+
+    ``horizon`` (default none) is the purge gap when ``known_at`` is not given.
+    """
     y = np.asarray(y, dtype=int)
     n = len(y)
     if time is None:
@@ -130,7 +133,8 @@ def crossfit_folds(
         folds = tuple(Fold(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n), y))
         return Folds(folds, "stratified", n)
     t = pd.DatetimeIndex(pd.to_datetime(time, utc=True))
-    known = (t + pd.Timedelta(horizon) if known_at is None
+    horizon = pd.Timedelta(0) if horizon is None else pd.Timedelta(horizon)
+    known = (t + horizon if known_at is None
              else pd.DatetimeIndex(pd.to_datetime(known_at, utc=True)))
     counts = pd.Series(1, index=t).groupby(level=0).size().sort_index()
     # Block of each distinct time: cut the cumulative row share into n_splits + 1 parts.

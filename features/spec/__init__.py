@@ -58,13 +58,13 @@ from features.spec.model import (
     PoliciesSpec,
     ReadOptions,
     SnapshotsSpec,
-    trusted_feature_names,
     SourceSpec,
     TableRead,
     TablesSpec,
     TrainingSpec,
     parse_duration,
     safe_name,
+    trusted_feature_names,
 )
 from features.spec.parse import example_spec_path, load_spec, parse_spec
 from features.spec.sources import mask_url
