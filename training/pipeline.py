@@ -12,7 +12,9 @@ Order of work in :func:`train`:
    timestamp, else stratified random 60/20/20 (:mod:`training.split`);
 3. leakage audit on the training rows (:mod:`training.leakage`); flagged columns are
    dropped unless allowed;
-4. fit booster (locally or on Dask), calibrator and grades (:class:`LeadModel`);
+4. fit booster (locally or on Dask), calibrator and grades (:class:`LeadModel`): small
+   data without time is cross-fitted on train + validation (:mod:`training.crossfit`,
+   :func:`fit_model`), the rest early-stops and calibrates on the validation window;
 5. evaluate on the test rows (:mod:`training.evaluate`), including the oracle AUC when
    ground truth exists and the rules fallback's AUC when activities exist;
 6. one MLflow run: params, tags, metrics, plots, tables, the test frame (for the
