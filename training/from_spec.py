@@ -23,6 +23,7 @@ import pandas as pd
 
 from features.registry import BUILTIN, FeatureSet
 from features.spec.feature_set import feature_set_of
+from features.spec.model import trusted_feature_names
 
 if TYPE_CHECKING:
     from training.pipeline import TrainingData
@@ -207,6 +208,7 @@ def history_training_data(
         version=feature_set.version,
         field_labels=feature_set.field_labels(),
         declared_leaky=tuple(leaky),
+        trusted=trusted_feature_names(tables.spec),
         feature_set=feature_set.to_json(),
         **({} if feature_set is BUILTIN else {"segments": tuple(tables.categorical[:2])}),
     )

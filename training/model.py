@@ -328,6 +328,58 @@ class LeadModel:
             )
         return self
 
+    def fit_crossfit(self, X_pool: pd.DataFrame, y_pool: np.ndarray, folds: Any) -> LeadModel:
+        """Cross-fit on a small pool (train + validation rows; never test rows).
+
+        ``folds`` (:class:`training.crossfit.Folds`, positions into the pool) choose the
+        round count (``lightgbm.cv``, early stopping on the mean held-out AUC); the
+        booster is then refitted on the whole pool with that count. The calibrator and
+        the grades are fitted on the out-of-fold margins of the held-out rows, each
+        from the fold model that did not see it, at the chosen round count.
+
+        Sets ``crossfit_``: the folds' summary, the chosen rounds, the out-of-fold ROC
+        AUC and ``calibration_rows`` (the pool positions the calibrator saw).
+        """
+        from training.evaluate import safe_auc
+
+        y_pool = np.asarray(y_pool, dtype=int)
+        if len(folds.folds) < 2:
+            raise ModelError(f"Cross-fitting needs at least two usable folds; got "
+                             f"{len(folds.folds)} ({folds.kind}).")
+        self.fit_vocabulary(X_pool)
+        M = self.prepare(X_pool)
+        pool_set = self._dataset(M, y_pool)
+        params = self.lgb_params(y_pool)
+        cv = lgb.cv(
+            params, pool_set, num_boost_round=self.num_boost_round,
+            folds=[(f.fit, f.held) for f in folds.folds],
+            callbacks=[lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True,
+                                          verbose=False)],
+            return_cvbooster=True,
+        )
+        rounds = int(cv["cvbooster"].best_iteration or len(cv["valid auc-mean"]))
+        oof = np.full(len(y_pool), np.nan)
+        for fold, booster in zip(folds.folds, cv["cvbooster"].boosters, strict=True):
+            oof[fold.held] = booster.predict(M[fold.held], num_iteration=rounds, raw_score=True)
+        trained = lgb.train(params, pool_set, num_boost_round=rounds)
+        self.booster_ = lgb.Booster(model_str=trained.model_to_string(num_iteration=rounds))
+        self.best_iteration_ = rounds
+        held = folds.held_out
+        self.calibrator_, self.calibration_brier_ = fit_calibrator(
+            oof[held], y_pool[held], method=self.calibration, random_state=self.random_state
+        )
+        if self.grading is None:
+            self.grading = grading_from_scores(self.calibrator_.predict(oof[held]),
+                                               self.grade_shares)
+        self.crossfit_ = {
+            **folds.summary(), "cv_rounds": rounds,
+            "cv_auc_mean": float(cv["valid auc-mean"][rounds - 1]),
+            "cv_auc_std": float(cv["valid auc-stdv"][rounds - 1]),
+            "oof_roc_auc": float(safe_auc(y_pool[held], oof[held])),
+            "calibration_rows": held,
+        }
+        return self
+
     def _dataset(
         self, X: np.ndarray, y: np.ndarray, reference: lgb.Dataset | None = None
     ) -> lgb.Dataset:

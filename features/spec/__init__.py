@@ -64,6 +64,7 @@ from features.spec.model import (
     TrainingSpec,
     parse_duration,
     safe_name,
+    trusted_feature_names,
 )
 from features.spec.parse import example_spec_path, load_spec, parse_spec
 from features.spec.sources import mask_url
@@ -78,6 +79,7 @@ from features.spec.values import check_columns
 
 __all__ = [
     "feature_set_of",
+    "trusted_feature_names",
     "SPEC_VERSION",
     "SPEC_VERSIONS",
     "RESERVED_NAMES",

@@ -37,6 +37,7 @@ __all__ = [
     "ColumnsSpec",
     "ColumnEntry",
     "LeakyEntry",
+    "trusted_feature_names",
     "LabelSpec",
     "ReadOptions",
     "CsvOptions",
@@ -158,6 +159,18 @@ class ColumnEntry(_Strict):
     label: str | None = Field(default=None, min_length=1)
     description: str | None = None
     name: str | None = Field(default=None, pattern=_SAFE_NAME_RE.pattern)
+    trusted: bool = Field(
+        default=False,
+        description="A feature the leakage audit may flag but must not exclude: the user "
+        "knows it is filled in before the outcome (only under categorical or numeric).",
+    )
+
+    @field_validator("trusted", mode="before")
+    @classmethod
+    def _trusted_is_a_boolean(cls, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false; got {value!r}")
+        return value
 
     @classmethod
     def _coerce(cls, data: Any) -> Any:
@@ -593,6 +606,26 @@ def _name_problems(
     return problems
 
 
+def _trusted_problems(c: LeadColumns | ColumnsSpec, prefix: str) -> list[str]:
+    """``trusted`` marks a feature; on any other role it means nothing, so it is refused."""
+    problems = []
+    for role in ("time", "ignore", "pii"):
+        for i, entry in enumerate(getattr(c, role, [])):
+            if entry.trusted:
+                problems.append(
+                    f"{prefix}.{role}[{i}].trusted: got true for {entry.column!r}, a column "
+                    f"with the role {role!r}; expected it only on a 'categorical' or "
+                    "'numeric' feature (the leakage audit never sees other roles)"
+                )
+    return problems
+
+
+def trusted_feature_names(spec: Any) -> tuple[str, ...]:
+    """Safe names of the features a spec marks ``trusted: true`` (version 1 or 2)."""
+    c = spec.columns if hasattr(spec, "columns") else spec.tables.leads.columns
+    return tuple(_entry_name(e) for e in (*c.categorical, *c.numeric) if e.trusted)
+
+
 def _feature_problems(c: LeadColumns | ColumnsSpec, prefix: str) -> list[str]:
     if not c.categorical and not c.numeric:
         return [
@@ -709,6 +742,7 @@ def _v2_problems(spec: DatasetSpecV2) -> list[str]:
             "(the label is taken from exactly one column)"
         )
     problems += _feature_problems(c, lp)
+    problems += _trusted_problems(c, lp)
     problems += _name_problems(c, lp, LEAD_RESERVED_NAMES)
     if isinstance(c.id, GeneratedId):
         for other in ("outcomes", "activities"):
@@ -985,6 +1019,7 @@ def _v1_problems(spec: DatasetSpec) -> list[str]:
     if c.label is not None:
         problems += _label_problems(c.label, "spec.columns.label")
     problems += _feature_problems(c, "spec.columns")
+    problems += _trusted_problems(c, "spec.columns")
     problems += _name_problems(c, "spec.columns", RESERVED_NAMES)
     return problems
 

@@ -41,6 +41,11 @@ def train_command(
     ),
     num_boost_round: int = typer.Option(1000, "--num-boost-round", min=1, help="Maximum trees."),
     seed: int = typer.Option(0, "--seed", help="Random seed (LightGBM, random splits)."),
+    crossfit: str = typer.Option(
+        "auto", "--crossfit", help="K-fold cross-fitting over train + validation: 'auto' "
+        "(small data without time: below 30,000 rows or 300 validation positives), "
+        "'always' (also forward-chaining folds on time-split data) or 'never'.",
+    ),
     assume_utc: bool = typer.Option(
         False, "--assume-utc", help="Read naive timestamps in --data as UTC."
     ),
@@ -61,6 +66,9 @@ def train_command(
     if scheduler is not None and scheduler != "local" and not scheduler.startswith("tcp://"):
         raise typer.BadParameter(f"{scheduler!r} is not 'local' or a tcp://host:port address",
                                  param_hint="--scheduler")
+    if crossfit not in ("auto", "always", "never"):
+        raise typer.BadParameter(f"{crossfit!r} is not 'auto', 'always' or 'never'",
+                                 param_hint="--crossfit")
     cfg = settings()
     every_td = parse_duration(every, option="--every") if every else None
     horizon_td = parse_duration(horizon, option="--horizon") if horizon else None
@@ -91,6 +99,7 @@ def train_command(
     result = train(training_data, cfg, TrainOptions(
         experiment=experiment, source_name="leadscore train", allow_leaky=tuple(allow_leaky),
         scheduler=scheduler, promote=promote, num_boost_round=num_boost_round, random_state=seed,
+        crossfit=crossfit,
     ))
     m = result.metrics
     console.print(
@@ -103,6 +112,8 @@ def train_command(
     if result.leakage.flagged:
         console.print(f"leakage audit flagged {list(result.leakage.flagged)}; excluded "
                       f"{list(result.leakage.excluded)}", highlight=False)
+        for sentence in result.leakage.flagged_table()["sentence"]:
+            console.print(f"  {sentence}", highlight=False, soft_wrap=True)
     summary = {
         "run_id": result.run_id,
         "model_name": cfg.model_name,
@@ -110,6 +121,11 @@ def train_command(
         "metrics": {k: m[k] for k in ("roc_auc", "pr_auc", "brier", "log_loss", "ece",
                                       "oracle_roc_auc", "rules_roc_auc") if k in m},
         "leakage_excluded": list(result.leakage.excluded),
+        "leakage_flagged": [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            for row in result.leakage.flagged_table().drop(columns="sentence")
+            .round(4).to_dict("records")
+        ],
         "split": result.split.summary(),
         "n_censored": training_data.info.get("n_censored"),
         "promotion": result.promotion.to_dict() if result.promotion else None,

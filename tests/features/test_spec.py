@@ -504,3 +504,19 @@ def test_x_education_variant_with_tags_unmarked(tmp_path: Path, xeducation_csv: 
         load_spec(example_spec_path()).with_role("Tags", "categorical"), xeducation_csv
     )
     pd.testing.assert_frame_equal(variant.frame, via_api.frame)
+
+
+def test_trusted_marks_a_feature_and_is_refused_elsewhere(tmp_path: Path) -> None:
+    from features.spec import trusted_feature_names
+
+    spec = load_spec(write_spec(tmp_path, spec_with(
+        numeric=[{"column": "Total Visits", "trusted": True}])))
+    assert trusted_feature_names(spec) == ("total_visits",)
+    assert trusted_feature_names(load_spec(write_spec(tmp_path, TINY_SPEC))) == ()
+    message = spec_error(tmp_path, spec_with(ignore=[{"column": "Lead No", "trusted": True},
+                                                     "junk"]))
+    assert ("spec.columns.ignore[0].trusted: got true for 'Lead No', a column with the role "
+            "'ignore'; expected it only on a 'categorical' or 'numeric' feature") in message
+    message = spec_error(tmp_path, spec_with(numeric=[{"column": "Total Visits",
+                                                       "trusted": "maybe"}]))
+    assert "spec.columns.numeric[0].trusted" in message and "maybe" in message

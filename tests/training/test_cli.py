@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -118,3 +119,68 @@ def test_xeducation_flags_tags_even_when_the_spec_calls_it_categorical(xeducatio
     # single-feature AUC can have flagged it.
     assert "tags" in summary["leakage_excluded"]
     assert summary["metrics"]["roc_auc"] > 0.85
+
+
+def _flat_crm_with_a_status_note(folder: Path, n: int = 1500, seed: int = 0) -> Path:
+    """A flat export whose 'Status Note' is written by sales after the outcome.
+
+    The note is weaker than the 0.90 rule alone (some converters were noted 'call back',
+    many non-converters 'interested') but stronger than the form fields together, as
+    X Education's Tags are; the spec lists it as an ordinary categorical feature.
+    """
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    rng = np.random.default_rng(seed)
+    source = rng.choice(["web", "ads", "event", "referral"], n)
+    visits = rng.poisson(3, n)
+    seconds = rng.exponential(300, n).round()
+    logit = -1.0 + 0.25 * visits + 0.002 * seconds + np.where(source == "referral", 1.0, 0.0)
+    converted = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
+    note = np.where(converted, rng.choice(["closed", "interested", "call back"], n,
+                                          p=[0.45, 0.35, 0.20]),
+                    rng.choice(["lost", "interested", "call back", "no answer"], n,
+                               p=[0.2, 0.25, 0.35, 0.2]))
+    pd.DataFrame({"Lead Key": [f"k{i}" for i in range(n)], "Source": source,
+                  "Visits": visits, "Time on site": seconds,
+                  "Country": rng.choice(["in", "us", "uk"], n),
+                  "Industry": rng.choice(["saas", "retail", "edu", "finance"], n),
+                  "Status Note": note, "Won": np.where(converted, "yes", "no")}
+                 ).to_csv(folder / "leads.csv", index=False)
+    spec = {"version": 1, "name": "status-note", "source": "leads.csv", "columns": {
+        "id": "Lead Key", "label": {"column": "Won", "positive": ["yes"], "negative": ["no"]},
+        "categorical": ["Source", "Country", "Industry", "Status Note"],
+        "numeric": ["Visits", "Time on site"]}}
+    path = folder / "status-note.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_train_reports_and_excludes_a_leak_below_090_by_name(tmp_path, isolated_env):
+    import mlflow
+
+    spec = _flat_crm_with_a_status_note(tmp_path)
+    result = runner.invoke(app, ["train", "--dataset", str(spec), "--num-boost-round", "100"])
+    assert result.exit_code == 0, result.output
+    summary = _summary(result)
+    assert summary["leakage_excluded"] == ["status_note"]
+    (row,) = summary["leakage_flagged"]
+    assert row["feature"] == "status_note" and row["excluded"] is True
+    assert 0.7 < row["auc"] < 0.90 and "beats_rest" in row["rules"]
+    assert row["auc"] > row["rest_auc"]
+    assert "status_note: alone it scores ROC AUC" in result.output
+    assert "Excluded from the model." in result.output
+    # The run shows the audit's table of flagged columns.
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    table = _strict(Path(mlflow.artifacts.download_artifacts(
+        run_id=summary["run_id"], artifact_path="leakage/flagged.json",
+        dst_path=str(tmp_path / "artifacts"))).read_text())
+    rows = [dict(zip(table["columns"], values, strict=True)) for values in table["data"]]
+    assert [r["feature"] for r in rows] == ["status_note"]
+    assert "every other feature together" in rows[0]["sentence"]
+
+    allowed = runner.invoke(app, ["train", "--dataset", str(spec), "--num-boost-round", "100",
+                                  "--allow-leaky", "Status Note"])
+    assert allowed.exit_code == 0, allowed.output
+    assert _summary(allowed)["leakage_excluded"] == []

@@ -50,3 +50,66 @@ def test_high_cardinality_ids_do_not_look_leaky():
     frame["lead_code"] = frame["lead_id"]
     report = audit_leakage(frame[["lead_code", "engagement"]], y, ["lead_code"])
     assert report.flagged == ()
+
+
+def _page_value(y: np.ndarray, seed: int) -> np.ndarray:
+    """A web-analytics "page value" computed from purchases made after the visit."""
+    rng = np.random.default_rng(seed)
+    return np.round(np.maximum(0.0, 1.6 * y + rng.normal(size=len(y))) * 40, 1)
+
+
+def test_a_post_outcome_column_below_090_that_beats_the_rest_is_flagged_and_excluded():
+    frame, y = _with_leaks(3)
+    frame["page_value"] = _page_value(y, 3)
+    report = audit_leakage(frame[[*FEATURES, "page_value"]], y, CATEGORICAL)
+    row = report.table.set_index("feature").loc["page_value"]
+    # Weaker than the 0.90 rule, stronger than every other feature together.
+    assert 0.75 < row["auc"] < 0.90
+    assert row["alone_auc"] > row["rest_auc"] + 0.02
+    assert "beats_rest" in row["rules"].split(",")
+    assert report.excluded == ("page_value",)
+    assert "more than a model of every other feature together" in row["sentence"]
+
+
+def test_nothing_is_flagged_on_honest_data():
+    for seed in range(3):
+        frame, _ = make_frame(4000, seed=seed)
+        y = frame["label"].to_numpy()
+        report = audit_leakage(frame[FEATURES], y, CATEGORICAL)
+        assert report.flagged == (), report.table
+        # recency_days is missing when there was no activity, far more among
+        # non-converters: honest, and weaker than the missingness rule asks.
+        assert report.table.set_index("feature").loc["recency_days", "missing_neg"] > 0
+
+
+def test_a_field_filled_in_after_contact_is_flagged_by_its_missingness():
+    frame, y = _with_leaks(4)
+    rng = np.random.default_rng(4)
+    filled = rng.uniform(size=len(y)) < np.where(y == 1, 0.95, 0.10)
+    frame["budget"] = np.where(filled, rng.lognormal(8, 1, len(y)), np.nan)
+    report = audit_leakage(frame[[*FEATURES, "budget"]], y, CATEGORICAL)
+    assert "missing_after_contact" in report.table.set_index("feature").loc["budget", "rules"]
+    assert report.excluded == ("budget",)
+
+
+def test_trusted_keeps_a_flagged_feature_but_not_a_declared_leak():
+    frame, y = _with_leaks(5)
+    frame["page_value"] = _page_value(y, 5)
+    report = audit_leakage(frame[[*FEATURES, "page_value", "status"]], y,
+                           [*CATEGORICAL, "status"], declared_leaky=["status"],
+                           trusted=["page_value", "status"])
+    assert set(report.flagged) == {"page_value", "status"}
+    assert report.excluded == ("status",)
+    table = report.table.set_index("feature")
+    assert "Kept: the spec marks it trusted" in table.loc["page_value", "sentence"]
+
+
+def test_snapshots_of_one_lead_stay_in_one_fold_of_the_quick_models():
+    frame, _ = make_frame(3000, seed=6)
+    # Every lead three times (three snapshots with the same features and label): rows
+    # of one lead in two folds would let the quick models recognise it.
+    frame = pd.concat([frame] * 3, ignore_index=True)
+    y = frame["label"].to_numpy()
+    report = audit_leakage(frame[FEATURES], y, CATEGORICAL, groups=frame["lead_id"])
+    assert report.flagged == ()
+    assert report.all_others_auc < 0.85
