@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -96,6 +96,16 @@ class Settings(BaseSettings):
         "bit, at about 12 ms a call instead of 0.6; a switch for operators, should the two "
         "ever be suspected to differ.",
     )
+    psi_warn: float = Field(
+        default=0.10, gt=0,
+        description="PSI at which a feature's or the score's drift reads 'moderate' (below: "
+        "stable); the conventional 0.10.",
+    )
+    psi_alert: float = Field(
+        default=0.25, gt=0,
+        description="PSI above which drift reads 'major' and rescore lists the feature; the "
+        "conventional 0.25. Must be above psi_warn.",
+    )
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=10_000_000, ge=1024)
     history_dir: Path | None = Field(
@@ -112,6 +122,14 @@ class Settings(BaseSettings):
         "names and activity types). Unset: the contract of the first champion it loads "
         "(its own logged spec), else the built-in one. A champion of another spec is refused.",
     )
+
+    @field_validator("psi_alert")
+    @classmethod
+    def _alert_above_warn(cls, value: float, info: Any) -> float:
+        warn = info.data.get("psi_warn")
+        if warn is not None and value <= warn:
+            raise ValueError(f"must be above psi_warn ({warn}); got {value}")
+        return value
 
     @field_validator("api_key")
     @classmethod

@@ -1519,7 +1519,7 @@ def rescore(
                 _run_partitions(plan, staged.path, source, todo, scored_at, client, scheduler,
                                 workers, progress, len(done))
             summary = _summarise(plan.staging / "scores", n_parts, staged, plan.as_of)
-            health = _health(plan, n_parts)
+            health = _health(plan, n_parts, settings.psi_warn, settings.psi_alert)
             if health is not None:
                 _write_json_atomic(health, plan.staging / "scores" / "_health.json")
             movements = _movements(_previous_grades(out, previous), summary.current)
@@ -1539,7 +1539,8 @@ def _read_health(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _health(plan: RunPlan, n_parts: int) -> dict[str, Any] | None:
+def _health(plan: RunPlan, n_parts: int, warn: float = 0.10,
+            alert: float = 0.25) -> dict[str, Any] | None:
     """Merge the partitions' drift counts into the run's health report."""
     from features.drift import Reference
 
@@ -1558,7 +1559,8 @@ def _health(plan: RunPlan, n_parts: int) -> dict[str, Any] | None:
     return {"run_id": plan.run_id, "as_of": plan.as_of.isoformat(),
             "model": plan.identity.get("model", ""),
             "scope": "leads scored by the model (rules answers are not in it)",
-            **Reference.from_dict(reference).report(totals, labels=labels)}
+            **Reference.from_dict(reference).report(totals, labels=labels, warn=warn,
+                                                    alert=alert)}
 
 
 def _utc(stamp: Any) -> pd.Timestamp:

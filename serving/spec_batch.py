@@ -101,6 +101,7 @@ def rescore_spec(
     keep_runs: int = 2,
     rules: Any = None,
     cold_start_policy: str = "auto",
+    psi_thresholds: tuple[float, float] = (0.10, 0.25),
 ) -> SpecRescoreResult:
     """Score every open lead of a spec's data with ``model`` and commit the run to ``out``.
 
@@ -202,8 +203,8 @@ def rescore_spec(
                           "model": f"{model_name}/{model_version}",
                           "scope": "leads scored by the model (cold starts the rules answered "
                                    "are not in it)",
-                          **reference.report(drift_counts,
-                                             labels=feature_set.field_labels())}
+                          **reference.report(drift_counts, labels=feature_set.field_labels(),
+                                             warn=psi_thresholds[0], alert=psi_thresholds[1])}
                 _write_json_atomic(health, staging / "_health.json")
             run_dir = commit_run(out, run_id, staging, {
                 **identity, "summary": {"n_leads": len(leads), "n_scored": len(open_leads),

@@ -84,3 +84,19 @@ def test_a_reference_survives_json():
     again = Reference.from_dict(json.loads(json.dumps(ref.to_dict())))
     assert again == ref
     assert SCORE in again.counts(_frame(10, 3), np.full(10, 0.5))
+
+
+def test_thresholds_are_configuration_checked_when_built():
+    import pytest
+    from pydantic import ValidationError
+
+    from leadscore.settings import Settings
+
+    s = Settings(psi_warn=0.05, psi_alert=0.4)
+    ref = Reference.fit(_frame(2_000, 0), ["source"])
+    moved = ref.report(ref.counts(_frame(2_000, 2, shift=1.0)), warn=s.psi_warn, alert=s.psi_alert)
+    assert moved["thresholds"] == {"warn": 0.05, "alert": 0.4}
+    visits = next(f for f in moved["features"] if f["feature"] == "visits")
+    assert visits["level"] == level(visits["psi"], 0.05, 0.4)
+    with pytest.raises(ValidationError, match="psi_alert"):
+        Settings(psi_warn=0.3, psi_alert=0.2)
