@@ -48,15 +48,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TreeShap", "UnsupportedModel", "V2_MAX_LEAF_FEATURES", "V2_MAX_TREE_TABLE"]
+__all__ = ["TreeShap", "UnsupportedModel", "V2_MAX_LEAF_FEATURES"]
 
-V2_MAX_LEAF_FEATURES = 16
-"""A tree is explained with v2 only if no leaf has more distinct path features than this
-(a leaf's table has ``2^n`` entries)."""
-
-V2_MAX_TREE_TABLE = 1 << 16
-"""... and its leaves' tables hold at most this many float64 values together (512 KiB).
-Beyond either limit the tree is explained per row (v1), at the classic cost."""
+V2_MAX_LEAF_FEATURES = 6
+"""A leaf with at most this many distinct path features is explained from its v2 table
+(``2^n`` float64 values); deeper leaves by the per-row v1 formula, the classic cost.
+Measured on the production-like model of ``benchmarks/explain.py``: larger tables stop
+fitting the CPU caches and the look-ups cost more than v1's arithmetic saves."""
 
 PARALLEL_MIN_ROWS = 256
 """Calls with fewer rows run on the calling thread; a pool costs more than it saves."""
@@ -69,7 +67,7 @@ _KIND_NUM, _KIND_CAT = 0, 1
 _MISSING_CODES = {"None": 0, "Zero": 1, "NaN": 2}
 # Tree int columns: first node, number of nodes, mode, the single leaf (mode 0).
 _T_NODE0, _T_NODES, _T_MODE, _T_LEAF = range(4)
-_MODE_LEAF, _MODE_V2, _MODE_V1 = 0, 1, 2
+_MODE_LEAF, _MODE_V2 = 0, 1
 # Leaf int columns: number of path features, first path feature, first table entry.
 _L_N, _L_F0, _L_T0 = range(3)
 # LightGBM's kZeroThreshold is the float 1e-35f, compared as a double.
@@ -97,7 +95,13 @@ def _njit(fn):  # type: ignore[no-untyped-def]
     return numba.njit(cache=True, nogil=True, fastmath=False)(fn) if numba else fn
 
 
-@_njit
+def _inline(fn):  # type: ignore[no-untyped-def]
+    # Helpers of the row loop are inlined into it: a call that passes arrays costs
+    # reference-count updates per call, which at ~10,000 leaves per row dominated.
+    return numba.njit(inline="always", nogil=True)(fn) if numba else fn
+
+
+@_inline
 def _goes_left(f, nodes, g, threshold, cat_bits):  # type: ignore[no-untyped-def]
     """LightGBM's ``Tree::Decision`` for node ``g`` and feature value ``f`` (``tree.h``, 4.x)."""
     if nodes[g, _KIND] == _KIND_NUM:
@@ -119,11 +123,11 @@ def _goes_left(f, nodes, g, threshold, cat_bits):  # type: ignore[no-untyped-def
     return (np.int64(cat_bits[c0 + word]) >> (c & 31)) & 1 == 1
 
 
-@_njit
-def _leaf_v2(phi, mask, leaf, feats, inv_z, table):  # type: ignore[no-untyped-def]
-    n = leaf[_L_N]
-    f0 = leaf[_L_F0]
-    t0 = leaf[_L_T0]
+@_inline
+def _leaf_v2(phi, mask, li, leaves, feats, inv_z, table):  # type: ignore[no-untyped-def]
+    n = leaves[li, _L_N]
+    f0 = leaves[li, _L_F0]
+    t0 = leaves[li, _L_T0]
     s = mask & ((np.int64(1) << n) - 1)
     here = table[t0 + s]
     for k in range(n):
@@ -134,13 +138,12 @@ def _leaf_v2(phi, mask, leaf, feats, inv_z, table):  # type: ignore[no-untyped-d
             phi[feats[f0 + k]] -= here
 
 
-@_njit
-def _leaf_v1(phi, mask, leaf, value, feats, z, weights, poly, quot):  # type: ignore[no-untyped-def]
+@_inline
+def _leaf_v1(phi, mask, li, leaves, value, feats, z, weights, poly, quot):  # type: ignore[no-untyped-def]
     """The same values without a table: the path polynomial prod_j (z_j + o_j t), divided
     by each feature's own factor (the classic algorithm's unwind)."""
-    n = leaf[_L_N]
-    f0 = leaf[_L_F0]
-    w = weights[n]
+    n = leaves[li, _L_N]
+    f0 = leaves[li, _L_F0]
     poly[0] = 1.0
     for i in range(1, n + 1):
         poly[i] = 0.0
@@ -158,7 +161,7 @@ def _leaf_v1(phi, mask, leaf, value, feats, z, weights, poly, quot):  # type: ig
     # Sum for features not followed: -v sum_i w_i poly_i.
     off = 0.0
     for i in range(deg + 1):
-        off += w[i] * poly[i]
+        off += weights[n, i] * poly[i]
     for k in range(n):
         if (mask >> k) & 1:
             zk = z[f0 + k]
@@ -168,7 +171,7 @@ def _leaf_v1(phi, mask, leaf, value, feats, z, weights, poly, quot):  # type: ig
                 quot[i - 1] = poly[i] - zk * quot[i]
             total = 0.0
             for i in range(deg):
-                total += w[i] * quot[i]
+                total += weights[n, i] * quot[i]
             phi[feats[f0 + k]] += value * (1.0 - zk) * total
         else:
             phi[feats[f0 + k]] -= value * off
@@ -205,10 +208,10 @@ def _explain_rows(X, out, start, stop, trees, nodes, thresholds, cat_bits, leave
                         masks[child] = cm
                     else:
                         li = -child - 1
-                        if mode == _MODE_V2:
-                            _leaf_v2(phi, cm, leaves[li], feats, inv_z, table)
+                        if leaves[li, _L_T0] >= 0:
+                            _leaf_v2(phi, cm, li, leaves, feats, inv_z, table)
                         else:
-                            _leaf_v1(phi, cm, leaves[li], leaf_values[li], feats, z,
+                            _leaf_v1(phi, cm, li, leaves, leaf_values[li], feats, z,
                                      weights, poly, quot)
         phi[phi.shape[0] - 1] = bias
 
@@ -291,8 +294,7 @@ class TreeShap:
     """
 
     def __init__(self, booster: Any, *, num_threads: int | None = None,
-                 max_leaf_features: int = V2_MAX_LEAF_FEATURES,
-                 max_tree_table: int = V2_MAX_TREE_TABLE) -> None:
+                 max_leaf_features: int = V2_MAX_LEAF_FEATURES) -> None:
         if numba is None:  # pragma: no cover
             raise UnsupportedModel("numba is not installed")
         dump = booster.dump_model()
@@ -300,12 +302,11 @@ class TreeShap:
             raise UnsupportedModel("multiclass boosters are explained by pred_contrib")
         self.num_features = int(dump["max_feature_idx"]) + 1
         self.num_threads = num_threads or _default_threads()
-        self._build(dump["tree_info"], max_leaf_features, max_tree_table)
+        self._build(dump["tree_info"], max_leaf_features)
 
     # -- building ----------------------------------------------------------------
 
-    def _build(self, tree_info: list[dict[str, Any]], max_leaf_features: int,
-               max_tree_table: int) -> None:
+    def _build(self, tree_info: list[dict[str, Any]], max_leaf_features: int) -> None:
         nodes: list[list[int]] = []
         thresholds: list[float] = []
         cat_bits: list[int] = []
@@ -332,9 +333,6 @@ class TreeShap:
             if max(ns) > _MAX_MASK_BITS:
                 raise UnsupportedModel(f"a path with {max(ns)} distinct features (at most "
                                        f"{_MAX_MASK_BITS} are supported)")
-            zero_cover = any(zj <= 0.0 for _, _, path in tree_leaves for _, zj in path)
-            v2 = (max(ns) <= max_leaf_features and sum(1 << n for n in ns) <= max_tree_table
-                  and not zero_cover)
             node0, leaf0 = len(nodes), len(leaves)
             index = {id(node): i for i, node in enumerate(tree_nodes)}
             leaf_index = {id(leaf): leaf0 + i for i, (leaf, _, _) in enumerate(tree_leaves)}
@@ -363,6 +361,9 @@ class TreeShap:
                                 else index[id(child)])
                 nodes.append(row)
             for leaf, value, path in tree_leaves:
+                # v2 where the leaf's table is small enough (and every z > 0: v2 divides
+                # by z); the per-row v1 formula elsewhere.
+                v2 = len(path) <= max_leaf_features and all(zj > 0.0 for _, zj in path)
                 start = len(feats)
                 feats.extend(f for f, _ in path)
                 zs.extend(zj for _, zj in path)
@@ -371,7 +372,7 @@ class TreeShap:
                 if v2:
                     tables.append((table_size, value, [zj for _, zj in path]))
                     table_size += 1 << len(path)
-            trees.append([node0, len(tree_nodes), _MODE_V2 if v2 else _MODE_V1, -1])
+            trees.append([node0, len(tree_nodes), _MODE_V2, -1])
             max_nodes = max(max_nodes, len(tree_nodes))
             max_n = max(max_n, max(ns))
         self.weights_ = _shapley_weights(max_n + 1)
@@ -399,8 +400,8 @@ class TreeShap:
         self.bias_ = float(bias)
         self.max_nodes_ = int(max_nodes)
         self.max_n_ = int(max_n)
-        self.v2_trees_ = int((self.trees_[:, _T_MODE] == _MODE_V2).sum())
-        self.v1_trees_ = int((self.trees_[:, _T_MODE] == _MODE_V1).sum())
+        self.v2_leaves_ = int((self.leaves_[:, _L_T0] >= 0).sum())
+        self.v1_leaves_ = int((self.leaves_[:, _L_T0] < 0).sum())
 
     @property
     def table_bytes(self) -> int:
@@ -436,8 +437,8 @@ class TreeShap:
                       self.bias_, self.max_nodes_, self.max_n_)
 
     def __repr__(self) -> str:
-        return (f"TreeShap({len(self.trees_)} trees: {self.v2_trees_} v2, {self.v1_trees_} v1; "
-                f"tables {self.table_bytes / 2**20:.1f} MiB)")
+        return (f"TreeShap({len(self.trees_)} trees, leaves {self.v2_leaves_} v2 / "
+                f"{self.v1_leaves_} v1, tables {self.table_bytes / 2**20:.2f} MiB)")
 
 
 def _default_threads() -> int:

@@ -73,12 +73,12 @@ def models(draw):  # type: ignore[no-untyped-def]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(models(), st.sampled_from([16, 0]))
+@given(models(), st.sampled_from([16, 3, 0]))
 def test_fast_explainer_equals_pred_contrib(model_and_rows, max_leaf_features):
     booster, rows = model_and_rows
     explainer = TreeShap(booster, max_leaf_features=max_leaf_features)
     if max_leaf_features == 0:  # every tree with splits goes through the per-row v1 path
-        assert explainer.v2_trees_ == 0
+        assert explainer.v2_leaves_ == 0
     got = explainer.contributions(rows)
     expected = booster.predict(rows, pred_contrib=True)
     assert got.shape == expected.shape
