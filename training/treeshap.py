@@ -125,17 +125,15 @@ def _goes_left(f, nodes, g, threshold, cat_bits):  # type: ignore[no-untyped-def
 
 @_inline
 def _leaf_v2(phi, mask, li, leaves, feats, inv_z, table):  # type: ignore[no-untyped-def]
+    """``phi_i += v G(S' - {i}) (o_i / z_i - 1)``: one form for followed and not followed
+    features (for ``o_i = 0``, ``S' - {i}`` is ``S'``), so the loop has no branch."""
     n = leaves[li, _L_N]
     f0 = leaves[li, _L_F0]
     t0 = leaves[li, _L_T0]
     s = mask & ((np.int64(1) << n) - 1)
-    here = table[t0 + s]
     for k in range(n):
-        bit = np.int64(1) << k
-        if s & bit:
-            phi[feats[f0 + k]] += (inv_z[f0 + k] - 1.0) * table[t0 + (s ^ bit)]
-        else:
-            phi[feats[f0 + k]] -= here
+        o = (s >> k) & 1
+        phi[feats[f0 + k]] += table[t0 + (s & ~(np.int64(1) << k))] * (o * inv_z[f0 + k] - 1.0)
 
 
 @_inline
