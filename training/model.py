@@ -12,9 +12,9 @@ the grade thresholds. Serving never recomputes any of them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import logging
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -485,7 +485,7 @@ class LeadModel:
         state = dict(self.__dict__)
         state.pop("_feature_set", None)  # functions and closures: rebuilt from the definition
         # The explainer is the loading process's choice, and its tables are rebuilt from
-        # the booster in a fraction of a second: neither is shipped in the artifact.
+        # the booster in a second or two at load time: neither is shipped in the artifact.
         state.pop("_fast", None)
         state.pop("_explainer", None)
         return state

@@ -366,7 +366,7 @@ class TreeShap:
                     row[col] = (-(leaf_index[id(child)] + 1) if "leaf_index" in child
                                 else index[id(child)])
                 nodes.append(row)
-            for leaf, value, path in tree_leaves:
+            for _leaf, value, path in tree_leaves:
                 # v2 where the leaf's table is small enough (and every z > 0: v2 divides
                 # by z); the per-row v1 formula elsewhere.
                 v2 = len(path) <= max_leaf_features and all(zj > 0.0 for _, zj in path)
