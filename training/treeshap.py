@@ -81,6 +81,7 @@ _L_N, _L_F0, _L_T0 = range(3)
 # LightGBM's kZeroThreshold is the float 1e-35f, compared as a double.
 _ZERO = float(np.float32(1e-35))
 _MAX_MASK_BITS = 62
+_BLOCK = 32  # rows per block of the row loop: their features and sums fit in L1/L2
 
 
 class UnsupportedModel(ValueError):
@@ -190,36 +191,41 @@ def _explain_rows(X, out, start, stop, trees, nodes, thresholds, cat_bits, leave
     poly = np.empty(max_n + 2, dtype=np.float64)
     quot = np.empty(max_n + 2, dtype=np.float64)
     all_bits = np.int64(-1)
-    for r in range(start, stop):
-        x = X[r]
-        phi = out[r]
+    # Blocks of rows, trees outside, rows inside: one tree's nodes and tables stay in
+    # the CPU caches while a block's rows go through it (LightGBM walks all the trees
+    # for each row in turn).
+    for b0 in range(start, stop, _BLOCK):
+        b1 = min(b0 + _BLOCK, stop)
         for t in range(trees.shape[0]):
-            mode = trees[t, _T_MODE]
-            if mode == _MODE_LEAF:
+            if trees[t, _T_MODE] == _MODE_LEAF:
                 continue
             node0 = trees[t, _T_NODE0]
-            masks[0] = all_bits
-            for p in range(trees[t, _T_NODES]):
-                g = node0 + p
-                m = masks[p]
-                off = m & ~(np.int64(1) << nodes[g, _BIT])
-                if _goes_left(x[nodes[g, _FEAT]], nodes, g, thresholds[g], cat_bits):
-                    lm, rm = m, off
-                else:
-                    lm, rm = off, m
-                for side in range(2):
-                    child = nodes[g, _LEFT] if side == 0 else nodes[g, _RIGHT]
-                    cm = lm if side == 0 else rm
-                    if child >= 0:
-                        masks[child] = cm
+            for r in range(b0, b1):
+                x = X[r]
+                phi = out[r]
+                masks[0] = all_bits
+                for p in range(trees[t, _T_NODES]):
+                    g = node0 + p
+                    m = masks[p]
+                    off = m & ~(np.int64(1) << nodes[g, _BIT])
+                    if _goes_left(x[nodes[g, _FEAT]], nodes, g, thresholds[g], cat_bits):
+                        lm, rm = m, off
                     else:
-                        li = -child - 1
-                        if leaves[li, _L_T0] >= 0:
-                            _leaf_v2(phi, cm, li, leaves, feats, inv_z, table)
+                        lm, rm = off, m
+                    for side in range(2):
+                        child = nodes[g, _LEFT] if side == 0 else nodes[g, _RIGHT]
+                        cm = lm if side == 0 else rm
+                        if child >= 0:
+                            masks[child] = cm
                         else:
-                            _leaf_v1(phi, cm, li, leaves, leaf_values[li], feats, z,
-                                     weights, poly, quot)
-        phi[phi.shape[0] - 1] = bias
+                            li = -child - 1
+                            if leaves[li, _L_T0] >= 0:
+                                _leaf_v2(phi, cm, li, leaves, feats, inv_z, table)
+                            else:
+                                _leaf_v1(phi, cm, li, leaves, leaf_values[li], feats, z,
+                                         weights, poly, quot)
+        for r in range(b0, b1):
+            out[r, out.shape[1] - 1] = bias
 
 
 @_njit
