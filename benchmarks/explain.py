@@ -14,9 +14,10 @@ alternating call by call (so that the load of this shared machine falls on both
 alike) until each has had ``--seconds`` (and at least 3 calls; one at 100,000 rows,
 which takes minutes through ``pred_contrib``); the medians give rows/s and the ratio. The
 fast explainer's values are checked against ``pred_contrib`` at every size (max
-absolute difference, must be < 1e-9). Also reported: the one-off cost of building the
-explainer (its v2 tables) for this model, and the crossover below which
-``pred_contrib`` would be faster (``training.model.FAST_MIN_ROWS`` routes by it).
+absolute difference of the timed calls' values, must be < 1e-9). Also reported: the
+one-off cost of building the explainer (its v2 tables) for this model. Should
+``pred_contrib`` ever win at small sizes, ``training.model.FAST_MIN_ROWS`` routes
+those calls to it; on this machine the fast explainer won at every size.
 
 Results: printed, and ``benchmarks/out/explain.json``.
 """
