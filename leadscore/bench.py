@@ -129,11 +129,13 @@ def _cli(*args: str) -> list[str]:
 QUICK = {"generate": [2_000, 5_000, 10_000], "rules": [20_000, 50_000, 100_000],
          "training_set": [3_000, 6_000, 12_000], "training_time": [2_000, 5_000, 10_000],
          "batch": [2_000, 5_000, 10_000], "serve_leads": 5_000, "serve_seconds": 5,
-         "serve_clients": 4}
+         "serve_clients": 4, "explain_leads": 10_000, "explain_sizes": "1,10,1000,100000",
+         "explain_seconds": 1}
 FULL = {"generate": [20_000, 100_000, 1_000_000], "rules": [100_000, 300_000, 1_000_000],
         "training_set": [10_000, 30_000, 100_000], "training_time": [10_000, 50_000, 200_000],
         "batch": [10_000, 50_000, 200_000], "serve_leads": 20_000, "serve_seconds": 20,
-        "serve_clients": 8}
+        "serve_clients": 8, "explain_leads": 10_000, "explain_sizes": "1,10,1000,100000",
+        "explain_seconds": 3}
 
 
 def plan(quick: bool, home: Path) -> list[Step]:
@@ -174,6 +176,13 @@ def plan(quick: bool, home: Path) -> list[Step]:
                           ",".join(map(str, sizes["batch"])), "--trees", "100",
                           "--raw-rows", str(min(sizes["batch"]))),
                       _json_file("batch.json"), 900))
+    steps.append(Step("explain", "exact TreeSHAP: the fast explainer (training.treeshap) vs "
+                      "LightGBM pred_contrib, same model (300 trees, 31 leaves), same rows, "
+                      "2 threads each, alternating calls",
+                      _py(str(BENCH / "explain.py"), "--leads", str(sizes["explain_leads"]),
+                          "--trees", "300", "--sizes", sizes["explain_sizes"],
+                          "--threads", "2", "--seconds", str(sizes["explain_seconds"])),
+                      _json_file("explain.json"), 1800))
     seconds, clients = str(sizes["serve_seconds"]), str(sizes["serve_clients"])
     steps += [
         Step("serving vs mlflow", "POST /score vs mlflow models serve, same champion",
@@ -303,6 +312,12 @@ def headline(run: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append(("POST /score vs bare ASGI, same core (throughput)",
                      f"{r.figures['throughput_ratio']:.2f}x",
                      f"p50 overhead {r.figures['p50_overhead_ms']:+.1f} ms"))
+    if (r := ok("explain")):
+        rs = r.figures["results"]
+        rows.append(("exact TreeSHAP, fast explainer vs pred_contrib (rows/s)",
+                     " / ".join(f"{x['ratio']:.2f}" for x in rs) + " x",
+                     "rows " + ", ".join(_f(x["rows"]) for x in rs)
+                     + f"; max abs difference {max(x['max_abs_diff'] for x in rs):.1e}"))
     if (r := ok("batch")):
         rs = r.figures["runs"]
         rows.append(("rescore end to end vs raw pred_contrib (rows/s)",
@@ -389,6 +404,18 @@ def _sections(res: list[StepResult]) -> list[str]:
                       ["server", "req/s", "p50 ms", "p99 ms", "requests", "errors"],
                       [[s, f[s]["throughput_rps"], f[s]["p50_ms"], f[s]["p99_ms"],
                         f[s]["requests"], f[s]["errors"]] for s in servers])
+    for r in res:
+        if r.name == "explain" and r.ok:
+            f = r.figures
+            table("Exact TreeSHAP vs pred_contrib", r.what + f"; {f['trees']} trees, "
+                  f"{f['features']} features; explainer built in {f['build_ms']} ms "
+                  f"({f['v2_leaves']} leaves v2, {f['v1_leaves']} v1, tables "
+                  f"{f['table_mib']} MiB).",
+                  ["rows", "pred_contrib rows/s", "fast rows/s", "ratio", "pred_contrib ms",
+                   "fast ms", "max abs diff"],
+                  [[x["rows"], x["pred_contrib_rows_per_s"], x["fast_rows_per_s"],
+                    f"{x['ratio']:.2f}x", x["pred_contrib_ms"], x["fast_ms"],
+                    f"{x['max_abs_diff']:.1e}"] for x in f["results"]])
     for r in res:
         if r.name == "batch" and r.ok:
             table("Batch rescoring vs raw pred_contrib", r.what + f"; {r.figures['trees']} "

@@ -95,13 +95,21 @@ def mlflow_resolver(settings: Any) -> Resolver:
 
 
 def mlflow_loader(settings: Any) -> Loader:
-    """Load a candidate's LeadModel through its MLflow pyfunc wrapper."""
+    """Load a candidate's LeadModel through its MLflow pyfunc wrapper.
+
+    The model's explainer (``settings.explainer``, ``LEADSCORE_EXPLAINER``) is built
+    here, once per loaded model: the service, ``rescore`` and its Dask workers all load
+    through this function, so no request pays for it.
+    """
     from training.tracking import configure, load_lead_model
 
     def load(candidate: Candidate) -> Any:
         # models:/ URIs resolve against the global registry URI: set it from settings.
         configure(settings)
-        return load_lead_model(candidate.uri)
+        model = load_lead_model(candidate.uri)
+        if hasattr(model, "use_explainer"):
+            model.use_explainer(getattr(settings, "explainer", "fast"))
+        return model
 
     return load
 

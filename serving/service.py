@@ -161,6 +161,9 @@ class LeadScoring:
         if not self.settings.live_features:
             logger.warning("LEADSCORE_LIVE_FEATURES=false: API calls use the vectorised "
                            "feature path (same values, ~20x slower for one lead)")
+        if self.settings.explainer != "fast":
+            logger.warning("LEADSCORE_EXPLAINER=%s: contributions use LightGBM's pred_contrib "
+                           "(same values, slower)", self.settings.explainer)
         self.coalescer = Coalescer(partial(score_payloads, live=self.settings.live_features),
                                    lambda: self.lifecycle.engine,
                                    max_leads=self.settings.max_batch,

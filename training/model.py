@@ -12,8 +12,10 @@ the grade thresholds. Serving never recomputes any of them.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import lightgbm as lgb
 import numpy as np
@@ -24,8 +26,22 @@ from features.grading import Grading, score_from_probability
 from features.registry import FeatureSet
 from training.calibration import fit_calibrator
 
-__all__ = ["LeadModel", "DEFAULT_PARAMS", "DEFAULT_GRADE_SHARES", "category_key",
-           "grading_from_scores"]
+__all__ = ["LeadModel", "DEFAULT_PARAMS", "DEFAULT_GRADE_SHARES", "EXPLAINERS",
+           "FAST_MIN_ROWS", "category_key", "grading_from_scores"]
+
+logger = logging.getLogger(__name__)
+
+Explainer = Literal["fast", "pred_contrib"]
+EXPLAINERS: tuple[str, ...] = ("fast", "pred_contrib")
+"""How :meth:`LeadModel.contributions` computes TreeSHAP: ``fast`` is
+:class:`training.treeshap.TreeShap` (Fast TreeSHAP v2, the same values as LightGBM's
+``pred_contrib`` to 1e-9, tested); ``pred_contrib`` is LightGBM's own, kept as a switch."""
+
+FAST_MIN_ROWS = 1
+"""Calls with fewer rows than this go to ``pred_contrib`` even with the fast explainer.
+``benchmarks/explain.py`` measured the fast one ahead at every size, one row included
+(numba's dispatch costs microseconds, LightGBM's per-call set-up more), so no call is
+routed away; the knob stays for a machine where that would not hold."""
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -448,8 +464,55 @@ class LeadModel:
         uncalibrated margin; the calibrator is monotone, so signs and ranks carry over.
         """
         self._check_fitted("booster_")
-        contrib = self.booster_.predict(self.prepare(X), pred_contrib=True)
+        matrix = self.prepare(X)
+        fast = self._tree_shap() if len(matrix) >= FAST_MIN_ROWS else None
+        if fast is not None:
+            contrib = fast.contributions(matrix)
+        else:
+            contrib = self.booster_.predict(matrix, pred_contrib=True)
         return contrib[:, :-1], contrib[:, -1]
+
+    def use_explainer(self, explainer: Explainer = "fast") -> LeadModel:
+        """Choose how :meth:`contributions` computes TreeSHAP, and build it now.
+
+        Loaders call this once per loaded model (``serving.lifecycle.mlflow_loader``,
+        from ``LEADSCORE_EXPLAINER``) so that the fast explainer's per-model tables are
+        built at load time, never on a request. A model that nobody configured uses the
+        fast explainer, built on its first explanation. A booster the fast explainer
+        cannot handle (multiclass, linear trees) is explained by ``pred_contrib``, with
+        a warning.
+        """
+        if explainer not in EXPLAINERS:
+            raise ValueError(
+                f"The 'explainer' parameter of LeadModel.use_explainer must be one of "
+                f"{list(EXPLAINERS)}. Got {explainer!r} instead.")
+        self._check_fitted("booster_")
+        self._explainer = explainer
+        self._fast = None
+        if explainer == "fast":
+            from training.treeshap import TreeShap, UnsupportedModel
+
+            try:
+                self._fast = TreeShap(self.booster_)
+            except UnsupportedModel as exc:
+                logger.warning("the fast explainer cannot explain this model (%s); "
+                               "using LightGBM's pred_contrib", exc)
+                self._explainer = "pred_contrib"
+        return self
+
+    @property
+    def explainer(self) -> str:
+        """``fast`` or ``pred_contrib``: what :meth:`contributions` uses."""
+        return getattr(self, "_explainer", "fast")
+
+    def _tree_shap(self) -> Any:
+        if self.explainer != "fast":
+            return None
+        if getattr(self, "_fast", None) is None:
+            with _BUILD_LOCK:  # concurrent first calls build it once
+                if getattr(self, "_fast", None) is None:
+                    self.use_explainer("fast")
+        return self._fast
 
     def predict_margin_and_contributions(
         self, X: pd.DataFrame | Mapping[str, Sequence[Any]]
@@ -495,6 +558,10 @@ class LeadModel:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_feature_set", None)  # functions and closures: rebuilt from the definition
+        # The explainer is the loading process's choice, and its tables are rebuilt from
+        # the booster in a second or two at load time: neither is shipped in the artifact.
+        state.pop("_fast", None)
+        state.pop("_explainer", None)
         return state
 
     def __repr__(self) -> str:
@@ -502,6 +569,9 @@ class LeadModel:
                  if hasattr(self, "calibrator_") else "not fitted")
         return (f"LeadModel({len(self.feature_names)} features, "
                 f"feature_set_version={self.feature_set_version!r}, {state})")
+
+
+_BUILD_LOCK = threading.Lock()
 
 
 def category_key(value: Any) -> str | None:

@@ -36,7 +36,8 @@ def test_every_curve_has_three_sizes_and_quick_plan_names_each_comparison(tmp_pa
         assert all(len(sizes[k]) >= 3 for k in ("generate", "rules", "training_set",
                                                 "training_time", "batch"))
     names = [s.name for s in bench.plan(True, tmp_path)]
-    for needed in ("generator", "training time", "serving vs mlflow", "serving vs bare ASGI"):
+    for needed in ("generator", "training time", "explain", "serving vs mlflow",
+                   "serving vs bare ASGI"):
         assert needed in names
     assert "batch" in names
 
