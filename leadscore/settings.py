@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         description="The score history dataset that 'leadscore rescore --out DIR' keeps, "
         "i.e. DIR/history. When set, every /score result carries the lead's trend from it.",
     )
+    batch_dir: Path | None = Field(
+        default=None,
+        description="The 'leadscore rescore --out DIR' whose last committed run's drift "
+        "(DIR/scores/_health.json) /model and /metrics show. Unset: the parent of "
+        "history_dir, when that is set.",
+    )
     rules_file: Path | None = Field(
         default=None, description="Rules YAML for the fallback; the packaged default if unset."
     )

@@ -43,6 +43,7 @@ Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
 """An ISO 8601 time with a UTC offset, within the data contract's range."""
 
 __all__ = [
+    "BatchHealth",
     "Activity",
     "Lead",
     "ScoreRequest",
@@ -357,6 +358,27 @@ class GradingInfo(_Strict):
     )
 
 
+class DriftedFeature(_Strict):
+    feature: str
+    label: str
+    psi: float
+
+
+class BatchHealth(_Strict):
+    """The last committed batch run's drift against the model's reference."""
+
+    run_id: str | None
+    as_of: str | None
+    model: str | None = Field(description="The model (name/version) that run scored with.")
+    score_psi: float | None = Field(description="PSI of the score against the training window.")
+    score_level: str | None = Field(description="stable, moderate or major (or unknown).")
+    n_features: int
+    n_drifted: int = Field(description="Features with a PSI above the alert level.")
+    n_moderate: int
+    thresholds: dict[str, float]
+    drifted: list[DriftedFeature] = Field(description="The features above the alert level.")
+
+
 class ModelInfo(_Strict):
     """What the service is serving right now."""
 
@@ -407,6 +429,12 @@ class ModelInfo(_Strict):
         description="The served model's grade thresholds and the shares of leads they "
         "were cut to hold; null when no model is loaded (the rules file's fixed "
         "thresholds grade then).",
+    )
+    batch_health: BatchHealth | None = Field(
+        default=None,
+        description="Drift of the last committed 'leadscore rescore' run in "
+        "LEADSCORE_BATCH_DIR (else the parent of LEADSCORE_HISTORY_DIR); null when none "
+        "is configured or written yet.",
     )
 
 

@@ -9,6 +9,9 @@ operator of a scoring service watches next to them:
 - ``leadscore_scoring_calls_total`` and ``leadscore_coalesced_requests_total``: calls of
   the scoring core and the ``/score`` requests they answered; requests per call is how
   much the coalescer batched (see :mod:`serving.coalescer`).
+- ``leadscore_batch_score_psi`` and ``leadscore_batch_drifted_features``: the last
+  committed rescore run's drift (:mod:`serving.health`), refreshed at most once per poll
+  interval when ``/score`` or ``/model`` is called.
 
 ``/metrics`` needs the API key like every endpoint but health and docs (a scraper sends
 ``Authorization: Bearer <key>``). No label carries lead data.
@@ -36,6 +39,16 @@ class ServiceCounters:
     leads: Any
     calls: Any
     requests: Any
+    score_psi: Any = None
+    drifted: Any = None
+
+    def batch_health(self, health: Mapping[str, Any] | None) -> None:
+        """Set the gauges of the last batch run's drift (NaN when there is none)."""
+        if self.score_psi is None:
+            return
+        psi = None if health is None else health.get("score_psi")
+        self.score_psi.set(float("nan") if psi is None else float(psi))
+        self.drifted.set(float("nan") if health is None else float(health["n_drifted"]))
 
     def scored(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Count the leads of one answer by ``scored_by``, fallback reason and version."""
@@ -69,5 +82,17 @@ def service_counters() -> ServiceCounters:
             "leadscore_coalesced_requests",
             "/score requests answered by the scoring core (divide by the calls for the "
             "requests per call).",
+        ),
+        # "mostrecent": every worker reads the same file; the newest value is the one.
+        score_psi=prom.Gauge(
+            "leadscore_batch_score_psi",
+            "PSI of the score in the last committed rescore run against the model's "
+            "training window (NaN: no run configured or written).",
+            multiprocess_mode="mostrecent",
+        ),
+        drifted=prom.Gauge(
+            "leadscore_batch_drifted_features",
+            "Features whose PSI was above the alert level in the last committed rescore run.",
+            multiprocess_mode="mostrecent",
         ),
     )

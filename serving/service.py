@@ -158,6 +158,11 @@ class LeadScoring:
         # Concurrent /score requests share one call of the scoring core (see
         # serving.coalescer): the fixed part of a call's cost is paid once for all of them.
         self.counters = service_counters()
+        from serving.health import BatchHealthReader, batch_dir_of
+
+        self.batch_health = BatchHealthReader(batch_dir_of(self.settings),
+                                              every_s=self.settings.poll_interval_s)
+        self.counters.batch_health(self.batch_health.current())
         if not self.settings.live_features:
             logger.warning("LEADSCORE_LIVE_FEATURES=false: API calls use the vectorised "
                            "feature path (same values, ~20x slower for one lead)")
@@ -219,6 +224,7 @@ class LeadScoring:
             rows = score_spec_leads(request.leads, as_of, self.lifecycle.engine, contract,
                                     top_reasons=request.top_reasons, rules=rules)
             self.counters.scored(rows)
+            self.counters.batch_health(self.batch_health.current())
             logger.info("scored %d leads of spec %s (%s)", len(rows), contract.spec.name,
                         _by_counts(rows))
             return ScoreResponse.model_validate({"results": plain_records(rows)}).model_dump(
@@ -281,6 +287,7 @@ class LeadScoring:
         except DataValidationError as exc:
             return _unprocessable(exc, request.leads)  # type: ignore[return-value]
         self.counters.scored(rows)
+        self.counters.batch_health(self.batch_health.current())  # a file read per poll interval
         if logger.isEnabledFor(logging.INFO):
             logger.info("scored %d leads (%s)", len(rows), _by_counts(rows))
         records = plain_records(rows)
@@ -324,6 +331,8 @@ class LeadScoring:
         bundle = engine.model
         refusal = life.last_refusal
         model = bundle.model if bundle else None
+        health = self.batch_health.current()
+        self.counters.batch_health(health)
         return ModelInfo(
             status=life.status,
             model_name=bundle.name if bundle else None,
@@ -347,6 +356,7 @@ class LeadScoring:
             cold_start_policy=self.settings.cold_start_policy,
             cold_start_effective=engine.cold_start_effective,
             grading=_grading_info(model),
+            batch_health=health,
         )
 
 

@@ -186,3 +186,63 @@ def test_a_second_server_leaves_the_first_ones_metrics_alone(tmp_path: Path):
             stop_server(proc)
     for _, _, tmp in servers:
         assert not list(tmp.glob("leadscore-metrics-*")), "a metrics directory was left"
+
+
+def _write_run(out: Path, run_id: str, shift: float) -> dict:
+    """A committed run's _health.json as rescore writes it (features.drift's report)."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from features.drift import Reference
+
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"visits": rng.poisson(3, 4000).astype(float),
+                          "source": rng.choice(["Google", "Event"], 4000)})
+    ref = Reference.fit(train, ["source"], rng.beta(2, 5, 4000))
+    now = pd.DataFrame({"visits": rng.poisson(3 + shift, 4000).astype(float),
+                        "source": rng.choice(["Google", "Event"], 4000)})
+    health = {"run_id": run_id, "as_of": "2026-06-01T00:00:00+00:00", "model": "lead-scoring/1",
+              **ref.report(ref.counts(now, rng.beta(2 + shift, 5, 4000)))}
+    run = out / "runs" / run_id
+    run.mkdir(parents=True)
+    (run / "_health.json").write_text(json.dumps(health))
+    link = out / ".scores.tmp"
+    link.symlink_to(Path("runs") / run_id)
+    link.replace(out / "scores")  # one rename, as the batch job swaps it
+    return health
+
+
+def _gauge(base: str, name: str) -> str | None:
+    for line in httpx.get(f"{base}/metrics", headers=AUTH, timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return line.split()[-1]
+    return None
+
+
+def test_a_drifted_batch_run_shows_on_model_and_metrics(tmp_path: Path):
+    out = tmp_path / "scores-out"
+    drifted = _write_run(out, "20260601T000000Z-aaaa", shift=3.0)
+    assert drifted["n_drifted"] == 1 and drifted["score_level"] == "major"
+    base, proc = spawn_server(_env(LEADSCORE_BATCH_DIR=str(out), LEADSCORE_POLL_INTERVAL_S="1"),
+                              tmp_path / "server.log")
+    try:
+        wait_until(lambda: _ready(base, proc), 120, "the server to be ready")
+        info = httpx.get(f"{base}/model", headers=AUTH, timeout=10).json()["batch_health"]
+        assert info["run_id"] == "20260601T000000Z-aaaa" and info["n_drifted"] == 1
+        assert [d["feature"] for d in info["drifted"]] == ["visits"]
+        assert info["score_psi"] == pytest.approx(drifted["score_psi"])
+        assert float(_gauge(base, "leadscore_batch_drifted_features")) == 1.0
+        assert float(_gauge(base, "leadscore_batch_score_psi")) == pytest.approx(
+            drifted["score_psi"])
+        # The next committed run (no drift) replaces it within a poll interval.
+        calm = _write_run(out, "20260701T000000Z-bbbb", shift=0.0)
+        assert calm["n_drifted"] == 0
+        seen = wait_until(lambda: httpx.get(f"{base}/model", headers=AUTH, timeout=10)
+                          .json()["batch_health"]["run_id"] == "20260701T000000Z-bbbb",
+                          20, "the service to read the new run")
+        assert seen
+        assert float(_gauge(base, "leadscore_batch_drifted_features")) == 0.0
+    finally:
+        stop_server(proc)
