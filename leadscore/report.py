@@ -82,6 +82,7 @@ __all__ = [
     "conversion_by_grade",
     "build_report",
     "render_report_html",
+    "read_run_health",
     "write_report",
 ]
 
@@ -900,6 +901,26 @@ class FunnelReport:
     data_label: str = ""
     scores_label: str = ""
     terms: FunnelTerms = BUILTIN_TERMS
+    health: dict | None = None
+    """The scores' run drift (``_health.json`` beside batch scores), when there is one."""
+
+
+def read_run_health(scores_path: Path | str | None) -> dict | None:
+    """``_health.json`` of a batch run's scores folder (``DIR/scores``), or None."""
+    import json
+
+    if scores_path is None:
+        return None
+    path = Path(scores_path) / "_health.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataValidationError([ValidationIssue(
+            table="scores", field="_health.json", value=str(path),
+            expected=f"the run's drift report as rescore writes it; reading it failed: {exc}")]
+        ) from exc
 
 
 def build_report(
@@ -1069,6 +1090,7 @@ _SECTIONS = (
     ("grade", "Conversion by grade"),
     ("time", "Time to conversion"),
     ("calibration", "Score calibration and lift"),
+    ("health", "Drift against the training window"),
     ("cost", "Cost per lead"),
     ("method", "Definitions and method"),
 )
@@ -1536,6 +1558,32 @@ def _section_calibration(r: FunnelReport) -> tuple[str, str]:
     return summary, body
 
 
+def _section_health(r: FunnelReport) -> tuple[str, str]:
+    h = r.health
+    if h is None:
+        text = ("Needs the scores of a batch run (--scores DIR/scores of 'leadscore rescore'), "
+                "which carry the run's drift against the model's training window.")
+        return "Not available: " + text[0].lower() + text[1:], f'<p class="missing">{_esc(text)}</p>'
+    alert = h.get("thresholds", {}).get("alert", 0.25)
+    psi = h.get("score_psi")
+    summary = (f"Score PSI {'n/a' if psi is None else f'{psi:.3f}'} ({h.get('score_level')}); "
+               f"{h.get('n_drifted', 0)} of {h.get('n_features', 0)} features above {alert:g} "
+               f"in run {h.get('run_id')}.")
+    rows = [[f["label"], f["feature"], _num(f["psi"], 3), f["level"],
+             _pct(f["missing_share"]), _pct(f["reference_missing_share"])]
+            for f in h.get("features", [])[:20]]
+    body = (
+        _table(["Field", "Feature", "PSI", "Level", "Missing now", "Missing in training"], rows,
+               numeric=(2, 4, 5))
+        + '<p class="note">PSI compares the share of leads in each bin of a feature (deciles '
+        "of the training window for numbers, its 20 most frequent values for categories, "
+        "missing as a bin of its own) now and in training: below 0.1 stable, 0.1 to 0.25 "
+        f"moderate, above 0.25 major. {_esc(h.get('scope', ''))}. The 20 most shifted "
+        "features are shown.</p>"
+    )
+    return summary, body
+
+
 def _section_cost() -> tuple[str, str]:
     summary = "Not available: the data holds no cost or spend figures, so cost per lead is not computed."
     body = (
@@ -1630,6 +1678,7 @@ def render_report_html(report: FunnelReport) -> str:
         "grade": lambda: _section_grade(report),
         "time": lambda: _section_time(report),
         "calibration": lambda: _section_calibration(report),
+        "health": lambda: _section_health(report),
         "cost": _section_cost,
         "method": lambda: _section_method(report),
     }
@@ -1689,6 +1738,7 @@ def write_report(
         data_label=Path(data_dir).name,
         scores_label=Path(scores_path).name if scores_path is not None else "",
     )
+    report = replace(report, health=read_run_health(scores_path))
     page = render_report_html(report)
     write_atomically(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return report

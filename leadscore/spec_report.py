@@ -25,7 +25,7 @@ names).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +38,7 @@ from leadscore.report import (
     FunnelReport,
     FunnelTerms,
     build_report,
+    read_run_health,
     read_scores,
     render_report_html,
 )
@@ -201,6 +202,7 @@ def write_spec_report(
         scores_label=Path(scores_path).name if scores_path is not None else "",
         terms=inputs.terms,
     )
+    report = replace(report, health=read_run_health(scores_path))
     page = render_report_html(report)
     write_atomically(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return report

@@ -173,3 +173,29 @@ def test_scores_of_other_leads_are_refused_naming_the_lead(tmp_path):
     assert "bad.parquet).lead_id: 'nobody' is not a known lead" in str(err.value)
     assert "is not a known lead" in str(err.value)
     assert not (tmp_path / "r.html").exists()
+
+
+def test_the_report_shows_the_runs_drift_when_the_scores_carry_it(tmp_path):
+    import json
+
+    from features.drift import Reference
+
+    spec = write_crm(tmp_path, n=300)
+    run = tmp_path / "scores"
+    run.mkdir()
+    _acme_scores(spec, run / "part-00000.parquet")
+    plain = write_spec_report(spec, tmp_path / "plain.html", scores_path=run)
+    assert plain.health is None
+    assert "Needs the scores of a batch run" in (tmp_path / "plain.html").read_text()
+
+    rng = np.random.default_rng(0)
+    ref = Reference.fit(pd.DataFrame({"employees": rng.lognormal(4, 1, 2000)}), [])
+    health = {"run_id": "r1", "scope": "leads scored by the model",
+              **ref.report(ref.counts(pd.DataFrame({"employees": rng.lognormal(6, 1, 2000)})),
+                           labels={"employees": "Company size"})}
+    (run / "_health.json").write_text(json.dumps(health))
+    report = write_spec_report(spec, tmp_path / "drift.html", scores_path=run)
+    page = (tmp_path / "drift.html").read_text()
+    assert report.health["n_drifted"] == 1
+    assert "Drift against the training window" in page and "Company size" in page
+    assert f"{health['features'][0]['psi']:.3f}" in page and "major" in page
