@@ -314,6 +314,17 @@ def _loc_text(data: Any, root: yaml.Node | None, section: str, index: int, key: 
     return f"{head}, key {key}{line}"
 
 
+def _field_hint(error: dict, vocabulary: SpecVocabulary) -> str:
+    """For a field name the schema refuses (a CRM column, say): what the spec calls it."""
+    value = error.get("input")
+    if error.get("type") != "string_pattern_mismatch" or not isinstance(value, str):
+        return ""
+    if not error.get("loc") or error["loc"][-1] != "field":
+        return ""
+    problem = _field_problem(value, vocabulary, tuple(vocabulary.fit_fields), "")
+    return "" if problem is None else "; " + problem.strip()
+
+
 def parse_spec_rules(text: str, vocabulary: SpecVocabulary, *, source: str = "<string>") -> SpecRuleSet:
     """Validate a spec's rules given as YAML text, against the schema and the spec.
 
@@ -339,7 +350,8 @@ def parse_spec_rules(text: str, vocabulary: SpecVocabulary, *, source: str = "<s
     try:
         rules = SpecRuleSet.model_validate(data)
     except ValidationError as exc:
-        problems = [_describe_error(e, data, root) for e in exc.errors()]
+        problems = [_describe_error(e, data, root) + _field_hint(e, vocabulary)
+                    for e in exc.errors()]
     else:
         problems = [
             f"{_loc_text(data, root, s, i, k)}: {p}"

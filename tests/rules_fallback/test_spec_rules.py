@@ -226,3 +226,14 @@ def test_load_spec_rules_reads_a_file_and_names_it(tiny, tmp_path: Path):
     path.write_text(_with("activity: demo", "activity: demos"), encoding="utf-8")
     with pytest.raises(RulesError, match=rf"^{path}: 1 problem in the rules file for spec 'tiny'"):
         load_spec_rules(path, tiny[2])
+
+
+def test_a_crm_column_as_a_rules_field_says_what_rules_call_it(tiny):
+    _, _, vocabulary = tiny
+    text = RULES.replace("    field: lead_source\n", "    field: Lead Source\n", 1)
+    with pytest.raises(RulesError) as err:
+        parse_spec_rules(text, vocabulary)
+    message = " ".join(str(err.value).split())
+    assert "rule 'referral' (fit_rules[0]), key field" in message
+    assert "'Lead Source' is the CRM's column, which rules name 'lead_source'" in message
+    assert "expected one of ['lead_source', 'industry', 'visits', 'lead_age_days']" in message
