@@ -36,19 +36,11 @@ def _settings(root: Path):
 
 def _baseline(frame, split, features, categorical) -> float:
     """Default LGBMClassifier on the split's train + validation rows, AUC on its test rows."""
-    import lightgbm as lgb
-    import numpy as np
+    # One baseline for every benchmark that compares with it (run as a script, this
+    # folder is on sys.path).
+    from training_quality import default_lgbm_auc
 
-    from training.evaluate import safe_auc
-
-    x = frame[features].copy()
-    for name in categorical:
-        x[name] = x[name].astype("category")
-    y = frame["label"].to_numpy(dtype=int)
-    fit_rows = np.concatenate([split.train, split.valid])
-    model = lgb.LGBMClassifier(verbose=-1, n_jobs=2, random_state=0)
-    model.fit(x.iloc[fit_rows], y[fit_rows])
-    return safe_auc(y[split.test], model.predict_proba(x.iloc[split.test])[:, 1])
+    return default_lgbm_auc(frame, split, features, categorical)
 
 
 def _run(name: str, data, store: Path, exclude: tuple[str, ...] = ()) -> dict:
