@@ -652,7 +652,9 @@ def _write_atomic(table: pa.Table, path: Path, **kwargs: Any) -> None:
 
 
 def _write_json_atomic(payload: Mapping[str, Any], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # pid and a random part: threads of one worker process write the same file (each
+    # partition's task may write the run's drift reference), and must not share a tmp.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
         os.replace(tmp, path)
