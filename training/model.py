@@ -316,16 +316,8 @@ class LeadModel:
             self.fit_vocabulary(X_train)
             train_set = self._dataset(self.prepare(X_train), y_train)
             valid_set = self._dataset(self.prepare(X_valid), y_valid, reference=train_set)
-            trained = lgb.train(
-                self.lgb_params(y_train),
-                train_set,
-                num_boost_round=self.num_boost_round,
-                valid_sets=[valid_set],
-                valid_names=["valid"],
-                callbacks=[lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True,
-                                             verbose=False)],
-            )
-            best = trained.best_iteration or trained.current_iteration()
+            trained, best = self._train_early_stopped(self.lgb_params(y_train), train_set,
+                                                      valid_set)
         else:
             if not hasattr(self, "categories_"):
                 raise ModelError("fit_vocabulary must run before fit(booster=...).")
@@ -366,14 +358,7 @@ class LeadModel:
         M = self.prepare(X_pool)
         pool_set = self._dataset(M, y_pool)
         params = self.lgb_params(y_pool)
-        cv = lgb.cv(
-            params, pool_set, num_boost_round=self.num_boost_round,
-            folds=[(f.fit, f.held) for f in folds.folds],
-            callbacks=[lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True,
-                                          verbose=False)],
-            return_cvbooster=True,
-        )
-        rounds = int(cv["cvbooster"].best_iteration or len(cv["valid auc-mean"]))
+        cv, rounds = self._cv(params, pool_set, folds)
         oof = np.full(len(y_pool), np.nan)
         for fold, booster in zip(folds.folds, cv["cvbooster"].boosters, strict=True):
             oof[fold.held] = booster.predict(M[fold.held], num_iteration=rounds, raw_score=True)
@@ -395,6 +380,70 @@ class LeadModel:
             "calibration_rows": held,
         }
         return self
+
+    def _cv(self, params: Mapping[str, Any], pool_set: lgb.Dataset, folds: Any) -> tuple[dict, int]:
+        """``lightgbm.cv`` over ``folds``, early-stopped on the mean held-out AUC."""
+        cv = lgb.cv(
+            dict(params), pool_set, num_boost_round=self.num_boost_round,
+            folds=[(f.fit, f.held) for f in folds.folds],
+            callbacks=[lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True,
+                                          verbose=False)],
+            return_cvbooster=True,
+        )
+        return cv, int(cv["cvbooster"].best_iteration or len(cv["valid auc-mean"]))
+
+    def _train_early_stopped(self, params: Mapping[str, Any], train_set: lgb.Dataset,
+                             valid_set: lgb.Dataset) -> tuple[lgb.Booster, int]:
+        trained = lgb.train(
+            dict(params), train_set, num_boost_round=self.num_boost_round,
+            valid_sets=[valid_set], valid_names=["valid"],
+            callbacks=[lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True,
+                                         verbose=False)],
+        )
+        return trained, int(trained.best_iteration or trained.current_iteration())
+
+    def search_objective(
+        self,
+        X_fit: pd.DataFrame,
+        y_fit: np.ndarray,
+        *,
+        folds: Any = None,
+        X_valid: pd.DataFrame | None = None,
+        y_valid: np.ndarray | None = None,
+    ) -> tuple[Any, str]:
+        """The held-out figure a fit with other parameters would reach, as a function.
+
+        With ``folds`` (a cross-fit pool): the mean held-out ROC AUC of those folds at
+        the early-stopped round count, exactly as :meth:`fit_crossfit` chooses rounds.
+        Without: the validation window's ROC AUC of a booster trained on ``X_fit`` and
+        early-stopped on it, as :meth:`fit` does. The matrices are prepared once; each
+        call costs one cross-validation or one training. Returns the function (parameter
+        overrides -> (AUC, rounds)) and a sentence naming the objective.
+        """
+        from training.evaluate import safe_auc
+
+        y_fit = np.asarray(y_fit, dtype=int)
+        self.fit_vocabulary(X_fit)
+        fit_set = self._dataset(self.prepare(X_fit), y_fit)
+        base = self.lgb_params(y_fit)
+        if folds is not None:
+            def by_folds(overrides: Mapping[str, Any]) -> tuple[float, int]:
+                cv, rounds = self._cv({**base, **overrides}, fit_set, folds)
+                return float(cv["valid auc-mean"][rounds - 1]), rounds
+
+            return by_folds, f"mean held-out ROC AUC of {len(folds.folds)} {folds.kind} folds"
+        if X_valid is None or y_valid is None:
+            raise ValueError("search_objective needs folds, or X_valid and y_valid.")
+        y_valid = np.asarray(y_valid, dtype=int)
+        M_valid = self.prepare(X_valid)
+        valid_set = self._dataset(M_valid, y_valid, reference=fit_set)
+
+        def by_window(overrides: Mapping[str, Any]) -> tuple[float, int]:
+            booster, rounds = self._train_early_stopped({**base, **overrides}, fit_set, valid_set)
+            margin = booster.predict(M_valid, num_iteration=rounds, raw_score=True)
+            return float(safe_auc(y_valid, margin)), rounds
+
+        return by_window, "ROC AUC on the validation window"
 
     def _dataset(
         self, X: np.ndarray, y: np.ndarray, reference: lgb.Dataset | None = None
@@ -562,6 +611,9 @@ class LeadModel:
         # the booster in a second or two at load time: neither is shipped in the artifact.
         state.pop("_fast", None)
         state.pop("_explainer", None)
+        # A search's trials are in the training run (training.tune.log_trials); the
+        # chosen parameters are in ``params``.
+        state.pop("tuning_", None)
         return state
 
     def __repr__(self) -> str:

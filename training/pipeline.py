@@ -58,6 +58,7 @@ from training.split import MIN_PER_CLASS, Split, check_min_data, random_split, t
 if TYPE_CHECKING:
     from leadscore.settings import Settings
     from training.promote import PromotionDecision
+    from training.tune import TuneBudget
 
 __all__ = [
     "FeatureSchema",
@@ -176,6 +177,8 @@ class TrainOptions:
     crossfit: str = "auto"
     """``auto`` cross-fits small data (:mod:`training.crossfit`), ``always`` or ``never``."""
     cv_folds: int = 5
+    tune: TuneBudget | None = None
+    """Search :data:`training.tune.SEARCH_SPACE` within this budget before fitting."""
 
     def __post_init__(self) -> None:
         if self.crossfit not in ("auto", "always", "never"):
@@ -422,8 +425,9 @@ def fit_model(data: TrainingData, frame: pd.DataFrame, split: Split, features: l
     wanted = {"always": True, "never": False}.get(
         options.crossfit,
         split.kind != "time" and is_small(len(pool), int(y[split.valid].sum())))
+    folds = None
+    pool_rows = frame.iloc[pool]
     if wanted and options.scheduler is None:
-        pool_rows = frame.iloc[pool]
         timed = data.time_column is not None and split.kind == "time"
         folds = crossfit_folds(
             y[pool],
@@ -433,16 +437,33 @@ def fit_model(data: TrainingData, frame: pd.DataFrame, split: Split, features: l
                       if timed and data.known_at_column else None),
             n_splits=options.cv_folds, random_state=options.random_state,
         )
-        if len(folds.folds) >= 2:
-            model.fit_crossfit(pool_rows[features], y[pool], folds)
-            held = model.crossfit_.pop("calibration_rows")
-            return model, pool[held]
-        # Too little time to chain folds (e.g. a cohort split with few dates): say so in
-        # the run and train the one-window way.
-        model.crossfit_skipped_ = (f"only {len(folds.folds)} usable {folds.kind} fold(s) "
-                                   "in train + validation")
-    _fit(model, frame.iloc[split.train][features], y[split.train],
-         frame.iloc[split.valid][features], y[split.valid], options.scheduler)
+        if len(folds.folds) < 2:
+            # Too little time to chain folds (e.g. a cohort split with few dates): say so
+            # in the run and train the one-window way.
+            model.crossfit_skipped_ = (f"only {len(folds.folds)} usable {folds.kind} "
+                                       "fold(s) in train + validation")
+            folds = None
+    X_train, X_valid = frame.iloc[split.train][features], frame.iloc[split.valid][features]
+    if options.tune is not None:
+        from training.model import DEFAULT_PARAMS
+        from training.tune import tune
+
+        # The same held-out figure the fit below chooses its rounds by: the folds, or
+        # the validation window. Never the test window.
+        objective, name = (
+            model.search_objective(pool_rows[features], y[pool], folds=folds)
+            if folds is not None
+            else model.search_objective(X_train, y[split.train], X_valid=X_valid,
+                                        y_valid=y[split.valid]))
+        model.tuning_ = tune(objective, options.tune,
+                             defaults={**DEFAULT_PARAMS, **options.params},
+                             objective_name=name, random_state=options.random_state)
+        model.params = {**model.params, **model.tuning_.best_params}
+    if folds is not None:
+        model.fit_crossfit(pool_rows[features], y[pool], folds)
+        held = model.crossfit_.pop("calibration_rows")
+        return model, pool[held]
+    _fit(model, X_train, y[split.train], X_valid, y[split.valid], options.scheduler)
     return model, split.valid
 
 
@@ -670,6 +691,11 @@ def _log_run(result: TrainResult, data: TrainingData, frame: pd.DataFrame, X_tes
         mlflow.set_tags(tags)
         mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
         mlflow.log_metrics(result.metrics)
+        tuning = getattr(model, "tuning_", None)
+        if tuning is not None:
+            from training.tune import log_trials
+
+            log_trials(tuning, run.info.run_id, experiment_id)
         mlflow.log_dict(model.cold_start, "evaluation/cold_start.json")
         mlflow.log_dict(model.reference, "evaluation/reference.json")
         if model.cold_start_rules:

@@ -46,6 +46,10 @@ def train_command(
         "(small data without time: below 30,000 rows or 300 validation positives), "
         "'always' (also forward-chaining folds on time-split data) or 'never'.",
     ),
+    tune: str | None = typer.Option(
+        None, "--tune", help="Search a small space of LightGBM parameters first, by the same "
+        "held-out folds or window the fit uses: a time budget ('120s', '5m') or a number of "
+        "trials ('50'). Each trial is a nested MLflow run."),
     assume_utc: bool = typer.Option(
         False, "--assume-utc", help="Read naive timestamps in --data as UTC."
     ),
@@ -69,6 +73,12 @@ def train_command(
     if crossfit not in ("auto", "always", "never"):
         raise typer.BadParameter(f"{crossfit!r} is not 'auto', 'always' or 'never'",
                                  param_hint="--crossfit")
+    from training.tune import TuneBudget
+
+    try:
+        budget = TuneBudget.parse(tune) if tune is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--tune") from exc
     cfg = settings()
     every_td = parse_duration(every, option="--every") if every else None
     horizon_td = parse_duration(horizon, option="--horizon") if horizon else None
@@ -99,7 +109,7 @@ def train_command(
     result = train(training_data, cfg, TrainOptions(
         experiment=experiment, source_name="leadscore train", allow_leaky=tuple(allow_leaky),
         scheduler=scheduler, promote=promote, num_boost_round=num_boost_round, random_state=seed,
-        crossfit=crossfit,
+        crossfit=crossfit, tune=budget,
     ))
     m = result.metrics
     console.print(
@@ -109,6 +119,13 @@ def train_command(
         + (f", rules AUC {m['rules_roc_auc']:.4f}" if "rules_roc_auc" in m else ""),
         highlight=False,
     )
+    tuning = getattr(result.model, "tuning_", None)
+    if tuning is not None:
+        console.print(
+            f"tuning: {len(tuning.trials)} trials in {tuning.seconds:.0f} s by "
+            f"{tuning.objective}: best {tuning.best_value:.4f} (trial "
+            f"{tuning.best_trial.number}) against {tuning.default_value:.4f} for the "
+            f"defaults; chosen { {k: round(v, 4) for k, v in tuning.best_params.items()} }", highlight=False, soft_wrap=True)
     if result.leakage.flagged:
         console.print(f"leakage audit flagged {list(result.leakage.flagged)}; excluded "
                       f"{list(result.leakage.excluded)}", highlight=False)
@@ -129,6 +146,7 @@ def train_command(
         "split": result.split.summary(),
         "n_censored": training_data.info.get("n_censored"),
         "promotion": result.promotion.to_dict() if result.promotion else None,
+        "tuning": tuning.summary() if tuning is not None else None,
     }
     typer.echo(json_text(summary))
 
