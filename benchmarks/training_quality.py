@@ -7,6 +7,9 @@
   ``LGBMClassifier`` on the same split (target +0.01);
 - **time**: training at 20,000 synthetic leads with cross-fitting on ``auto`` (what
   ships) against ``--crossfit never`` (the behaviour before issue 16), target <= 2x;
+- with ``--tune N``: each X Education split and OULAD also trained with ``--tune N``
+  (trials), reporting the tuned test AUC against the defaults' and the parameters each
+  search chose, which is how the defaults are judged robust or not;
 - synthetic CRM, 200,000 leads (optional, slow: ``--leads 200000``, without
   ``--skip-synthetic``): test ROC AUC against the oracle (gap <= 0.05) and ECE <= 0.02.
 
@@ -176,15 +179,44 @@ def _one(data, store: Path, options) -> dict:
     }
 
 
-def xeducation(csv: Path, store: Path, seeds=range(5)) -> dict:
+def _tuned(data, store: Path, options, trials: int | None) -> dict:
+    """The same training with ``--tune trials``: its test AUC and what it chose."""
+    import dataclasses
+
+    from training.pipeline import train
+    from training.tune import TuneBudget
+
+    if not trials:
+        return {}
+    result = train(data, _settings(store), dataclasses.replace(
+        options, tune=TuneBudget(trials=trials)))
+    tuning = result.model.tuning_
+    return {"tuned": {
+        **_pick(result.metrics, "roc_auc", "ece", "train_seconds"),
+        "heldout_best": round(tuning.best_value, 4),
+        "heldout_defaults": round(tuning.default_value, 4),
+        "best_trial": tuning.best_trial.number,
+        "params": {k: round(v, 4) for k, v in tuning.best_params.items()},
+    }}
+
+
+def _with_tuning(data, store: Path, options, trials: int | None) -> dict:
+    out = _one(data, store, options)
+    out.update(_tuned(data, store, options, trials))
+    if trials:
+        out["tuned"]["vs_untuned"] = round(out["tuned"]["roc_auc"] - out["roc_auc"], 4)
+    return out
+
+
+def xeducation(csv: Path, store: Path, seeds=range(5), tune: int | None = None) -> dict:
     import numpy as np
 
     from features.spec import example_spec_path
     from training.pipeline import TrainOptions, training_data_from_spec
 
     data = training_data_from_spec(example_spec_path("x-education"), csv)
-    runs = [_one(data, store, TrainOptions(experiment="quality-xedu", random_state=seed,
-                                           register=False)) for seed in seeds]
+    runs = [_with_tuning(data, store, TrainOptions(experiment="quality-xedu", random_state=seed,
+                                                   register=False), tune) for seed in seeds]
     auc = np.array([r["roc_auc"] for r in runs])
     ece = np.array([r["ece"] for r in runs])
     vs = np.array([r["vs_default"] for r in runs])
@@ -197,17 +229,21 @@ def xeducation(csv: Path, store: Path, seeds=range(5)) -> dict:
         "passes_auc": bool(auc.mean() >= TARGET_XEDU_AUC),
         "passes_ece": bool(ece.mean() <= TARGET_XEDU_ECE),
         "passes_vs_default": bool(vs.mean() >= TARGET_VS_DEFAULT),
+        **({"tuned_roc_auc_mean": round(float(np.mean([r["tuned"]["roc_auc"] for r in runs])), 4),
+            "tuned_vs_untuned_mean": round(float(np.mean(
+                [r["tuned"]["vs_untuned"] for r in runs])), 4)} if tune else {}),
         "per_split": runs,
     }
 
 
-def oulad(store: Path) -> dict:
+def oulad(store: Path, tune: int | None = None) -> dict:
     from features.spec import example_spec_path
     from training.from_spec import training_data_for_spec
     from training.pipeline import TrainOptions
 
     data = training_data_for_spec(example_spec_path("oulad"))
-    out = _one(data, store, TrainOptions(experiment="quality-oulad", register=False))
+    out = _with_tuning(data, store, TrainOptions(experiment="quality-oulad", register=False),
+                       tune)
     out["rows"] = len(data.frame)
     out["passes_vs_default"] = bool(out["vs_default"] >= TARGET_VS_DEFAULT)
     return out
@@ -249,6 +285,9 @@ def main() -> None:
     parser.add_argument("--skip-oulad", action="store_true")
     parser.add_argument("--skip-time", action="store_true")
     parser.add_argument("--time-leads", type=int, default=20_000)
+    parser.add_argument("--splits", type=int, default=5, help="X Education splits (seeds).")
+    parser.add_argument("--tune", type=int, default=0, metavar="TRIALS",
+                        help="Also train each real example with --tune TRIALS.")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out"
                         / "training_quality.json")
     args = parser.parse_args()
@@ -260,18 +299,30 @@ def main() -> None:
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.xeducation.is_file() and not args.skip_xeducation:
-            r = results["xeducation"] = xeducation(args.xeducation, Path(tmp) / "xedu")
+            r = results["xeducation"] = xeducation(args.xeducation, Path(tmp) / "xedu",
+                                                     seeds=range(args.splits),
+                                                     tune=args.tune or None)
             print(f"X Education, {r['splits']} stratified splits: ROC AUC {r['roc_auc_mean']:.4f} "
                   f"± {r['roc_auc_std']:.4f} (target >= {TARGET_XEDU_AUC}), ECE "
                   f"{r['ece_mean']:.4f} (target <= {TARGET_XEDU_ECE}); vs default "
                   f"LGBMClassifier {r['vs_default_mean']:+.4f} (min {r['vs_default_min']:+.4f}; "
                   f"target >= +{TARGET_VS_DEFAULT})", flush=True)
+            if args.tune:
+                print(f"  with --tune {args.tune}: ROC AUC {r['tuned_roc_auc_mean']:.4f} "
+                      f"({r['tuned_vs_untuned_mean']:+.4f} against the defaults); chosen per "
+                      "split: " + "; ".join(str(s["tuned"]["params"]) for s in r["per_split"]),
+                      flush=True)
         if not args.skip_oulad:
             try:
-                r = results["oulad"] = oulad(Path(tmp) / "oulad")
+                r = results["oulad"] = oulad(Path(tmp) / "oulad", tune=args.tune or None)
                 print(f"OULAD: ROC AUC {r['roc_auc']:.4f} (ECE {r['ece']:.4f}) vs default "
                       f"LGBMClassifier {r['default_lgbm_roc_auc']:.4f}: {r['vs_default']:+.4f} "
                       f"(target >= +{TARGET_VS_DEFAULT}); {r['training_mode']}", flush=True)
+                if args.tune:
+                    t = r["tuned"]
+                    print(f"  with --tune {args.tune}: ROC AUC {t['roc_auc']:.4f} "
+                          f"({t['vs_untuned']:+.4f} against the defaults), ECE {t['ece']:.4f}; "
+                          f"chosen {t['params']}", flush=True)
             except ValueError as exc:  # SpecError: the data is not beside the checkout
                 print(f"OULAD: skipped ({str(exc).splitlines()[0]})")
         if not args.skip_time:

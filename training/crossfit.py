@@ -83,6 +83,19 @@ class Folds:
                 raise ValueError("Folds: a row is both fitted on and held out in one fold")
 
     @property
+    def distinct_fits(self) -> int:
+        """How many different fit parts the folds have. Forward folds over a time split's
+        train + validation pool often all fit on the training window alone (the purge
+        keeps every validation row out of every fit): they are then one window repeated,
+        not a cross-validation."""
+        return len({f.fit.tobytes() for f in self.folds})
+
+    @property
+    def usable(self) -> bool:
+        """At least two folds, fitted on at least two different sets of rows."""
+        return len(self.folds) >= 2 and self.distinct_fits >= 2
+
+    @property
     def held_out(self) -> np.ndarray:
         """Pool positions that get an out-of-fold margin, sorted."""
         return np.sort(np.concatenate([f.held for f in self.folds]))

@@ -117,3 +117,28 @@ def test_crossfit_refits_on_train_and_validation_and_never_is_the_old_path():
     assert not hasattr(auto, "crossfit_") and np.array_equal(rows, ts.valid)
     with pytest.raises(ValueError, match="'crossfit' parameter of TrainOptions"):
         TrainOptions(crossfit="sometimes")
+
+
+def test_forward_folds_that_all_fit_on_one_window_are_not_a_cross_validation():
+    """A time split's pool is its training window, a purge gap, then its validation
+    window: with a horizon longer than the validation window, the purge keeps every
+    validation row out of every fit, so each usable fold fits on the training window
+    alone. That is one window repeated; training must not cross-fit on it."""
+    frame, _ = make_frame(3000, weeks=60, seed=6)
+    y = frame["label"].to_numpy()
+    horizon = pd.Timedelta(days=90)
+    split = time_split(frame["as_of"], y, horizon=horizon, valid_frac=0.35, test_frac=0.15)
+    pool = np.sort(np.concatenate([split.train, split.valid]))
+    folds = crossfit_folds(y[pool], time=frame["as_of"].iloc[pool], horizon=horizon)
+    assert len(folds.folds) >= 2 and folds.distinct_fits == 1 and not folds.usable
+    data = TrainingData(frame=frame, schema=_data(frame, "as_of").schema, time_column="as_of",
+                        purge_gap=horizon)
+    model, rows = fit_model(data, frame, split, FEATURES, CATEGORICAL,
+                            TrainOptions(num_boost_round=60, early_stopping_rounds=20,
+                                         crossfit="always"))
+    assert not hasattr(model, "crossfit_") and np.array_equal(rows, split.valid)
+    assert "all fit on the same" in model.crossfit_skipped_
+    assert "one window repeated" in model.crossfit_skipped_
+    # Folds over the same pool that chain through time are usable.
+    stratified = crossfit_folds(y[pool])
+    assert stratified.usable and stratified.distinct_fits == len(stratified.folds)
