@@ -424,7 +424,7 @@ class LeadModel:
 
         y_fit = np.asarray(y_fit, dtype=int)
         self.fit_vocabulary(X_fit)
-        fit_set = self._dataset(self.prepare(X_fit), y_fit)
+        fit_set = self._dataset(self.prepare(X_fit), y_fit, pre_filter=False)
         base = self.lgb_params(y_fit)
         if folds is not None:
             def by_folds(overrides: Mapping[str, Any]) -> tuple[float, int]:
@@ -436,7 +436,7 @@ class LeadModel:
             raise ValueError("search_objective needs folds, or X_valid and y_valid.")
         y_valid = np.asarray(y_valid, dtype=int)
         M_valid = self.prepare(X_valid)
-        valid_set = self._dataset(M_valid, y_valid, reference=fit_set)
+        valid_set = self._dataset(M_valid, y_valid, reference=fit_set, pre_filter=False)
 
         def by_window(overrides: Mapping[str, Any]) -> tuple[float, int]:
             booster, rounds = self._train_early_stopped({**base, **overrides}, fit_set, valid_set)
@@ -446,8 +446,12 @@ class LeadModel:
         return by_window, "ROC AUC on the validation window"
 
     def _dataset(
-        self, X: np.ndarray, y: np.ndarray, reference: lgb.Dataset | None = None
+        self, X: np.ndarray, y: np.ndarray, reference: lgb.Dataset | None = None,
+        *, pre_filter: bool = True,
     ) -> lgb.Dataset:
+        # pre_filter=False lets one Dataset serve trials with different min_data_in_leaf
+        # (LightGBM otherwise rebuilds it, logging a "Fatal" line each time). It only
+        # skips dropping features no split could use, so the trees are the same.
         return lgb.Dataset(
             X,
             label=y,
@@ -455,7 +459,7 @@ class LeadModel:
             categorical_feature=self.categorical_features or "auto",
             reference=reference,
             free_raw_data=False,
-            params={"verbose": -1},
+            params={"verbose": -1, **({} if pre_filter else {"feature_pre_filter": False})},
         )
 
     # --------------------------------------------------------------- predicting
