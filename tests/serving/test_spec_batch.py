@@ -59,6 +59,14 @@ def test_rescore_a_spec_equals_score_and_refuses_another_specs_model(tmp_path, s
     assert health["score_psi"] >= 0 and health["thresholds"] == {"warn": 0.1, "alert": 0.25}
     labels = {f["feature"]: f["label"] for f in health["features"]}
     assert labels["lead_source"] == "Lead source"  # the spec's own words
+    from training.evaluate import expected_performance
+
+    model_p = frame.loc[frame["scored_by"] == "model", "probability"].to_numpy()
+    assert health["estimate"]["n"] == len(model_p) > 0
+    assert health["estimate"]["expected_roc_auc"] == pytest.approx(
+        expected_performance(model_p)["expected_roc_auc"], rel=1e-12)
+    assert summary["health"]["estimate"]["expected_conversion_rate"] == pytest.approx(
+        model_p.mean(), rel=1e-12)
     leads = pd.read_csv(spec.parent / "leads.csv")
     created = pd.to_datetime(leads.set_index("Lead Number")["Created On"]).dt.tz_localize("UTC")
     assert (created.loc[frame["lead_id"]] < pd.Timestamp(as_of)).all()  # open leads only
