@@ -430,7 +430,7 @@ def _month(values: pd.Series) -> pd.Series:
     return values.dt.tz_localize(None).dt.to_period("M")
 
 
-def _wilson(successes: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval(successes: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
     """95% Wilson interval: honest for small sources where a plain +-1.96 SE is not."""
     successes = np.asarray(successes, dtype=float)
     n = np.asarray(n, dtype=float)
@@ -669,7 +669,7 @@ def conversion_by_source(
         }
     )
     out["rate"] = out["converted"] / out["leads"]
-    out["ci_low"], out["ci_high"] = _wilson(out["converted"].to_numpy(), out["leads"].to_numpy())
+    out["ci_low"], out["ci_high"] = wilson_interval(out["converted"].to_numpy(), out["leads"].to_numpy())
     out["rate_within_horizon"] = (out["converted_within_horizon"] / out["mature_leads"]).where(
         out["mature_leads"] > 0
     )

@@ -43,6 +43,7 @@ __all__ = [
     "expected_calibration_error",
     "expected_performance",
     "expected_roc_auc",
+    "roc_auc_ci",
     "CBPE_ASSUMPTION",
     "decile_table",
     "recall_at_top",
@@ -93,6 +94,32 @@ def expected_calibration_error(
         m = bins == b
         total += m.sum() / len(p) * abs(p[m].mean() - y[m].mean())
     return float(total)
+
+
+def roc_auc_ci(y: np.ndarray, score: np.ndarray, level: float = 0.95
+               ) -> tuple[float, float, float]:
+    """ROC AUC (scikit-learn's) and its DeLong confidence interval, ``(auc, low, high)``.
+
+    DeLong, DeLong and Clarke-Pearson (1988): the AUC's variance from its structural
+    components (for each converter, the share of non-converters ranked below it; for
+    each non-converter, the share of converters above), ties counting half, computed
+    with mid-ranks in O(n log n) (Sun and Xu, 2014). NaN when ``y`` has one class.
+    """
+    from scipy.stats import norm, rankdata
+
+    y = np.asarray(y).astype(int)
+    score = np.asarray(score, dtype=float)
+    pos, neg = score[y == 1], score[y == 0]
+    m, n = len(pos), len(neg)
+    if m == 0 or n == 0:
+        return float("nan"), float("nan"), float("nan")
+    auc = float(roc_auc_score(y, score))
+    ranks = rankdata(np.concatenate([pos, neg]))
+    v10 = (ranks[:m] - rankdata(pos)) / n  # per converter: non-converters below it
+    v01 = 1.0 - (ranks[m:] - rankdata(neg)) / m  # per non-converter: converters above it
+    var = (v10.var(ddof=1) / m if m > 1 else 0.0) + (v01.var(ddof=1) / n if n > 1 else 0.0)
+    half = float(norm.ppf(0.5 + level / 2)) * float(np.sqrt(var))
+    return auc, max(0.0, auc - half), min(1.0, auc + half)
 
 
 CBPE_ASSUMPTION = (
