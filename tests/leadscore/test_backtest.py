@@ -86,14 +86,42 @@ def test_two_earlier_runs_rank_d_to_a_and_the_estimate_is_inside_the_auc_interva
     strict = backtest_runs(out, outcomes, as_of=DEFAULT_END, min_labelled=10**6)
     assert strict[0].status == "refused" and "fewer than the minimum 1000000" in strict[0].reason
 
-    # Through the CLI: the table and --json (the model is not in a registry here: said).
+    # Through the CLI: the table, then the figures logged to MLflow on the run of the
+    # version that scored the runs ("1", as the source's candidate says): first while it
+    # is not registered (said, not failed), then registered.
     runner = CliRunner(env={"COLUMNS": "300"})
     shown = runner.invoke(app, ["backtest", "--scores", str(out), "--data",
                                 str(tmp_path / "crm")])
     assert shown.exit_code == 0, shown.output
     text = " ".join(shown.output.split())
     assert "realised vs estimated at the time (CBPE)" in text and "not due" in text
-    assert "not logged to MLflow" in text
+    assert "not logged to MLflow" in text and "version 1 is not in the registry" in text
+    from tests.servers import register_model
+    from training import tracking
+
+    assert register_model(trained.model, tmp_path, experiment="bt", promote=False) == "1"
+    logged = runner.invoke(app, ["backtest", "--scores", str(out), "--data",
+                                 str(tmp_path / "crm")])
+    assert logged.exit_code == 0 and "not logged" not in logged.output, logged.output
+    client = tracking.configure(Settings())
+    run_id = client.get_model_version("lead-scoring", "1").run_id
+    history = client.get_metric_history(run_id, "backtest.roc_auc")
+    assert sorted((m.step, round(m.value, 9)) for m in history) == sorted(
+        (int(r.as_of.timestamp() // 86_400), round(r.realised["roc_auc"], 9))
+        for r in results[:2])
+    tag = json.loads(client.get_model_version("lead-scoring", "1").tags[
+        f"backtest.{FIRST.date()}"])
+    assert tag["n"] == results[0].n_labelled and "expected_roc_auc" in tag
+
+    # The report over the rescore's scores shows the runs' backtests and the estimate.
+    from leadscore.report import write_report
+
+    report = write_report(tmp_path / "crm", tmp_path / "report.html",
+                          scores_path=out / "scores")
+    assert [b.status for b in report.backtests] == ["ok", "ok", "not_due"]
+    page = (tmp_path / "report.html").read_text()
+    assert "Backtests of earlier runs" in page and "AUC est." in page
+    assert "Expected performance of this run" in page
     as_json = runner.invoke(app, ["backtest", "--scores", str(out), "--data",
                                   str(tmp_path / "crm"), "--json", "--no-log"])
     assert as_json.exit_code == 0, as_json.output
