@@ -341,11 +341,12 @@ def rollback(settings: Settings, *, reason: str | None = None,
     else:
         previous = stack[-2] if len(stack) >= 2 else None
     if previous is None or previous == current[1]:
+        known = (f"knows only version {current[1]} as {alias}" if stack else
+                 "is empty (the alias was only ever moved outside leadscore)")
         raise ModelError(
             f"No previous {alias} to roll back to: the alias history "
-            f"(registered-model tag {history_tag(settings)!r}) knows only version "
-            f"{current[1]} as {alias}. Promote another version with "
-            "'leadscore promote --version N' instead")
+            f"(registered-model tag {history_tag(settings)!r}) {known}. Promote another "
+            "version with 'leadscore promote --version N' instead")
     try:
         client.get_model_version(name, previous)
     except MlflowException as exc:
