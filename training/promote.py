@@ -30,8 +30,7 @@ rollback) appends an entry to the registered model's tag ``<alias>.history`` (e.
 rollback pops) to find the previous champion. A move made outside leadscore (the MLflow
 UI, ``set_registered_model_alias``) is not in it; the next recorded move names it in
 ``from``, so the stack still knows it. MLflow caps a tag value at 5,000 characters: the
-oldest entries are dropped to fit (about 25 moves are kept), and the history says how
-many were dropped.
+oldest entries are dropped to fit (about 25 moves are kept).
 """
 
 from __future__ import annotations

@@ -35,3 +35,18 @@ def test_gate_margins_and_backtest_minimum_are_validated_settings(tmp_path):
                        ("backtest_min_labelled", 0)):
         with pytest.raises(ValidationError, match=field):
             Settings(home=tmp_path, **{field: bad})
+
+
+def test_a_long_history_keeps_its_newest_moves_within_mlflows_tag_limit():
+    import json
+
+    from training.promote import _fit
+
+    entries = [{"version": str(i), "from": str(i - 1), "action": "promote",
+                "at": "2026-12-02T17:00:00+00:00", "by": "cron@scheduler-host",
+                "why": "promoted: ROC AUC 0.8123 vs champion 0.8101 (tolerance 0.005)"}
+               for i in range(1, 101)]
+    kept = json.loads(_fit(entries))
+    assert len(json.dumps(kept, separators=(",", ":"))) <= 5000
+    assert 10 < len(kept) < 100 and kept[-1]["version"] == "100"
+    assert [int(e["version"]) for e in kept] == list(range(101 - len(kept), 101))
