@@ -430,7 +430,7 @@ def _month(values: pd.Series) -> pd.Series:
     return values.dt.tz_localize(None).dt.to_period("M")
 
 
-def _wilson(successes: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval(successes: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
     """95% Wilson interval: honest for small sources where a plain +-1.96 SE is not."""
     successes = np.asarray(successes, dtype=float)
     n = np.asarray(n, dtype=float)
@@ -669,7 +669,7 @@ def conversion_by_source(
         }
     )
     out["rate"] = out["converted"] / out["leads"]
-    out["ci_low"], out["ci_high"] = _wilson(out["converted"].to_numpy(), out["leads"].to_numpy())
+    out["ci_low"], out["ci_high"] = wilson_interval(out["converted"].to_numpy(), out["leads"].to_numpy())
     out["rate_within_horizon"] = (out["converted_within_horizon"] / out["mature_leads"]).where(
         out["mature_leads"] > 0
     )
@@ -903,6 +903,9 @@ class FunnelReport:
     terms: FunnelTerms = BUILTIN_TERMS
     health: dict | None = None
     """The scores' run drift (``_health.json`` beside batch scores), when there is one."""
+    backtests: list | None = None
+    """Backtests of the rescore runs (:func:`leadscore.backtest.backtest_runs`), when the
+    scores are a rescore's ``DIR/scores`` and ``DIR/history`` holds its runs."""
 
 
 def read_run_health(scores_path: Path | str | None) -> dict | None:
@@ -1091,6 +1094,7 @@ _SECTIONS = (
     ("time", "Time to conversion"),
     ("calibration", "Score calibration and lift"),
     ("health", "Drift against the training window"),
+    ("backtest", "Backtests of earlier runs"),
     ("cost", "Cost per lead"),
     ("method", "Definitions and method"),
 )
@@ -1581,6 +1585,77 @@ def _section_health(r: FunnelReport) -> tuple[str, str]:
         f"moderate, above 0.25 major. {_esc(h.get('scope', ''))}. The 20 most shifted "
         "features are shown.</p>"
     )
+    e = h.get("estimate")
+    if e and e.get("n"):
+        body += (
+            f'<p class="note"><strong>Expected performance of this run</strong> (label-free, '
+            f"from the calibrated probabilities of its {_n(e['n'])} model-scored leads): "
+            f"conversion {_pct(e.get('expected_conversion_rate') or float('nan'))}, ROC AUC "
+            f"{_num(e.get('expected_roc_auc') or float('nan'), 3)}, top-decile lift "
+            f"{_num(e.get('expected_top_decile_lift') or float('nan'), 2)}. "
+            f"{_esc(e.get('assumption', ''))}.</p>")
+    return summary, body
+
+
+def _section_backtest(r: FunnelReport) -> tuple[str, str]:
+    runs = [b for b in (r.backtests or []) if b.status == "ok"]
+    if not runs:
+        why = ("no run's horizon has passed yet, or every one had too few labelled leads"
+               if r.backtests else "needs the scores of 'leadscore rescore' (--scores "
+               "DIR/scores), whose DIR/history keeps every committed run")
+        text = f"Needs committed runs followed for a whole horizon: {why}."
+        return "Not available: " + text[0].lower() + text[1:], f'<p class="missing">{_esc(text)}</p>'
+    last = runs[-1]
+    est = (last.estimate or {}).get("expected_roc_auc")
+    summary = (f"{len(runs)} run(s) followed for {r.horizon.days} days; the latest "
+               f"({last.as_of.date()}) realised ROC AUC {_num(last.realised['roc_auc'], 3)} "
+               f"(95% {_num(last.realised['roc_auc_low'], 3)} to "
+               f"{_num(last.realised['roc_auc_high'], 3)})"
+               + (f", estimated {_num(est, 3)} at the time" if est is not None else "") + ".")
+    fig = _figure(9, 3.4)
+    auc_ax, grade_ax = fig.subplots(1, 2)
+    x = np.arange(len(runs))
+    labels = [str(b.as_of.date()) for b in runs]
+    auc = np.array([b.realised["roc_auc"] for b in runs])
+    low = np.array([b.realised["roc_auc_low"] for b in runs])
+    high = np.array([b.realised["roc_auc_high"] for b in runs])
+    auc_ax.errorbar(x, auc, yerr=[auc - low, high - auc], fmt="o", color=_BLUE, capsize=4,
+                    label="realised (95% DeLong)")
+    expected = [(b.estimate or {}).get("expected_roc_auc") for b in runs]
+    auc_ax.plot(x, [np.nan if e is None else e for e in expected], "D", color=_ORANGE,
+                label="estimated at the time (CBPE)")
+    auc_ax.set_title("ROC AUC by run", fontsize=10)
+    colors = dict(zip("ABCD", (_GREEN, _BLUE, _ORANGE, _RED), strict=True))
+    for grade in "ABCD":
+        rates = [float(b.grades.set_index("grade").loc[grade, "observed_rate"]) * 100
+                 for b in runs]
+        grade_ax.plot(x, rates, "o-", color=colors[grade], label=grade)
+    grade_ax.set_title(f"Converted within {r.horizon.days} days, by grade (%)", fontsize=10)
+    for ax in (auc_ax, grade_ax):
+        ax.set_xticks(x, labels, fontsize=8)
+        _style(ax)
+        ax.legend(frameon=False, fontsize=8)
+    rows = []
+    for b in runs:
+        e = b.estimate or {}
+        g = b.grades.set_index("grade")["observed_rate"]
+        rows.append([str(b.as_of.date()), b.model_version or "", _n(b.n_labelled),
+                     *(_pct(g[k]) for k in "ABCD"), _num(b.realised["roc_auc"], 3),
+                     _num(e.get("expected_roc_auc", float("nan")), 3),
+                     _num(b.realised["top_decile_lift"], 2),
+                     _num(e.get("expected_top_decile_lift", float("nan")), 2),
+                     _num(b.realised["ece"], 3)])
+    body = (
+        _img(fig, "Realised and estimated ROC AUC, and conversion by grade, over runs")
+        + _table(["Run as of", "Model", "Labelled", "A", "B", "C", "D", "AUC", "AUC est.",
+                  "Top-10% lift", "Lift est.", "ECE"], rows, numeric=range(2, 12))
+        + '<p class="note">Each committed rescore run whose horizon has passed, its model-scored '
+        "leads followed for the horizon after its as_of. The estimates are the label-free ones "
+        "the run made from its calibrated probabilities (CBPE); they hold while calibration "
+        "holds on the new leads (no concept drift), so a realised figure far below its "
+        "estimate says the way leads convert has changed. <code>leadscore backtest</code> "
+        "prints the same with confidence intervals per grade.</p>"
+    )
     return summary, body
 
 
@@ -1679,6 +1754,7 @@ def render_report_html(report: FunnelReport) -> str:
         "time": lambda: _section_time(report),
         "calibration": lambda: _section_calibration(report),
         "health": lambda: _section_health(report),
+        "backtest": lambda: _section_backtest(report),
         "cost": _section_cost,
         "method": lambda: _section_method(report),
     }
@@ -1720,6 +1796,7 @@ def write_report(
     horizon: pd.Timedelta = DEFAULT_HORIZON,
     scored_at: pd.Timestamp | None = None,
     assume_utc: bool = False,
+    backtest_min_labelled: int = 200,
 ) -> FunnelReport:
     """Load, validate, compute and write the report to ``out`` atomically.
 
@@ -1738,7 +1815,21 @@ def write_report(
         data_label=Path(data_dir).name,
         scores_label=Path(scores_path).name if scores_path is not None else "",
     )
-    report = replace(report, health=read_run_health(scores_path))
+    report = replace(report, health=read_run_health(scores_path),
+                     backtests=run_backtests(scores_path, inputs.leads, report.as_of,
+                                             report.horizon, backtest_min_labelled))
     page = render_report_html(report)
     write_atomically(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return report
+
+
+def run_backtests(scores_path: Path | str | None, leads: pd.DataFrame, as_of: pd.Timestamp,
+                  horizon: pd.Timedelta, min_labelled: int) -> list | None:
+    """Backtests of a rescore's runs when ``scores_path`` is its ``DIR/scores`` (and
+    ``DIR/history`` exists), else None."""
+    if scores_path is None or not (Path(scores_path).parent / "history").is_dir():
+        return None
+    from leadscore.backtest import backtest_runs
+
+    return backtest_runs(Path(scores_path).parent, leads, as_of=as_of, horizon=horizon,
+                         min_labelled=min_labelled)

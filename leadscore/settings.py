@@ -106,6 +106,29 @@ class Settings(BaseSettings):
         description="PSI above which drift reads 'major' and rescore lists the feature; the "
         "conventional 0.25. Must be above psi_warn.",
     )
+    gate_auc_tolerance: float = Field(
+        default=0.005, ge=0, le=0.5,
+        description="Promotion gate: a challenger passes if its ROC AUC on its own test "
+        "window is at least the champion's on the same rows minus this margin (train "
+        "--promote, promote, retrain).",
+    )
+    gate_max_ece: float = Field(
+        default=0.05, gt=0, le=1,
+        description="Promotion gate: the highest expected calibration error (10 equal-mass "
+        "bins) a challenger may have on its test window.",
+    )
+    backtest_min_labelled: int = Field(
+        default=200, ge=1,
+        description="'leadscore backtest' refuses a run with fewer model-scored leads whose "
+        "outcome is known (horizon passed) than this: grade rates and an AUC from fewer "
+        "leads are mostly noise.",
+    )
+    actor: str | None = Field(
+        default=None, min_length=1,
+        description="Who or what moves the champion alias (promotion, retrain, rollback), "
+        "as recorded in the alias history: e.g. 'cron@scheduler' or a CI job id. Unset: "
+        "<user>@<host>.",
+    )
     explainer: Literal["fast", "pred_contrib"] = Field(
         default="fast",
         description="How TreeSHAP contributions (reasons, /explain, batch) are computed: "

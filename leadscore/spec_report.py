@@ -41,6 +41,7 @@ from leadscore.report import (
     read_run_health,
     read_scores,
     render_report_html,
+    run_backtests,
 )
 
 __all__ = ["SpecReportInputs", "spec_terms", "spec_report_inputs", "write_spec_report"]
@@ -176,6 +177,7 @@ def write_spec_report(
     horizon: pd.Timedelta | None = None,
     scored_at: pd.Timestamp | None = None,
     by: str | None = None,
+    backtest_min_labelled: int = 200,
 ) -> FunnelReport:
     """Load a spec's data, compute the report in the spec's terms and write it atomically.
 
@@ -202,7 +204,10 @@ def write_spec_report(
         scores_label=Path(scores_path).name if scores_path is not None else "",
         terms=inputs.terms,
     )
-    report = replace(report, health=read_run_health(scores_path))
+    report = replace(report, health=read_run_health(scores_path),
+                     backtests=run_backtests(scores_path, inputs.leads, report.as_of,
+                                             report.horizon, backtest_min_labelled)
+                     if inputs.terms.dated else None)
     page = render_report_html(report)
     write_atomically(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return report

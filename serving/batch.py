@@ -102,6 +102,7 @@ __all__ = [
     "engine_loads",
     "RunPlan",
     "RescoreResult",
+    "run_estimate",
     "resolve_model",
     "read_inputs",
     "open_leads",
@@ -1562,7 +1563,32 @@ def _health(plan: RunPlan, n_parts: int, warn: float = 0.10,
             "model": plan.identity.get("model", ""),
             "scope": "leads scored by the model (rules answers are not in it)",
             **Reference.from_dict(reference).report(totals, labels=labels, warn=warn,
-                                                    alert=alert)}
+                                                    alert=alert),
+            "estimate": run_estimate(_model_probabilities(plan.staging / "scores", n_parts))}
+
+
+def run_estimate(probability: np.ndarray) -> dict[str, Any]:
+    """A run's label-free estimate (CBPE) of its model-scored leads, for ``_health.json``."""
+    from training.evaluate import expected_performance
+
+    # null, not NaN, for a run that cannot have one (no model-scored lead): strict JSON.
+    return {**{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+               for k, v in expected_performance(probability).items()},
+            "scope": "leads scored by the model (rules answers are not in it)"}
+
+
+def _model_probabilities(scores_dir: Path, n_parts: int) -> np.ndarray:
+    """The model-scored leads' probabilities of a staged run, one part file at a time
+    (8 bytes a lead: the client keeps 20 for the grade movements already)."""
+    pieces = []
+    for part in range(n_parts):
+        path = scores_dir / f"{_part_name(part)}.parquet"
+        if not path.is_file():
+            continue
+        table = pq.read_table(path, columns=["probability", "scored_by"])
+        table = table.filter(pc.equal(table["scored_by"], "model"))
+        pieces.append(table["probability"].to_numpy(zero_copy_only=False))
+    return np.concatenate(pieces) if pieces else np.empty(0)
 
 
 def _utc(stamp: Any) -> pd.Timestamp:

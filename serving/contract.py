@@ -364,6 +364,18 @@ class DriftedFeature(_Strict):
     psi: float
 
 
+class BatchEstimate(_Strict):
+    """A batch run's label-free estimate (CBPE) from its calibrated probabilities."""
+
+    n: int = Field(description="Model-scored leads the estimate covers.")
+    expected_conversion_rate: float | None
+    expected_roc_auc: float | None
+    expected_top_decile_lift: float | None
+    assumption: str = Field(description="What the estimate rests on: calibration holds on "
+                            "the new population (no concept drift).")
+    scope: str | None = None
+
+
 class BatchHealth(_Strict):
     """The last committed batch run's drift against the model's reference."""
 
@@ -377,6 +389,9 @@ class BatchHealth(_Strict):
     n_moderate: int
     thresholds: dict[str, float]
     drifted: list[DriftedFeature] = Field(description="The features above the alert level.")
+    estimate: BatchEstimate | None = Field(
+        default=None, description="The run's label-free performance estimate (null for a "
+        "run written before estimates were made).")
 
 
 class ModelInfo(_Strict):

@@ -69,6 +69,7 @@ class BatchHealthReader:
                 "score_level": full.get("score_level"), "n_features": full.get("n_features", 0),
                 "n_drifted": full.get("n_drifted", 0), "n_moderate": full.get("n_moderate", 0),
                 "thresholds": full.get("thresholds", {}),
+                "estimate": full.get("estimate"),
                 "drifted": [{"feature": f["feature"], "label": f.get("label", f["feature"]),
                              "psi": f["psi"]}
                             for f in full.get("features", []) if f.get("psi", 0) > alert],

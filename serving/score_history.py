@@ -1,6 +1,7 @@
 """Score history: one slim row per lead per committed batch run, and each lead's trend.
 
 Every committed ``leadscore rescore`` run appends ``<out>/history/run=<run_id>/part-0.parquet``
+(and a copy of the run's ``_health.json``, which ``leadscore backtest`` reads)
 (``run_id`` starts with the run's as_of, so directory order is time order). Rows hold
 ``lead_id``, ``as_of``, ``scored_at``, ``run_id``, ``probability``, ``score``, ``grade``,
 ``scored_by`` and ``model_version``, sorted by ``lead_id`` in row groups of
@@ -72,6 +73,19 @@ def append_history(history_dir: str | Path, run_dir: str | Path) -> Path:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    # The run's drift and label-free estimate stay with its rows: the run itself is
+    # pruned after two more, and a backtest compares the estimate made then with what
+    # followed (underscored: Parquet readers of the history skip it).
+    health = Path(run_dir) / "_health.json"
+    if health.is_file():
+        tmp = where / f"._health.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            tmp.write_bytes(health.read_bytes())
+            os.replace(tmp, where / "_health.json")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
     return target
 
 

@@ -46,6 +46,7 @@ from serving.batch import (
     _write_json_atomic,
     commit_run,
     result_table,
+    run_estimate,
 )
 from serving.scorer import explain_blanks, has_history, select_reasons
 from serving.spec_scoring import cold_start_rules
@@ -170,6 +171,7 @@ def rescore_spec(
     grades: dict[str, int] = {}
     reference = Reference.from_dict(model.reference) if getattr(model, "reference", None) else None
     drift_counts: dict[str, np.ndarray] = {}
+    model_probabilities: list[np.ndarray] = []
     with _run_lock(out):
         staging = out / ".staging" / f"{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         staging.mkdir(parents=True)
@@ -185,6 +187,7 @@ def rescore_spec(
                                          as_of=as_of, top_reasons=top_reasons,
                                          model_name=model_name, model_version=model_version,
                                          rules_version=rules_version)
+                    model_probabilities.append(frame["probability"].to_numpy(dtype=float))
                     if reference is not None and len(chunk):
                         for name, c in reference.counts(
                                 chunk, frame["probability"].to_numpy(dtype=float)).items():
@@ -204,7 +207,8 @@ def rescore_spec(
                           "scope": "leads scored by the model (cold starts the rules answered "
                                    "are not in it)",
                           **reference.report(drift_counts, labels=feature_set.field_labels(),
-                                             warn=psi_thresholds[0], alert=psi_thresholds[1])}
+                                             warn=psi_thresholds[0], alert=psi_thresholds[1]),
+                          "estimate": run_estimate(np.concatenate([np.empty(0), *model_probabilities]))}
                 _write_json_atomic(health, staging / "_health.json")
             run_dir = commit_run(out, run_id, staging, {
                 **identity, "summary": {"n_leads": len(leads), "n_scored": len(open_leads),

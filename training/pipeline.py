@@ -171,6 +171,9 @@ class TrainOptions:
     random_state: int = 0
     scheduler: str | None = None
     promote: bool = False
+    promotion_why: str | None = None
+    """Why the alias moves, recorded in its history when the gate promotes (default: the
+    gate's reason)."""
     register: bool = True
     min_per_class: int = MIN_PER_CLASS
     max_test_rows_logged: int = 500_000
@@ -632,7 +635,8 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
     if options.promote and result.model_version is not None:
         from training.promote import promote
 
-        result.promotion = promote(settings, result.model_version, client=client)
+        result.promotion = promote(settings, result.model_version, client=client,
+                                   why=options.promotion_why)
     return result
 
 

@@ -9,6 +9,7 @@ import sys
 
 from features.errors import LeadscoreError
 from leadscore.cli import (  # noqa: F401  (each module registers its commands)
+    backtest_cmd,
     batch_cmd,
     bench_cmd,
     data_cmd,

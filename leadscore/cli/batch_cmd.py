@@ -170,3 +170,15 @@ def _print_health(health: dict[str, Any] | None) -> None:
     if drifted:
         line += ": " + ", ".join(f"{f['label']} ({f['feature']}) {f['psi']:.2f}" for f in drifted)
     console.print(line + " (_health.json in the run)", highlight=False, markup=False)
+    estimate = health.get("estimate")
+    if estimate and estimate.get("n"):
+        console.print(
+            f"expected (label-free, CBPE, {estimate['n']:,} model-scored leads): conversion "
+            f"{_fmt(estimate['expected_conversion_rate'], '.1%')}, ROC AUC "
+            f"{_fmt(estimate['expected_roc_auc'], '.3f')}, top-decile lift "
+            f"{_fmt(estimate['expected_top_decile_lift'], '.2f')}; assumes calibration holds "
+            "on these leads (no concept drift)", highlight=False, markup=False)
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "n/a" if value is None or value != value else format(value, spec)

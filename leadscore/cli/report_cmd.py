@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from leadscore.cli._common import console, parse_duration, parse_timestamp
+from leadscore.cli._common import console, parse_duration, parse_timestamp, settings
 from leadscore.cli.app import app
 
 
@@ -92,6 +92,7 @@ def report(
         result = write_spec_report(
             dataset, out, data_path=dataset_file, scores_path=scores, as_of=as_of_ts,
             horizon=window, scored_at=scored_at_ts, by=by,
+            backtest_min_labelled=settings().backtest_min_labelled,
         )
     else:
         from leadscore.report import DEFAULT_HORIZON, write_report
@@ -100,6 +101,7 @@ def report(
             data, out, scores_path=scores, as_of=as_of_ts,
             horizon=window if window is not None else DEFAULT_HORIZON,
             scored_at=scored_at_ts, assume_utc=assume_utc,
+            backtest_min_labelled=settings().backtest_min_labelled,
         )
     o = result.overall
     when = (f"as of {result.as_of.isoformat()}" if result.terms.has_created

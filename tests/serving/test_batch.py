@@ -482,6 +482,15 @@ def test_cli_rescores_generated_data_then_shows_grade_movements(tmp_path, synthe
     assert health["score_psi"] == pytest.approx(direct["score_psi"], abs=1e-12)
     assert {f["feature"]: round(f["psi"], 12) for f in health["features"]} == {
         f["feature"]: round(f["psi"], 12) for f in direct["features"]}
+    # The label-free estimate: CBPE of exactly the model-scored leads' probabilities.
+    from training.evaluate import expected_performance
+
+    want = expected_performance(model_rows["probability"].to_numpy())
+    got = health["estimate"]
+    assert got["n"] == len(model_rows) and "calibration" in got["assumption"]
+    for key in ("expected_conversion_rate", "expected_roc_auc", "expected_top_decile_lift"):
+        assert got[key] == pytest.approx(want[key], rel=1e-12), key
+    assert "expected (label-free, CBPE" in " ".join(first.output.split())
 
     later = (end + pd.Timedelta(days=21)).isoformat()
     second = runner.invoke(app, ["rescore", "--data", str(synthetic_dir), "--out", str(out),

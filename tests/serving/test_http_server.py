@@ -203,8 +203,11 @@ def _write_run(out: Path, run_id: str, shift: float) -> dict:
     ref = Reference.fit(train, ["source"], rng.beta(2, 5, 4000))
     now = pd.DataFrame({"visits": rng.poisson(3 + shift, 4000).astype(float),
                         "source": rng.choice(["Google", "Event"], 4000)})
+    from serving.batch import run_estimate
+
+    scores = rng.beta(2 + shift, 5, 4000)
     health = {"run_id": run_id, "as_of": "2026-06-01T00:00:00+00:00", "model": "lead-scoring/1",
-              **ref.report(ref.counts(now, rng.beta(2 + shift, 5, 4000)))}
+              **ref.report(ref.counts(now, scores)), "estimate": run_estimate(scores)}
     run = out / "runs" / run_id
     run.mkdir(parents=True)
     (run / "_health.json").write_text(json.dumps(health))
@@ -233,6 +236,10 @@ def test_a_drifted_batch_run_shows_on_model_and_metrics(tmp_path: Path):
         assert info["run_id"] == "20260601T000000Z-aaaa" and info["n_drifted"] == 1
         assert [d["feature"] for d in info["drifted"]] == ["visits"]
         assert info["score_psi"] == pytest.approx(drifted["score_psi"])
+        # The run's label-free estimate, with the assumption it rests on.
+        assert info["estimate"]["expected_roc_auc"] == pytest.approx(
+            drifted["estimate"]["expected_roc_auc"])
+        assert info["estimate"]["n"] == 4000 and "calibration" in info["estimate"]["assumption"]
         assert float(_gauge(base, "leadscore_batch_drifted_features")) == 1.0
         assert float(_gauge(base, "leadscore_batch_score_psi")) == pytest.approx(
             drifted["score_psi"])

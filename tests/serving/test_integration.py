@@ -38,7 +38,7 @@ def server(tmp_path, isolated_env):
 @pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning")
 # MLflow's SQLAlchemy store uses a loader strategy SQLAlchemy 2.1 deprecates.
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
-def test_done_when_flow_over_http(server, crm, lead_model, tmp_path):
+def test_done_when_flow_over_http(server, crm, lead_model, other_model, tmp_path):
     leads, acts = crm
     auth = {"Authorization": "Bearer k"}
     lead = lead_payload(leads, acts, 0)
@@ -76,3 +76,49 @@ def test_done_when_flow_over_http(server, crm, lead_model, tmp_path):
     assert ('leadscore_scored_leads_total{fallback_reason="none",model_version="'
             f'{version}",scored_by="model"}} 1.0') in metrics
     assert "@" not in metrics
+
+    # A second version is promoted (recorded in the alias history), then `leadscore
+    # rollback` moves champion back: the running server serves the first version again
+    # at its next poll (1 s here), as it picks up any promotion. Same server: no restart.
+    _promote_then_roll_back(server, auth, body, version, other_model, tmp_path)
+
+
+POLL_S = 1.0  # LEADSCORE_POLL_INTERVAL_S of the fixture's server
+LOAD_BUDGET_S = 4.0
+"""Loading and smoke-testing a version once the poll saw the move (a pyfunc from the
+SQLite store: about 1 s on this machine; the budget allows for a loaded CI box)."""
+
+
+def _promote_then_roll_back(server, auth, body, first, other_model, tmp_path):
+    import time
+
+    from typer.testing import CliRunner
+
+    from leadscore.cli import app
+    from leadscore.settings import Settings
+    from training import tracking
+    from training.promote import alias_history, move_alias
+
+    settings = Settings()
+    client = tracking.configure(settings)
+    second = register_model(other_model, tmp_path, experiment="serving-it", promote=False)
+    move_alias(settings, client, second, from_version=first, action="promote", why="test")
+    wait_until(lambda: httpx.get(f"{server}/model", headers=auth).json()["model_version"]
+               == second, 60, "the promotion to be picked up")
+
+    rolled = CliRunner().invoke(app, ["rollback", "--reason", "the new version converts worse"])
+    moved_at = time.monotonic()
+    assert rolled.exit_code == 0, rolled.output
+    assert tracking.resolve_alias(settings)[1] == first
+    info = wait_until(
+        lambda: (m := httpx.get(f"{server}/model", headers=auth, timeout=5).json())[
+            "model_version"] == first and m, POLL_S + LOAD_BUDGET_S, "the rollback to be served",
+        interval=0.1)
+    took = time.monotonic() - moved_at
+    assert info["status"] == "ready" and took <= POLL_S + LOAD_BUDGET_S, took
+    x = httpx.post(f"{server}/score", headers=auth, json=body, timeout=30).json()["results"][0]
+    assert (x["scored_by"], x["model_version"]) == ("model", first)
+    # The history: the promotion made here, then the rollback, with why.
+    assert [(e["action"], e["version"], e["from"]) for e in alias_history(settings)] == [
+        ("promote", second, first), ("rollback", first, second)]
+    assert alias_history(settings)[-1]["why"] == "the new version converts worse"

@@ -59,6 +59,14 @@ def test_rescore_a_spec_equals_score_and_refuses_another_specs_model(tmp_path, s
     assert health["score_psi"] >= 0 and health["thresholds"] == {"warn": 0.1, "alert": 0.25}
     labels = {f["feature"]: f["label"] for f in health["features"]}
     assert labels["lead_source"] == "Lead source"  # the spec's own words
+    from training.evaluate import expected_performance
+
+    model_p = frame.loc[frame["scored_by"] == "model", "probability"].to_numpy()
+    assert health["estimate"]["n"] == len(model_p) > 0
+    assert health["estimate"]["expected_roc_auc"] == pytest.approx(
+        expected_performance(model_p)["expected_roc_auc"], rel=1e-12)
+    assert summary["health"]["estimate"]["expected_conversion_rate"] == pytest.approx(
+        model_p.mean(), rel=1e-12)
     leads = pd.read_csv(spec.parent / "leads.csv")
     created = pd.to_datetime(leads.set_index("Lead Number")["Created On"]).dt.tz_localize("UTC")
     assert (created.loc[frame["lead_id"]] < pd.Timestamp(as_of)).all()  # open leads only
@@ -71,6 +79,23 @@ def test_rescore_a_spec_equals_score_and_refuses_another_specs_model(tmp_path, s
     assert again.exit_code == 0, again.output
     assert (out / "scores").resolve() == first
     assert (first / "part-00000.parquet").stat().st_mtime_ns == stamp
+
+    # A backtest of this spec's run, followed with the spec's dated outcomes (the run is
+    # months before the data's end). Below the minimum of labelled leads: refused, saying
+    # so; with a minimum this small CRM reaches: its figures, next to the estimate.
+    refused = runner.invoke(app, ["backtest", "--scores", str(out), "--dataset", str(spec),
+                                  "--json", "--no-log"],
+                            env={"LEADSCORE_BACKTEST_MIN_LABELLED": "100000"})
+    assert refused.exit_code == 0, refused.output
+    (row,) = json.loads(refused.stdout.strip().splitlines()[-1])
+    assert row["status"] == "refused" and "fewer than the minimum 100000" in row["reason"]
+    done = runner.invoke(app, ["backtest", "--scores", str(out), "--dataset", str(spec),
+                               "--json", "--no-log"],
+                         env={"LEADSCORE_BACKTEST_MIN_LABELLED": "20"})
+    (row,) = json.loads(done.stdout.strip().splitlines()[-1])
+    assert row["status"] == "ok" and row["n_labelled"] >= 20, row
+    assert 0.5 < row["realised"]["roc_auc"] <= 1 and row["estimate"]["expected_roc_auc"] > 0.5
+    assert [g["grade"] for g in row["grades"]] == ["A", "B", "C", "D"]
 
     # The same leads through the API's core: equal to 1e-9, same grades and reasons.
     model = mlflow.pyfunc.load_model("models:/lead-scoring@champion").unwrap_python_model().model

@@ -184,3 +184,56 @@ def test_train_reports_and_excludes_a_leak_below_090_by_name(tmp_path, isolated_
                                   "--allow-leaky", "Status Note"])
     assert allowed.exit_code == 0, allowed.output
     assert _summary(allowed)["leakage_excluded"] == []
+
+
+@pytest.mark.slow
+def test_retrain_refuses_a_worse_challenger_and_rollback_restores_the_previous(
+        small_crm, isolated_env, monkeypatch):
+    """retrain's exit codes, the alias history, and rollback (the issue's Done-when).
+
+    Two trainings on one small CRM (about 10 s each): a champion, then a one-tree
+    challenger that the gate must refuse."""
+    from features.errors import ModelError
+    from leadscore.settings import Settings
+    from training.promote import alias_history
+    from training.tracking import configure, resolve_alias
+
+    monkeypatch.setenv("LEADSCORE_ACTOR", "cron@test")
+    first = runner.invoke(app, ["retrain", "--data", str(small_crm), "--num-boost-round", "60",
+                                "--reason", "nightly"])
+    assert first.exit_code == 0, first.output
+    settings = Settings()
+    assert resolve_alias(settings)[1] == "1"
+    # Nothing to go back to: one champion only.
+    # (CliRunner runs the app, not main(), which prints a ModelError and exits 2.)
+    alone = runner.invoke(app, ["rollback"])
+    assert isinstance(alone.exception, ModelError), alone.output
+    assert "No previous champion" in str(alone.exception)
+
+    worse = runner.invoke(app, ["retrain", "--data", str(small_crm), "--num-boost-round", "1"])
+    assert worse.exit_code == 3, worse.output
+    summary = _summary(worse)
+    assert summary["model_version"] == "2" and summary["promotion"]["promoted"] is False
+    assert summary["promotion"]["reason"].startswith("refused:")
+    assert resolve_alias(settings)[1] == "1"
+    client = configure(settings)
+    assert client.get_model_version("lead-scoring", "2").tags["promotion.decision"] == "refused"
+    assert client.get_run(summary["run_id"]).data.tags["mlflow.source.name"] == \
+        "leadscore retrain"
+
+    # Force the worse one in, then roll back to the one before.
+    forced = runner.invoke(app, ["promote", "--version", "2", "--force"])
+    assert forced.exit_code == 0 and resolve_alias(settings)[1] == "2", forced.output
+    back = runner.invoke(app, ["rollback", "--reason", "v2 converts worse"])
+    assert back.exit_code == 0, back.output
+    assert resolve_alias(settings)[1] == "1"
+    assert _strict(back.stdout.strip().splitlines()[-1])["from"] == "2"
+    history = alias_history(settings)
+    assert [(e["action"], e["version"], e["from"]) for e in history] == [
+        ("promote", "1", None), ("force", "2", "1"), ("rollback", "1", "2")]
+    assert history[0]["why"] == "nightly" and history[2]["why"] == "v2 converts worse"
+    assert {e["by"] for e in history} == {"cron@test"}
+    # The stack is empty below version 1 again.
+    again = runner.invoke(app, ["rollback"])
+    assert isinstance(again.exception, ModelError)
+    assert "knows only version 1" in str(again.exception)
