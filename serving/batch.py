@@ -199,6 +199,12 @@ class ModelSource:
                               f"{self.settings.cold_start_policy}".encode()).hexdigest()[:16]
 
 
+def _thresholds(settings: Any) -> Any:
+    """The operator's fit/engagement thresholds, when the settings carry them."""
+    make = getattr(settings, "matrix_thresholds", None)
+    return make() if callable(make) else None
+
+
 def build_engine(source: ModelSource) -> Any:
     """Load the model and rules and check them as the service does; return an Engine.
 
@@ -215,7 +221,8 @@ def build_engine(source: ModelSource) -> Any:
     settings = source.settings
     rules = load_rules(settings.rules_file)
     if source.candidate is None:
-        return Engine(None, rules, settings.cold_start_policy)
+        return Engine(None, rules, settings.cold_start_policy,
+                  _thresholds(settings))
     candidate = source.candidate
     model = (source.loader or mlflow_loader(settings))(candidate)
     got = str(getattr(model, "feature_set_version", ""))
@@ -232,7 +239,8 @@ def build_engine(source: ModelSource) -> Any:
         raise LeadscoreError(
             f"model {candidate.uri} failed the smoke prediction: {type(exc).__name__}: {exc}"
         ) from exc
-    return Engine(bundle, rules, settings.cold_start_policy)
+    return Engine(bundle, rules, settings.cold_start_policy,
+                  _thresholds(settings))
 
 
 try:  # distributed is imported lazily elsewhere; the plugin base class is needed here.
