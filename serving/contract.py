@@ -55,6 +55,7 @@ __all__ = [
     "DecayPoint",
     "GradeDrop",
     "ACTIONS_DOC",
+    "CAUSAL_NOTE",
     "DECAY_DOC",
     "MATRIX_NOTE",
     "ScoreResult",
@@ -170,15 +171,19 @@ class Lead(_Strict):
     )
 
 
+CAUSAL_NOTE = (
+    "This is what the model learned from similar leads, not a causal promise: leads who "
+    "did this converted more often, which does not mean that prompting it will make this "
+    "lead convert."
+)
+
 ACTIONS_DOC = (
     "Off by default (0). With N > 0, each result carries 'actions': for each actionable "
     "activity kind (built-in: demo_request, webinar_attended, pricing_page_view; a spec's "
     "kinds marked actionable), one such event is added one second before the lead's as_of "
     "and the lead is rescored; the N with the highest new probability come back with the "
-    "new probability, score, grade and a sentence. This is what the model learned from "
-    "similar leads, not a causal promise: leads who did this converted more often, which "
-    "does not mean that prompting it will make this lead convert. Costs one prediction "
-    "per kind and lead."
+    "new probability, score, grade and a sentence. " + CAUSAL_NOTE + " Costs one "
+    "prediction per kind and lead."
 )
 DECAY_DOC = (
     "Off by default. When true, each lead the model scored carries 'decay': its "

@@ -654,12 +654,18 @@ def score_frame(
     as_of: pd.Timestamp | pd.Series | datetime | None = None,
     top_reasons: int = 3,
 ) -> pd.DataFrame:
-    """:func:`score_records` as a frame: columns :data:`RESULT_COLUMNS`, one row per lead."""
+    """:func:`score_records` as a frame: columns :data:`RESULT_COLUMNS`, then
+    ``fit_score``, ``engagement_score`` and ``matrix_route``; one row per lead."""
     rows = score_records(leads, activities, engine, as_of=as_of, top_reasons=top_reasons)
     out = pd.DataFrame.from_records(rows, columns=list(RESULT_COLUMNS))
     for column in ("fallback_reason", "model_name", "model_version"):
         # Keep None as None (pandas would infer a string column with NaN for missing).
         out[column] = pd.Series([r[column] for r in rows], dtype=object)
+    # The fit x engagement split, flat, for the batch output (serving.batch).
+    out["fit_score"] = pd.Series([(r.get("fit") or {}).get("score") for r in rows], dtype=object)
+    out["engagement_score"] = pd.Series([(r.get("engagement") or {}).get("score") for r in rows],
+                                        dtype=object)
+    out["matrix_route"] = pd.Series([r.get("matrix_route") for r in rows], dtype=object)
     return out
 
 

@@ -45,9 +45,10 @@ from serving.batch import (
     _write_atomic,
     _write_json_atomic,
     commit_run,
+    matrix_columns,
     result_table,
 )
-from serving.scorer import explain_blanks, has_history, select_reasons
+from serving.scorer import explain_blanks, has_history, rules_records, select_reasons
 from serving.spec_scoring import cold_start_rules
 
 __all__ = ["SpecRescoreResult", "rescore_spec", "DECAY_COLUMNS", "with_decay_columns"]
@@ -103,6 +104,7 @@ def rescore_spec(
     cold_start_policy: str = "auto",
     psi_thresholds: tuple[float, float] = (0.10, 0.25),
     decay: bool = False,
+    matrix_thresholds: Any = None,
 ) -> SpecRescoreResult:
     """Score every open lead of a spec's data with ``model`` and commit the run to ``out``.
 
@@ -193,7 +195,8 @@ def rescore_spec(
                     frame = _score_batch(chunk, model, feature_set,
                                          as_of=as_of, top_reasons=top_reasons,
                                          model_name=model_name, model_version=model_version,
-                                         rules_version=rules_version)
+                                         rules_version=rules_version,
+                                         thresholds=matrix_thresholds)
                     decayed = (_decay_batch(warm_leads.iloc[start:start + batch_size], acts,
                                             model, feature_set, frame, as_of)
                                if decay else None)
@@ -203,7 +206,8 @@ def rescore_spec(
                             drift_counts[name] = drift_counts.get(name, 0) + np.asarray(c)
                 else:
                     frame = _rules_batch(cold_leads.iloc[start:start + batch_size], acts,
-                                         cold_rules, as_of=as_of, top_reasons=top_reasons)
+                                         cold_rules, as_of=as_of, top_reasons=top_reasons,
+                                         thresholds=matrix_thresholds)
                     decayed = [None] * len(frame)
                 for g, n in frame["grade"].value_counts().items():
                     grades[str(g)] = grades.get(str(g), 0) + int(n)
@@ -236,17 +240,20 @@ def rescore_spec(
 
 
 _COLUMNS = ["lead_id", "as_of", "probability", "score", "grade", "route", "scored_by",
-            "fallback_reason", "model_name", "model_version", "rules_version", "reasons"]
+            "fallback_reason", "model_name", "model_version", "rules_version", "reasons",
+            "fit_score", "engagement_score", "matrix_route"]
 
 
 def _rules_batch(leads: pd.DataFrame, acts: pd.DataFrame, rules: Any, *, as_of: pd.Timestamp,
-                 top_reasons: int) -> pd.DataFrame:
+                 top_reasons: int, thresholds: Any = None) -> pd.DataFrame:
     """Cold-start leads scored by the spec's rules, as ``POST /score`` answers them."""
     from rules_fallback import score_spec_leads as score_with_rules
 
     out = score_with_rules(rules, leads, acts, pd.Series(as_of, index=leads.index),
-                           top_reasons=top_reasons, reasons=top_reasons > 0)
+                           top_reasons=top_reasons, reasons=top_reasons > 0, parts=True)
     reasons = out["reasons"] if "reasons" in out.columns else [[]] * len(out)
+    parts = matrix_columns(rules_records(out, list(leads["lead_id"]), [as_of] * len(out),
+                                         "cold_start", thresholds, top_reasons))
     return pd.DataFrame({
         "lead_id": leads["lead_id"].to_numpy(), "as_of": as_of,
         "probability": out["probability"].to_numpy(dtype=float),
@@ -254,18 +261,20 @@ def _rules_batch(leads: pd.DataFrame, acts: pd.DataFrame, rules: Any, *, as_of: 
         "route": out["route"].astype(str).to_numpy(), "scored_by": "rules",
         "fallback_reason": "cold_start", "model_name": None, "model_version": None,
         "rules_version": str(rules.provenance), "reasons": [list(r) for r in reasons],
+        **parts,
     }, columns=_COLUMNS)
 
 
 def _score_batch(X: pd.DataFrame, model: Any, feature_set: Any, *, as_of: pd.Timestamp,
                  top_reasons: int, model_name: str, model_version: str | None,
-                 rules_version: str = "none") -> pd.DataFrame:
+                 rules_version: str = "none", thresholds: Any = None) -> pd.DataFrame:
     """One batch of open leads' features -> the batch output's rows (the API's values)."""
     names = model.feature_names
     rows = []
     if len(X):
         probability, contrib, _ = model.predict_margin_and_contributions(X[names])
         score, grade, route = model.grade(np.asarray(probability, dtype=float))
+        parts = model.matrix().with_thresholds(thresholds).answer(contrib)
         records = X.to_dict("records")
         for i, record in enumerate(records):
             reasons = []
@@ -279,7 +288,9 @@ def _score_batch(X: pd.DataFrame, model: Any, feature_set: Any, *, as_of: pd.Tim
                 "grade": str(grade[i]), "route": str(route[i]), "scored_by": "model",
                 "fallback_reason": None, "model_name": model_name,
                 "model_version": model_version, "rules_version": rules_version,
-                "reasons": reasons,
+                "reasons": reasons, "fit_score": parts[i]["fit"]["score"],
+                "engagement_score": parts[i]["engagement"]["score"],
+                "matrix_route": parts[i]["matrix_route"],
             })
     return pd.DataFrame(rows, columns=_COLUMNS)
 

@@ -33,6 +33,7 @@ import pandas as pd
 
 from features.grading import GRADES
 from features.live import LiveLead, live_features
+from serving.contract import CAUSAL_NOTE
 
 __all__ = ["ActionKind", "DECAY_DAYS", "DECAY_HORIZON", "ACTION_OFFSET", "actionable_kinds",
            "actions_for", "decay_for", "decay_answers", "extend_rows", "CAUSAL_NOTE"]
@@ -49,10 +50,6 @@ ACTION_OFFSET = pd.Timedelta(seconds=1)
 _DAY_NS = 86_400 * 10**9
 _RANK = {g: i for i, g in enumerate(GRADES)}
 
-CAUSAL_NOTE = (
-    "What the model learned from similar leads, not a causal promise: leads who did this "
-    "converted more often, which does not mean that prompting it will make this lead convert."
-)
 
 
 @dataclass(frozen=True)

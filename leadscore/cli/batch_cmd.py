@@ -155,7 +155,8 @@ def _rescore_spec(cfg: Any, dataset: Path, dataset_file: Path | None, out: Path,
                           model_version=candidate.version, data_path=dataset_file,
                           as_of=as_of, top_reasons=top_reasons, batch_size=batch_size,
                           rules=rules, cold_start_policy=cfg.cold_start_policy,
-                          psi_thresholds=(cfg.psi_warn, cfg.psi_alert), decay=decay)
+                          psi_thresholds=(cfg.psi_warn, cfg.psi_alert), decay=decay,
+                          matrix_thresholds=cfg.matrix_thresholds())
     if json_summary:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return

@@ -329,3 +329,54 @@ def test_builtin_score_answers_the_same_fields_through_the_shared_code(
     result = explained["result"]
     assert (explained["base_value"] + result["fit"]["part"] + result["engagement"]["part"]
             == pytest.approx(explained["raw_margin"], abs=1e-9))
+
+
+def test_rescore_writes_the_matrix_and_decay_as_the_api_gives_them(acme_model, tmp_path):
+    import pyarrow.parquet as pq
+
+    from rules_fallback import load_rules
+    from serving.batch import OUTPUT_SCHEMA
+    from serving.spec_batch import DECAY_COLUMNS, rescore_spec
+    from serving.spec_contract import SpecContract
+    from serving.spec_scoring import score_spec_leads
+    from serving.whatif import actionable_kinds, extend_rows
+
+    spec, frame, model = acme_model
+    as_of = frame["as_of"].max()
+    out = tmp_path / "out"
+    result = rescore_spec(spec, out, model, model_name="lead-scoring", model_version="1",
+                          as_of=as_of, top_reasons=0, decay=True, cold_start_policy="model")
+    table = pq.read_table(out / "scores")
+    assert table.schema.names == [*OUTPUT_SCHEMA.names, *DECAY_COLUMNS]
+    scored = table.to_pandas().set_index("lead_id")
+    assert len(scored) == result.n_scored > 100
+    assert scored["grade_drop_date"].notna().any() and scored["grade_drop_date"].isna().any()
+    # The same leads through the API's core and its decay: the same values.
+    contract = SpecContract.from_model(model)
+    ids = list(scored.index[:40])
+    payloads = _payloads(spec.parent, ids)
+    for lead in payloads.values():
+        lead["activities"] = [a for a in lead["activities"]
+                              if pd.Timestamp(a["occurred_at"]) < as_of]
+    leads = [contract.lead_model.model_validate(payloads[i]) for i in ids]
+    engine = _engine(model)
+    rows = score_spec_leads(leads, as_of.to_pydatetime(), engine, contract, top_reasons=0)
+    extend_rows(rows, [contract.live_lead(lead, as_of.to_pydatetime()) for lead in leads],
+                engine, contract.feature_set, actionable_kinds(contract.feature_set, contract.spec),
+                actions=0, decay=True)
+    for row in rows:
+        got = scored.loc[row["lead_id"]]
+        assert got["probability"] == pytest.approx(row["probability"], abs=1e-9)
+        assert (got["fit_score"], got["engagement_score"], got["matrix_route"]) == (
+            row["fit"]["score"], row["engagement"]["score"], row["matrix_route"])
+        points = {p["days"]: p for p in row["decay"]["points"]}
+        for days in (7, 14, 30):
+            assert got[f"decay_{days}d_probability"] == pytest.approx(
+                points[days]["probability"], abs=1e-9)
+            assert got[f"decay_{days}d_grade"] == points[days]["grade"]
+        drop = row["decay"]["grade_drop"]
+        if drop is None:
+            assert pd.isna(got["grade_drop_date"])
+        else:
+            assert got["grade_drop_date"].isoformat() == drop["date"]
+            assert got["grade_drop_grade"] == drop["grade"]

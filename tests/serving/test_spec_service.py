@@ -152,6 +152,12 @@ def _the_page_scores_a_sample_in_the_specs_words(base: str, key: str) -> None:
                                 headers={"Authorization": f"Bearer {key}"}).json()["results"][0]
             assert shown == [r["sentence"] for r in served["reasons"]], (shown, served)
             assert any(s.startswith(("Lead source: ", "Company size")) for s in shown), shown
+            # The matrix and the decay line in the spec's case too (its kinds are not
+            # marked actionable: no actions to show).
+            assert page.locator("#matrix td.here").get_attribute("data-route") == \
+                served["matrix_route"]
+            assert page.text_content("#decay").startswith("Without new activity this lead ")
+            assert page.is_hidden("#actions-box")
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "ui-spec.png"), full_page=True)
             assert not errors, errors
