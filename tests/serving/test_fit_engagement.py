@@ -380,3 +380,50 @@ def test_rescore_writes_the_matrix_and_decay_as_the_api_gives_them(acme_model, t
         else:
             assert got["grade_drop_date"].isoformat() == drop["date"]
             assert got["grade_drop_grade"] == drop["grade"]
+
+
+@pytest.mark.xeducation
+def test_an_x_education_lead_gets_fit_engagement_and_a_matrix_route(xeducation_csv):
+    """A flat export: the three website counts are engagement (the spec says so), the
+    form fields fit; the parts add up for its model too."""
+    from features.registry import FeatureSet
+    from features.spec import example_spec_path
+    from serving.spec_contract import SpecContract
+    from serving.spec_scoring import score_spec_leads
+    from training.model import LeadModel
+    from training.pipeline import training_data_from_spec
+
+    spec_path = example_spec_path("x-education")
+    data = training_data_from_spec(spec_path, xeducation_csv)
+    fs = FeatureSet.from_json(data.schema.feature_set)
+    names, cats = fs.feature_names(), fs.categorical_features()
+    frame = data.frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    y = frame["label"].to_numpy(dtype=int)
+    half = len(frame) // 2
+    model = LeadModel(names, cats, fs.version, num_boost_round=60, early_stopping_rounds=20,
+                      params={"min_data_in_leaf": 40})
+    model.fit(frame.iloc[:half][names], y[:half], frame.iloc[half:][names], y[half:])
+    model.feature_set_definition = fs.to_json()
+    model.dataset_spec = Path(spec_path).read_text(encoding="utf-8")
+    model.fit_matrix(frame.iloc[:half][names])
+    contract = SpecContract.from_model(model)
+    raw = pd.read_csv(xeducation_csv, dtype=str).set_index("Prospect ID")
+    rows = frame.iloc[half:half + 200]
+    leads = []
+    for lead_id in rows["lead_id"]:
+        payload = {"lead_id": lead_id}
+        for f in contract.fields:
+            value = raw.loc[lead_id, f.column]
+            payload[f.column] = None if pd.isna(value) else (
+                float(value) if f.kind == "numeric" else value)
+        leads.append(contract.lead_model.model_validate(payload))
+    out = score_spec_leads(leads, datetime.now(UTC), _engine(model), contract, top_reasons=0)
+    X = rows[model.feature_names]
+    _, base = model.contributions(X)
+    total = base + np.array([r["fit"]["part"] + r["engagement"]["part"] for r in out])
+    np.testing.assert_allclose(total, model.raw_margin(X), rtol=0, atol=1e-9)
+    engagement = np.array([r["engagement"]["part"] for r in out])
+    assert engagement.std() > 0.05  # the website counts carry weight on this export
+    assert {r["matrix_route"] for r in out} <= {"sales", "targeted_nurture", "review",
+                                                 "recycle"}
+    assert len({r["matrix_route"] for r in out}) >= 3
