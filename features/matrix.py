@@ -33,6 +33,8 @@ Thresholds ship with the model and an operator may override them
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -115,6 +117,11 @@ class FitEngagement:
         Thresholds(self.fit_threshold, self.engagement_threshold)  # range check
         names = list(self.groups)
         object.__setattr__(self, "_fit_mask", np.array([self.groups[n] == "fit" for n in names]))
+        # Built once: the hot path (one lead per call) must not rebuild arrays per call.
+        object.__setattr__(self, "_q", {k: np.asarray(v, dtype=float)
+                                        for k, v in self.quantiles.items() if v})
+        object.__setattr__(self, "_q_list", {k: [float(x) for x in v]
+                                             for k, v in self.quantiles.items() if v})
 
     # -- fitting ---------------------------------------------------------------------
 
@@ -160,16 +167,26 @@ class FitEngagement:
     def parts(self, contributions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(fit part, engagement part)`` per row: the groups' sums of contributions."""
         contrib = np.asarray(contributions, dtype=float)
+        if len(contrib) <= _FEW:
+            # A few rows (every API call of one lead): plain sums, in feature order.
+            mask = self._fit_mask.tolist()  # type: ignore[attr-defined]
+            fit, engagement = [], []
+            for row in contrib.tolist():
+                fit.append(math.fsum(c for c, m in zip(row, mask, strict=True) if m))
+                engagement.append(math.fsum(c for c, m in zip(row, mask, strict=True) if not m))
+            return np.asarray(fit), np.asarray(engagement)
         mask = self._fit_mask  # type: ignore[attr-defined]
         return contrib[:, mask].sum(axis=1), contrib[:, ~mask].sum(axis=1)
 
     def score(self, group: str, part: np.ndarray) -> np.ndarray | None:
         """The 0-100 percentile of each part among the training rows (mid-rank for ties);
         None when the model ships no reference."""
-        q = self.quantiles.get(group)
-        if not q:
+        q_arr = self._q.get(group)  # type: ignore[attr-defined]
+        if q_arr is None:
             return None
-        q_arr = np.asarray(q, dtype=float)
+        if len(part) <= _FEW:
+            q = self._q_list[group]  # type: ignore[attr-defined]
+            return np.array([_percentile(q, float(x)) for x in part], dtype=int)
         part = np.asarray(part, dtype=float)
         lo = np.searchsorted(q_arr, part, side="left")
         hi = np.searchsorted(q_arr, part, side="right")
@@ -230,11 +247,38 @@ def answers(fit_part: Sequence[float], engagement_part: Sequence[float],
         return [{"fit": part_dict(None, None, fit_part[i]),
                  "engagement": part_dict(None, None, engagement_part[i]),
                  "matrix_route": None} for i in range(n)]
-    fit_high = np.asarray(fit_score, dtype=float) >= fit_threshold
-    engagement_high = np.asarray(engagement_score, dtype=float) >= engagement_threshold
-    routes = route_of(fit_high, engagement_high)
-    return [{"fit": part_dict(fit_score[i], "high" if fit_high[i] else "low", fit_part[i]),
-             "engagement": part_dict(engagement_score[i],
-                                     "high" if engagement_high[i] else "low",
-                                     engagement_part[i]),
-             "matrix_route": str(routes[i])} for i in range(n)]
+    out = []
+    for i in range(n):
+        fit_high = float(fit_score[i]) >= fit_threshold
+        engagement_high = float(engagement_score[i]) >= engagement_threshold
+        out.append({
+            "fit": part_dict(fit_score[i], "high" if fit_high else "low", fit_part[i]),
+            "engagement": part_dict(engagement_score[i], "high" if engagement_high else "low",
+                                    engagement_part[i]),
+            "matrix_route": _ROUTE[fit_high, engagement_high]})
+    return out
+
+
+_FEW = 16
+"""Up to this many rows, parts and percentiles are computed in plain Python: numpy's
+per-call overhead is most of the cost at one lead (the same values, tested)."""
+
+
+def _percentile(q: list[float], x: float) -> int:
+    """:meth:`FitEngagement.score` of one value (the same rule, with bisect)."""
+    top = len(q) - 1
+    lo, hi = bisect.bisect_left(q, x), bisect.bisect_right(q, x)
+    if lo != hi:
+        rank = (lo + hi - 1) / 2.0
+    elif lo == 0:
+        rank = 0.0
+    elif lo > top:
+        rank = float(top)
+    else:
+        left, right = q[lo - 1], q[lo]
+        rank = lo - 1 + (x - left) / (right - left if right > left else 1.0)
+    return int(min(max(round(100.0 * rank / top), 0), 100))
+
+
+_ROUTE = {(True, True): "sales", (True, False): "targeted_nurture",
+          (False, True): "review", (False, False): "recycle"}

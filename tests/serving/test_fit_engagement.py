@@ -427,3 +427,24 @@ def test_an_x_education_lead_gets_fit_engagement_and_a_matrix_route(xeducation_c
     assert {r["matrix_route"] for r in out} <= {"sales", "targeted_nurture", "review",
                                                  "recycle"}
     assert len({r["matrix_route"] for r in out}) >= 3
+
+
+def test_the_few_rows_path_gives_the_vectorised_paths_values():
+    from features.matrix import FitEngagement
+
+    rng = np.random.default_rng(7)
+    groups = {f"f{i}": ("fit" if i % 3 else "engagement") for i in range(9)}
+    train = rng.normal(size=(3000, 9))
+    train[:1200, [0, 3, 6]] = 0.0  # a run of ties, as leads with no activity make
+    matrix = FitEngagement.fit(groups, train)
+    rows = np.vstack([rng.normal(size=(200, 9)) * 2, train[:50], np.zeros((5, 9))])
+    fit, engagement = matrix.parts(rows)  # many rows: numpy
+    for start in range(0, len(rows), 5):  # five at a time: plain Python
+        f, e = matrix.parts(rows[start:start + 5])
+        np.testing.assert_allclose(f, fit[start:start + 5], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(e, engagement[start:start + 5], rtol=0, atol=1e-12)
+        for group, part in (("fit", fit), ("engagement", engagement)):
+            assert matrix.score(group, part[start:start + 5]).tolist() == \
+                matrix.score(group, part).tolist()[start:start + 5]
+    assert min(matrix.score("fit", fit)) <= 5 and max(matrix.score("fit", fit)) >= 95
+    assert matrix.score("fit", np.array([-1e9, 1e9])).tolist() == [0, 100]

@@ -58,6 +58,8 @@ def test_the_scoring_core_answers_in_the_specs_words(acme_champion):
     model = mlflow.pyfunc.load_model("models:/lead-scoring@champion").unwrap_python_model().model
     contract = SpecContract.from_model(model)
     assert contract is not None and contract.spec.name == "acme"
+    assert model.fit_engagement["n_reference"] > 100
+    assert set(model.fit_engagement["groups"].values()) == {"fit", "engagement"}
     bundle = ModelBundle(model, "lead-scoring", "1", "champion", "models:/lead-scoring/1",
                          datetime.now(UTC))
     # Policy "model": the model answers every lead, cold starts too, for the equality.
@@ -71,6 +73,8 @@ def test_the_scoring_core_answers_in_the_specs_words(acme_champion):
         out = score_spec_leads([lead], row["as_of"].to_pydatetime(), engine, contract,
                                top_reasons=50)[0]
         assert (out["scored_by"], out["model_version"]) == ("model", "1")
+        # Training shipped the fit/engagement split: its groups and training distribution.
+        assert out["fit"]["score"] is not None and out["matrix_route"] is not None
         # The same probability the model gives the training row of that lead and as_of.
         want = model.predict_proba(frame.loc[[row.name], model.feature_names])[0]
         assert out["probability"] == pytest.approx(want, abs=1e-12)
