@@ -147,7 +147,7 @@ def measure(repeats: int = 300, batch: int = 50, reference: str = "main",
 
     def interleaved(cases: dict[str, tuple[dict, bool]], rounds: int) -> dict[str, float]:
         times: dict[str, list[float]] = {k: [] for k in cases}
-        for case, (b, old) in cases.items():  # warm up
+        for b, old in cases.values():  # warm up
             for _ in range(5):
                 call(b, old=old)
         for _ in range(rounds):

@@ -187,9 +187,9 @@ def test_a_bad_group_in_a_spec_is_named(value):
 
 
 def test_a_flat_exports_engagement_columns_are_engagement():
+    from features.registry import BUILTIN, BUILTIN_ACTIONABLE
     from features.spec import feature_set_of, load_spec
     from features.spec.contract import builtin_spec_path
-    from features.registry import BUILTIN, BUILTIN_ACTIONABLE
 
     path = Path(__file__).resolve().parents[2] / "features" / "specs" / "x-education.yaml"
     groups = feature_set_of(load_spec(path)).groups()
@@ -280,7 +280,7 @@ def test_decay_declines_for_a_monotone_model_and_drops_on_the_first_lower_day(
             probability = [y["probability"] for y in later]
             assert probability[0] == pytest.approx(x["probability"], abs=1e-9)
             # Monotone model, nothing new: never up; and down over the month.
-            assert all(b <= a + 1e-12 for a, b in zip(probability, probability[1:])), probability
+            assert all(b <= a + 1e-12 for a, b in zip(probability, probability[1:], strict=False)), probability
             assert probability[30] < probability[0]
             for point in decay["points"]:
                 assert point["probability"] == pytest.approx(probability[point["days"]],
@@ -334,7 +334,6 @@ def test_builtin_score_answers_the_same_fields_through_the_shared_code(
 def test_rescore_writes_the_matrix_and_decay_as_the_api_gives_them(acme_model, tmp_path):
     import pyarrow.parquet as pq
 
-    from rules_fallback import load_rules
     from serving.batch import OUTPUT_SCHEMA
     from serving.spec_batch import DECAY_COLUMNS, rescore_spec
     from serving.spec_contract import SpecContract
