@@ -10,6 +10,12 @@ Each gets 8 concurrent clients for 20 s of single-lead requests:
   probability and every contribution (the same model work, minus our feature building
   and reason texts, which favours MLflow).
 
+Then, on the same leadscore server, the same body with ``"actions": 3``, with
+``"decay": true`` and with both (``--what-if-seconds`` each; 0 skips them), as ratios to
+the default call; and ``benchmarks/whatif.py`` in process (``--no-core`` skips it): the
+default call against the scoring core before fit/engagement (git ``main``), and the
+cost per lead of actions and decay.
+
 Usage::
 
     OMP_NUM_THREADS=1 nice uv run python benchmarks/serving.py [--seconds 20] [--clients 8]
@@ -132,6 +138,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data", type=Path, default=None,
                         help="Generated data dir (default: <home>/data/synthetic).")
+    parser.add_argument("--what-if-seconds", type=float, default=None,
+                        help="Seconds for each of the actions/decay loads (default: --seconds).")
+    parser.add_argument("--no-core", action="store_true",
+                        help="Skip benchmarks/whatif.py (the in-process measurements).")
     args = parser.parse_args()
 
     from leadscore.settings import Settings, disable_telemetry
@@ -164,6 +174,13 @@ def main() -> None:
         results["leadscore"] = asyncio.run(_load(
             f"http://127.0.0.1:{port}/score", body, {"Authorization": "Bearer bench"},
             args.seconds, args.clients))
+        what_if = args.seconds if args.what_if_seconds is None else args.what_if_seconds
+        if what_if > 0:
+            for key, extra in (("actions", {"actions": 3}), ("decay", {"decay": True}),
+                               ("actions+decay", {"actions": 3, "decay": True})):
+                results[f"leadscore {key}"] = asyncio.run(_load(
+                    f"http://127.0.0.1:{port}/score", {**body, **extra},
+                    {"Authorization": "Bearer bench"}, what_if, args.clients))
     finally:
         _stop(proc)
 
@@ -183,16 +200,31 @@ def main() -> None:
         _stop(proc)
 
     ratio = results["leadscore"]["throughput_rps"] / results["mlflow"]["throughput_rps"]
+    what_if_ratios = {
+        f"{key.split(' ', 1)[1]}_vs_default": r["throughput_rps"]
+        / results["leadscore"]["throughput_rps"]
+        for key, r in results.items() if key.startswith("leadscore ")}
     report = {"model": f"{name}/{version}", "clients": args.clients, "seconds": args.seconds,
               "workers": args.workers, "cpu_count": os.cpu_count(), **results,
-              "throughput_ratio": ratio}
+              "throughput_ratio": ratio, "what_if_throughput_ratios": what_if_ratios}
     OUT.mkdir(exist_ok=True)
     (OUT / "serving.json").write_text(json.dumps(report, indent=2))
-    print(f"{'server':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'server':<24} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for key, r in results.items():
-        print(f"{key:<10} {r['throughput_rps']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} "
+        print(f"{key:<24} {r['throughput_rps']:8.1f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f} "
               f"{r['errors']:7d}")
     print(f"throughput ratio leadscore/mlflow: {ratio:.1f}x")
+    for key, value in what_if_ratios.items():
+        print(f"throughput {key}: {value:.2f}x")
+    if not args.no_core:
+        import importlib.util
+
+        # benchmarks/whatif.py, by path (this folder is not a package).
+        spec = importlib.util.spec_from_file_location("bench_whatif", OUT.parent / "whatif.py")
+        whatif = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(whatif)  # type: ignore[union-attr]
+        print()
+        whatif.print_report(whatif.measure(data=data))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ __all__ = [
     "FitColumn",
     "KindDefinition",
     "BUILTIN",
+    "BUILTIN_ACTIONABLE",
+    "GROUPS",
     "FEATURE_SET_VERSION",
     "FEATURES",
     "FIELDS",
@@ -72,6 +74,13 @@ class Feature:
     field: str
     kind: Literal["numeric", "categorical"]
     description: str
+    group: Literal["fit", "engagement"] = "fit"
+    """Who the lead is (``fit``) or what it did (``engagement``): the part of the score
+    its contribution adds to (:mod:`features.matrix`)."""
+
+
+GROUPS: tuple[str, ...] = ("fit", "engagement")
+"""The two parts a score splits into: who the lead is, and what it did."""
 
 
 @dataclass(frozen=True)
@@ -312,14 +321,17 @@ def _declare() -> tuple[tuple[Feature, ...], dict[str, BusinessField]]:
     features: list[Feature] = []
     fields: dict[str, BusinessField] = {}
 
-    def add(name: str, label: str, kinds: dict[str, str], describe: Callable) -> None:
+    def add(name: str, label: str, kinds: dict[str, str], describe: Callable,
+            group: str = "engagement") -> None:
         fields[name] = BusinessField(name, label, tuple(kinds), describe)
         for feature, kind in kinds.items():
             doc = (FEATURE_FUNCTIONS[feature].__doc__ or "").strip()
-            features.append(Feature(feature, name, kind, doc))  # type: ignore[arg-type]
+            features.append(Feature(feature, name, kind, doc, group))  # type: ignore[arg-type]
 
+    # The lead's own fields (and its age) are fit; everything counted from the activity
+    # log, the touch channels included, is engagement.
     for name, label, kind, feats, describe in _FIT:
-        add(name, label, dict.fromkeys(feats, kind), describe)
+        add(name, label, dict.fromkeys(feats, kind), describe, "fit")
     kind_fields = []
     for activity_type in ACTIVITY_TYPES:
         field_name = _TYPE_WORDS[activity_type][0]
@@ -351,8 +363,11 @@ def _add_engagement(
         },
         _describe_recent_activity,
     )
-    for name, label, kinds, describe in kind_fields:
-        add(name, label, kinds, describe)
+    for name, label, kinds, describe, *group in kind_fields:
+        if group:  # a spec's kind may say it is fit
+            add(name, label, kinds, describe, None, group[0])
+        else:
+            add(name, label, kinds, describe)
     add(
         "engagement",
         "Engagement score",
@@ -395,6 +410,7 @@ class FitColumn:
     kind: Literal["categorical", "numeric"]
     label: str
     description: str = ""
+    group: Literal["fit", "engagement"] = "fit"
 
 
 @dataclass(frozen=True)
@@ -411,6 +427,8 @@ class KindDefinition:
     weight: float = 1.0
     key_action: bool = False
     title: str | None = None
+    group: Literal["fit", "engagement"] = "engagement"
+    actionable: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -431,6 +449,11 @@ class FeatureSet:
     has_time: bool = True
     has_activities: bool = True
     definition: Mapping[str, object] = field(default_factory=dict)
+    actionable: tuple[str, ...] = ()
+    """The activity kinds a marketer can bring about (a demo request, a webinar): the
+    ones the next-action suggestions try (``serving.actions``)."""
+    kind_labels: Mapping[str, str] = field(default_factory=dict)
+    """Each activity kind's past-tense phrase ("requested a demo"), for sentences."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_field_of", {f.name: f.field for f in self.features})
@@ -455,6 +478,10 @@ class FeatureSet:
             return self._field_of[name]  # type: ignore[attr-defined]
         except KeyError:
             raise KeyError(f"{name!r} is not a feature of feature set {self.version}") from None
+
+    def groups(self) -> dict[str, str]:
+        """Each feature's group, ``fit`` or ``engagement`` (see :mod:`features.matrix`)."""
+        return {f.name: f.group for f in self.features}
 
     def field_labels(self) -> dict[str, str]:
         """Each feature's business-field label, for tables a person reads."""
@@ -575,13 +602,13 @@ class FeatureSet:
         functions: dict[str, Callable] = {}
 
         def add(field_name: str, label: str, columns: dict[str, str], describe: Callable,
-                docs: Mapping[str, str] | None = None) -> None:
+                docs: Mapping[str, str] | None = None, group: str = "engagement") -> None:
             if field_name in fields:
                 raise ValueError(f"Two business fields of feature set {name!r} are named {field_name!r}.")
             fields[field_name] = BusinessField(field_name, label, tuple(columns), describe)
             for feature, kind in columns.items():
                 doc = (docs or {}).get(feature) or (engagement.get(feature).__doc__ or "").strip()
-                features.append(Feature(feature, field_name, kind, doc))  # type: ignore[arg-type]
+                features.append(Feature(feature, field_name, kind, doc, group))  # type: ignore[arg-type]
 
         engagement = engagement_functions(vocabulary, touch_channels=False) if has_activities else {}
         for column in fit:
@@ -592,11 +619,11 @@ class FeatureSet:
                 column.name, column.label
             )
             add(column.name, column.label, {column.name: column.kind}, describe,
-                {column.name: doc})
+                {column.name: doc}, column.group)
         if has_time:
             functions["lead_age_days"] = lead_age_days
             add("lead_age", "Lead age", {"lead_age_days": "numeric"}, _describe_lead_age,
-                {"lead_age_days": (lead_age_days.__doc__ or "").strip()})
+                {"lead_age_days": (lead_age_days.__doc__ or "").strip()}, "fit")
         if has_activities:
             functions.update(engagement)
             kind_fields = []
@@ -608,7 +635,8 @@ class FeatureSet:
                 none = f"{verb}: not in the last {max(COUNT_WINDOWS)} days"
                 title = kind.title or kind.name.replace("_", " ").capitalize()
                 kind_fields.append((f"kind_{kind.name}", title, columns,
-                                    _kind_describer(kind.name, verb, kind.label, kind.key_action, none)))
+                                    _kind_describer(kind.name, verb, kind.label, kind.key_action, none),
+                                    kind.group))
             _add_engagement(add, kind_fields, touch_channels=False)
         names = [f.name for f in features]
         clash = sorted({n for n in names if names.count(n) > 1})
@@ -645,6 +673,8 @@ class FeatureSet:
             name=name, version=f"spec:{name}:{digest[:12]}", features=tuple(features),
             fields=fields, functions=functions, vocabulary=vocabulary, has_time=has_time,
             has_activities=has_activities, definition=definition,
+            actionable=tuple(k.name for k in kinds if k.actionable) if has_activities else (),
+            kind_labels={k.name: k.label for k in kinds},
         )
 
 
@@ -663,12 +693,18 @@ def _labelled_number(feature: str, label: str) -> Callable[[Mapping[str, object]
     return describe
 
 
+BUILTIN_ACTIONABLE: tuple[str, ...] = ("demo_request", "webinar_attended", "pricing_page_view")
+"""The built-in activity types a marketer can prompt: what the next-action suggestions try."""
+
+
 def _builtin() -> FeatureSet:
     features, fields = _declare()
     return FeatureSet(
         name="builtin", version=FEATURE_SET_VERSION, features=features, fields=fields,
         functions=FEATURE_FUNCTIONS, vocabulary=BUILTIN_VOCABULARY,
         definition={"name": "builtin", "version": FEATURE_SET_VERSION},
+        actionable=BUILTIN_ACTIONABLE,
+        kind_labels={t: _TYPE_WORDS[t][3] for t in ACTIVITY_TYPES},
     )
 
 

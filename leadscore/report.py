@@ -97,6 +97,10 @@ DEFAULT_HORIZON = pd.Timedelta(days=90)
 
 SCORE_REQUIRED_FIELDS: tuple[str, ...] = ("lead_id", "probability", "score", "grade", "route")
 ROUTES: tuple[str, ...] = ("sales", "nurture")
+MATRIX_ROUTES: tuple[str, ...] = ("sales", "targeted_nurture", "review", "recycle")
+"""The fit x engagement matrix's cells (features.matrix.ROUTES), best first."""
+_CELLS = {"sales": ("high", "high"), "targeted_nurture": ("high", "low"),
+          "review": ("low", "high"), "recycle": ("low", "low")}
 
 
 @dataclass(frozen=True)
@@ -385,6 +389,14 @@ def validate_scores(
         )
     else:
         out["scored_at"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
+    if "matrix_route" in out.columns:
+        # Optional: the fit x engagement route rescore writes (features.matrix).
+        matrix = out["matrix_route"].astype("string").str.strip().str.lower()
+        bad = ~(matrix.isna() | matrix.isin(MATRIX_ROUTES)).fillna(False).to_numpy(bool)
+        issues += _issues(bad, out["matrix_route"], ids, column="matrix_route",
+                          expected=f"is not a matrix route; expected one of "
+                                   f"{list(MATRIX_ROUTES)} or empty")
+        out["matrix_route"] = matrix
     if "scored_by" in out.columns:
         out["scored_by"] = out["scored_by"].astype("string")
     else:
@@ -763,7 +775,8 @@ def score_outcomes(
         (frame["converted_at"] > frame["scored_at"]) & (frame["converted_at"] <= end)
     ).fillna(False)
     window_days = float(((end - frame["scored_at"]) / _DAY).median()) if len(frame) else float("nan")
-    out = frame[["lead_id", "scored_at", "probability", "score", "grade", "route", "scored_by"]].copy()
+    out = frame[["lead_id", "scored_at", "probability", "score", "grade", "route", "scored_by",
+                 *(["matrix_route"] if "matrix_route" in frame.columns else [])]].copy()
     out["converted"] = converted.to_numpy(dtype=bool)
     out = out.sort_values(["scored_at", "lead_id"]).reset_index(drop=True)
     return ScoreOutcomes(
@@ -787,7 +800,8 @@ def score_outcomes_from_labels(scores: pd.DataFrame, leads: pd.DataFrame) -> Sco
     if len(latest) < len(frame):
         excluded["an earlier score of a lead scored again"] = len(frame) - len(latest)
     joined = latest.merge(leads[["lead_id", "converted_at"]], on="lead_id", how="inner")
-    out = joined[["lead_id", "scored_at", "probability", "score", "grade", "route", "scored_by"]].copy()
+    out = joined[["lead_id", "scored_at", "probability", "score", "grade", "route", "scored_by",
+                  *(["matrix_route"] if "matrix_route" in joined.columns else [])]].copy()
     out["converted"] = joined["converted_at"].notna().to_numpy(dtype=bool)
     out = out.sort_values(["lead_id"]).reset_index(drop=True)
     return ScoreOutcomes(frame=out, horizon=DEFAULT_HORIZON, fully_observed=True,
@@ -878,6 +892,29 @@ def conversion_by_grade(outcomes: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def fit_engagement_matrix(scores: pd.DataFrame, outcomes: pd.DataFrame | None) -> pd.DataFrame:
+    """The base in the fit x engagement matrix, one row per cell (best first).
+
+    ``leads`` counts each lead once, by its latest score's cell (the base as it stands);
+    ``scored``, ``converted`` and ``observed_rate`` are the scores followed to their
+    outcome (``outcomes``, as the grade section reads them), by the cell they were in.
+    """
+    latest = scores.sort_values(["lead_id", "scored_at"], na_position="first", kind="mergesort")
+    latest = latest.drop_duplicates("lead_id", keep="last")
+    base = latest["matrix_route"].value_counts()
+    out = pd.DataFrame({"matrix_route": list(MATRIX_ROUTES),
+                        "fit": [_CELLS[r][0] for r in MATRIX_ROUTES],
+                        "engagement": [_CELLS[r][1] for r in MATRIX_ROUTES]})
+    out["leads"] = [int(base.get(r, 0)) for r in MATRIX_ROUTES]
+    if outcomes is not None and "matrix_route" in outcomes.columns and len(outcomes):
+        grouped = outcomes.groupby("matrix_route")["converted"]
+        n, k = grouped.size(), grouped.sum()
+        out["scored"] = [int(n.get(r, 0)) for r in MATRIX_ROUTES]
+        out["converted"] = [int(k.get(r, 0)) for r in MATRIX_ROUTES]
+        out["observed_rate"] = (out["converted"] / out["scored"]).where(out["scored"] > 0)
+    return out
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -906,6 +943,9 @@ class FunnelReport:
     backtests: list | None = None
     """Backtests of the rescore runs (:func:`leadscore.backtest.backtest_runs`), when the
     scores are a rescore's ``DIR/scores`` and ``DIR/history`` holds its runs."""
+    matrix: pd.DataFrame | None = None
+    """The base in the fit x engagement matrix (:func:`fit_engagement_matrix`), when the
+    scores carry ``matrix_route``."""
 
 
 def read_run_health(scores_path: Path | str | None) -> dict | None:
@@ -1041,7 +1081,13 @@ def build_report(
         days_to_convert = days_to_convert.iloc[:0]
         if not terms.has_created:
             cohorts = cohorts.iloc[:0]
+    matrix = None
+    if scores is not None and "matrix_route" in scores.columns \
+            and scores["matrix_route"].notna().any():
+        matrix = fit_engagement_matrix(
+            scores, outcomes.frame if outcomes is not None and outcomes.observable else None)
     return FunnelReport(
+        matrix=matrix,
         as_of=as_of,
         horizon=horizon,
         funnel=funnel_counts(leads, activities, as_of, terms),
@@ -1091,6 +1137,7 @@ _SECTIONS = (
     ("velocity", "Lead velocity rate"),
     ("source", "Conversion by source"),
     ("grade", "Conversion by grade"),
+    ("matrix", "Fit × engagement"),
     ("time", "Time to conversion"),
     ("calibration", "Score calibration and lift"),
     ("health", "Drift against the training window"),
@@ -1448,6 +1495,48 @@ def _section_grade(r: FunnelReport) -> tuple[str, str]:
     return summary, body
 
 
+def _section_matrix(r: FunnelReport) -> tuple[str, str]:
+    if r.matrix is None:
+        text = ("Needs scores with a fit x engagement route (matrix_route): batch rescoring "
+                "writes it." if not r.has_scores else
+                "The scores carry no fit x engagement route (matrix_route); rescore with a "
+                "model that ships its fit/engagement split.")
+        return text, f'<p class="missing">{_esc(text)}</p>'
+    m = r.matrix.set_index("matrix_route")
+    total = int(m["leads"].sum())
+    has_outcomes = "observed_rate" in m.columns
+    names = {"sales": "Sales", "targeted_nurture": "Targeted nurture", "review": "Review",
+             "recycle": "Recycle"}
+
+    def cell(route: str) -> str:
+        row = m.loc[route]
+        text = f"<strong>{names[route]}</strong><br>{_n(row['leads'])} leads"
+        if has_outcomes:
+            text += (f"<br>{_pct(row['observed_rate'])} converted"
+                     f" ({_n(row['converted'])} of {_n(row['scored'])})")
+        return f"<td>{text}</td>"
+
+    grid = ('<table class="matrix"><tr><th></th><th>Engagement high</th>'
+            '<th>Engagement low</th></tr>'
+            f"<tr><th>Fit high</th>{cell('sales')}{cell('targeted_nurture')}</tr>"
+            f"<tr><th>Fit low</th>{cell('review')}{cell('recycle')}</tr></table>")
+    share = m.loc["sales", "leads"] / total if total else float("nan")
+    summary = f"{_pct(share)} of the base ({_n(m.loc['sales', 'leads'])} leads) is fit and engaged"
+    if has_outcomes:
+        summary += (f"; they converted at {_pct(m.loc['sales', 'observed_rate'])}, the "
+                    f"recycle cell at {_pct(m.loc['recycle', 'observed_rate'])}")
+        summary += "." + ("" if r.terms.dated else _AS_RECORDED)
+    else:
+        summary += "; conversion per cell shows once outcomes after the scores are known."
+    note = ('<p class="note">Fit is who the lead is, engagement what it did: the model\'s '
+            "score split in two parts that add up to it (each part's 0-100 score is its "
+            "percentile among the training leads; high at or above the threshold, 50 by "
+            "default). Leads are counted once, in the cell of their latest score"
+            + ("; conversion counts the scores followed to their outcome, by the cell they "
+               "were in when scored." if has_outcomes else ".") + "</p>")
+    return summary, grid + note
+
+
 def _section_time(r: FunnelReport) -> tuple[str, str]:
     if not r.terms.dated:
         text = ("The outcome is a label with no date (the spec gives no converted_at), so "
@@ -1751,6 +1840,7 @@ def render_report_html(report: FunnelReport) -> str:
         "velocity": lambda: _section_velocity(report),
         "source": lambda: _section_source(report),
         "grade": lambda: _section_grade(report),
+        "matrix": lambda: _section_matrix(report),
         "time": lambda: _section_time(report),
         "calibration": lambda: _section_calibration(report),
         "health": lambda: _section_health(report),

@@ -137,6 +137,17 @@ class Settings(BaseSettings):
         "'pred_contrib' is LightGBM's own, a switch for operators, should the two ever be "
         "suspected to differ.",
     )
+    fit_threshold: float | None = Field(
+        default=None, ge=0, le=100,
+        description="The 0-100 fit score at which a lead's fit counts as 'high' in the fit x "
+        "engagement matrix (matrix_route). Unset: the threshold shipped with the model (50, "
+        "the median training lead); the rules use 50.",
+    )
+    engagement_threshold: float | None = Field(
+        default=None, ge=0, le=100,
+        description="The 0-100 engagement score at which engagement counts as 'high'; as "
+        "fit_threshold.",
+    )
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=10_000_000, ge=1024)
     history_dir: Path | None = Field(
@@ -159,6 +170,12 @@ class Settings(BaseSettings):
         "names and activity types). Unset: the contract of the first champion it loads "
         "(its own logged spec), else the built-in one. A champion of another spec is refused.",
     )
+
+    def matrix_thresholds(self) -> Any:
+        """The operator's fit/engagement thresholds (:class:`features.matrix.Thresholds`)."""
+        from features.matrix import Thresholds
+
+        return Thresholds(self.fit_threshold, self.engagement_threshold)
 
     @field_validator("psi_alert")
     @classmethod

@@ -287,6 +287,45 @@ class Evaluation:
             }
         ).astype({"lead_id": self.lead_id.dtype})
 
+    def parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(base, fit part, engagement part)`` per row, in log-odds, adding up exactly.
+
+        The base is the map's intercept; each part is the slope times the points of the
+        group's rules (fit rules are fit; engagement and inactivity rules, engagement).
+        When the global cap clips the total, the clipped amount is taken from both parts
+        in proportion to their size, so base + fit + engagement = intercept + slope x
+        total, the log-odds of :attr:`probability`.
+        """
+        mapping = self.rules.mapping
+        fit_mask = self._fit_mask()
+        fit = self.points[:, fit_mask].sum(axis=1)
+        engagement = self.points[:, ~fit_mask].sum(axis=1)
+        clipped = self.total - (fit + engagement)
+        size = np.abs(fit) + np.abs(engagement)
+        share = np.divide(np.abs(fit), size, out=np.full(len(fit), 0.5), where=size > 0)
+        fit = fit + clipped * share
+        engagement = engagement + clipped * (1.0 - share)
+        base = np.full(len(fit), float(mapping.intercept))
+        return base, mapping.slope * fit, mapping.slope * engagement
+
+    def part_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(fit score, engagement score)`` 0-100: each group's points as a share of the
+        sum of its positive rules (each engagement rule at its cap). Rules have no
+        training leads to rank against, so this is not a percentile as the model's is."""
+        fit_mask = self._fit_mask()
+        best = np.array([max(float(getattr(r, "cap", r.points) if r.points > 0 else 0.0), 0.0)
+                         for r in self.rules.rules])
+        out = []
+        for mask in (fit_mask, ~fit_mask):
+            points = self.points[:, mask].sum(axis=1)
+            most = best[mask].sum()
+            share = np.clip(points / most, 0.0, 1.0) if most > 0 else np.zeros(len(points))
+            out.append(np.rint(100.0 * share).astype(int))
+        return out[0], out[1]
+
+    def _fit_mask(self) -> np.ndarray:
+        return np.array([isinstance(r, FitRule) for r in self.rules.rules], dtype=bool)
+
     def reason_table(self, top: int | None = 3) -> pd.DataFrame:
         """Reasons in long form: one row per (lead row, reason), ordered as they are shown.
 
@@ -504,6 +543,7 @@ def score_leads(
     *,
     top_reasons: int = 3,
     reasons: bool = True,
+    parts: bool = False,
 ) -> pd.DataFrame:
     """Score lead rows with a rule set.
 
@@ -524,6 +564,10 @@ def score_leads(
     reasons : bool, default True
         Build the ``reasons`` column. Batch jobs that write columnar output can use
         :meth:`Evaluation.reason_table` from :func:`evaluate` instead.
+    parts : bool, default False
+        Add the fit/engagement split (:meth:`Evaluation.parts`,
+        :meth:`Evaluation.part_scores`): ``base``, ``fit_part``, ``engagement_part``
+        (log-odds), ``fit_score`` and ``engagement_score`` (0-100).
 
     Returns
     -------
@@ -545,4 +589,9 @@ def score_leads(
         # (fromiter, unlike slice assignment, never reads equal-length lists as a 2-D array.)
         lists = evaluation.reasons(top_reasons)
         out["reasons"] = np.fromiter(lists, dtype=object, count=len(lists))
+    if parts:
+        base, fit_part, engagement_part = evaluation.parts()
+        fit_score, engagement_score = evaluation.part_scores()
+        out = out.assign(base=base, fit_part=fit_part, engagement_part=engagement_part,
+                         fit_score=fit_score, engagement_score=engagement_score)
     return out

@@ -435,6 +435,7 @@ def score_spec_leads(
     *,
     top_reasons: int = 3,
     reasons: bool = True,
+    parts: bool = False,
 ) -> pd.DataFrame:
     """Score a spec's leads with a spec's rules, for the cold-start fallback of spec models.
 
@@ -452,7 +453,7 @@ def score_spec_leads(
         ``type`` (the kind name), value columns. None for a spec without activities.
     as_of : timestamp or pandas.Series
         One UTC timestamp or one per row; only activities strictly before it count.
-    top_reasons, reasons
+    top_reasons, reasons, parts
         As :func:`rules_fallback.score_leads`.
 
     Returns
@@ -468,4 +469,5 @@ def score_spec_leads(
             f"Got {top_reasons!r} instead."
         )
     leads, activities = _prepared(rules, leads, activities)
-    return score_leads(rules, leads, activities, as_of, top_reasons=top_reasons, reasons=reasons)
+    return score_leads(rules, leads, activities, as_of, top_reasons=top_reasons, reasons=reasons,
+                       parts=parts)

@@ -121,7 +121,7 @@ __all__ = [
 
 logger = logging.getLogger("leadscore.batch")
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 """Version of :data:`OUTPUT_SCHEMA` and of the staging layout; part of the fingerprint."""
 
 GRADES: tuple[str, ...] = ("A", "B", "C", "D")
@@ -145,6 +145,11 @@ OUTPUT_SCHEMA = pa.schema([
     ("score", pa.int16()),
     ("grade", pa.string()),
     ("route", pa.string()),
+    # The fit x engagement split (features.matrix): the two 0-100 part scores and the
+    # matrix's route; null where unknown (a model trained before it was shipped).
+    ("fit_score", pa.int16()),
+    ("engagement_score", pa.int16()),
+    ("matrix_route", pa.string()),
     ("scored_by", pa.string()),
     ("fallback_reason", pa.string()),
     ("reasons", pa.list_(REASON_TYPE)),
@@ -200,6 +205,12 @@ class ModelSource:
                               f"{self.settings.cold_start_policy}".encode()).hexdigest()[:16]
 
 
+def _thresholds(settings: Any) -> Any:
+    """The operator's fit/engagement thresholds, when the settings carry them."""
+    make = getattr(settings, "matrix_thresholds", None)
+    return make() if callable(make) else None
+
+
 def build_engine(source: ModelSource) -> Any:
     """Load the model and rules and check them as the service does; return an Engine.
 
@@ -216,7 +227,8 @@ def build_engine(source: ModelSource) -> Any:
     settings = source.settings
     rules = load_rules(settings.rules_file)
     if source.candidate is None:
-        return Engine(None, rules, settings.cold_start_policy)
+        return Engine(None, rules, settings.cold_start_policy,
+                  _thresholds(settings))
     candidate = source.candidate
     model = (source.loader or mlflow_loader(settings))(candidate)
     got = str(getattr(model, "feature_set_version", ""))
@@ -233,7 +245,8 @@ def build_engine(source: ModelSource) -> Any:
         raise LeadscoreError(
             f"model {candidate.uri} failed the smoke prediction: {type(exc).__name__}: {exc}"
         ) from exc
-    return Engine(bundle, rules, settings.cold_start_policy)
+    return Engine(bundle, rules, settings.cold_start_policy,
+                  _thresholds(settings))
 
 
 try:  # distributed is imported lazily elsewhere; the plugin base class is needed here.
@@ -384,6 +397,17 @@ def _reason_value(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def matrix_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """``fit_score``, ``engagement_score`` and ``matrix_route`` of result rows, as columns."""
+    def score(row: Mapping[str, Any], part: str) -> Any:
+        value = row.get(part)
+        return None if value is None else value["score"]
+
+    return {"fit_score": [score(r, "fit") for r in rows],
+            "engagement_score": [score(r, "engagement") for r in rows],
+            "matrix_route": [r.get("matrix_route") for r in rows]}
+
+
 def result_table(frame: pd.DataFrame, *, scored_at: pd.Timestamp, run_id: str) -> pa.Table:
     """A :func:`serving.scorer.score_frame` result as an :data:`OUTPUT_SCHEMA` table."""
     offsets = [0]
@@ -422,12 +446,23 @@ def _assemble(frame: pd.DataFrame, reasons: pa.Array, *, scored_at: pd.Timestamp
                          for v in values], type=pa.string())
 
     as_of = pd.to_datetime(frame["as_of"], utc=True).dt.as_unit("us")
+
+    def small_ints(column: str) -> pa.Array:
+        values = frame[column].tolist() if column in frame.columns else [None] * n
+        return pa.array([None if v is None or v is pd.NA or (isinstance(v, float) and
+                                                             math.isnan(v)) else int(v)
+                         for v in values], type=pa.int16())
+
     columns = {
         "lead_id": pa.array(frame["lead_id"].astype("string").tolist(), type=pa.string()),
         "probability": pa.array(frame["probability"].to_numpy(dtype=np.float64)),
         "score": pa.array(frame["score"].to_numpy(dtype=np.int16)),
         "grade": strings("grade"),
         "route": strings("route"),
+        "fit_score": small_ints("fit_score"),
+        "engagement_score": small_ints("engagement_score"),
+        "matrix_route": (strings("matrix_route") if "matrix_route" in frame.columns
+                         else pa.nulls(n, pa.string())),
         "scored_by": strings("scored_by"),
         "fallback_reason": strings("fallback_reason"),
         "reasons": reasons,
@@ -593,6 +628,7 @@ def score_partition_frame(
             if not np.all(np.isfinite(probability)):
                 raise ValueError("the model returned a non-finite probability")
             score, grade, route = model.grade(probability)
+            parts = model.matrix().with_thresholds(engine.matrix_thresholds).answer(contrib)
             offsets, flat = model_reasons_columnar(X, contrib, model.feature_names, top_reasons)
             if drift_counts is not None and getattr(model, "reference", None):
                 from features.drift import Reference
@@ -607,6 +643,7 @@ def score_partition_frame(
                 "grade": np.asarray(grade, dtype=object), "route": np.asarray(route, dtype=object),
                 "scored_by": "model", "fallback_reason": None, "model_name": bundle.name,
                 "model_version": bundle.version, "rules_version": engine.rules_version,
+                **matrix_columns(parts),
             })
             # Same coercions as the core's rows (str grade/route, int score, None kept).
             frame["grade"] = [str(g) for g in frame["grade"]]

@@ -49,6 +49,15 @@ __all__ = [
     "ScoreRequest",
     "ExplainRequest",
     "ReasonOut",
+    "PartOut",
+    "ActionOut",
+    "DecayOut",
+    "DecayPoint",
+    "GradeDrop",
+    "ACTIONS_DOC",
+    "CAUSAL_NOTE",
+    "DECAY_DOC",
+    "MATRIX_NOTE",
     "ScoreResult",
     "ScoreResponse",
     "Contribution",
@@ -162,6 +171,29 @@ class Lead(_Strict):
     )
 
 
+CAUSAL_NOTE = (
+    "This is what the model learned from similar leads, not a causal promise: leads who "
+    "did this converted more often, which does not mean that prompting it will make this "
+    "lead convert."
+)
+
+ACTIONS_DOC = (
+    "Off by default (0). With N > 0, each result carries 'actions': for each actionable "
+    "activity kind (built-in: demo_request, webinar_attended, pricing_page_view; a spec's "
+    "kinds marked actionable), one such event is added one second before the lead's as_of "
+    "and the lead is rescored; the N with the highest new probability come back with the "
+    "new probability, score, grade and a sentence. " + CAUSAL_NOTE + " Costs one "
+    "prediction per kind and lead."
+)
+DECAY_DOC = (
+    "Off by default. When true, each lead the model scored carries 'decay': its "
+    "probability and grade at +7, +14 and +30 days if nothing new happens (the same "
+    "features computed at the later as_of, events after the lead's as_of left out), and "
+    "the first day within 30 whose grade is lower than today's (every day is rescored). "
+    "Costs 30 predictions per lead."
+)
+
+
 class ScoreRequest(_Strict):
     """One to ``max_batch`` (default 1,000) leads to score. """
 
@@ -188,6 +220,8 @@ class ScoreRequest(_Strict):
         description="How many positive and how many negative reasons to return per lead.",
         examples=[3],
     )
+    actions: int = Field(default=0, ge=0, le=10, description=ACTIONS_DOC, examples=[0])
+    decay: bool = Field(default=False, description=DECAY_DOC, examples=[False])
 
 
 class ExplainRequest(_Strict):
@@ -220,6 +254,77 @@ class ReasonOut(_Strict):
 
 ScoredBy = Literal["model", "rules"]
 FallbackReason = Literal["no_model", "cold_start", "model_error"]
+MatrixRoute = Literal["sales", "targeted_nurture", "review", "recycle"]
+
+MATRIX_NOTE = (
+    "The model's score split in two parts that add up to it exactly: base value + fit "
+    "part + engagement part = the raw margin (log-odds, before calibration; POST /explain "
+    "gives the base value and the margin). Each part is the sum of its features' exact "
+    "TreeSHAP contributions; an interaction between a fit and an engagement feature is "
+    "shared between the two parts the Shapley way. When the rules answer, the parts are "
+    "the fit rules' and the engagement rules' points on the rules' log-odds scale."
+)
+
+
+class PartOut(_Strict):
+    """One part of the score: fit (who the lead is) or engagement (what it did)."""
+
+    score: int | None = Field(
+        ge=0, le=100,
+        description="0-100: for the model, the part's percentile among the training leads "
+        "(50 = the median training lead); for the rules, the group's points as a share of "
+        "the sum of its positive rules. Null for a model trained before the training "
+        "leads' distribution was shipped.",
+        examples=[72])
+    level: Literal["high", "low"] | None = Field(
+        description="'high' at or above the threshold (GET /model 'matrix'; 50 by default), "
+        "else 'low'. Null when score is null.", examples=["high"])
+    part: float = Field(
+        description="The part in log-odds of the raw margin (the sum of its features' "
+        "contributions); positive raises the score.", examples=[0.61])
+
+
+class ActionOut(_Strict):
+    """One next action: the lead rescored with one more event of an actionable kind."""
+
+    kind: str = Field(description="The activity kind.", examples=["demo_request"])
+    type: str = Field(description="The activity type to send for it (a spec's CRM type).",
+                      examples=["demo_request"])
+    label: str = Field(examples=["requested a demo"])
+    probability: float = Field(ge=0, le=1, description="The new calibrated probability.")
+    score: int = Field(ge=0, le=100, examples=[58])
+    grade: Literal["A", "B", "C", "D"] = Field(examples=["A"])
+    score_change: int = Field(description="New score minus the current one.", examples=[17])
+    sentence: str = Field(examples=["If this lead requested a demo now, its score would rise "
+                                    "from 41 to 58 (grade B → A)."])
+
+
+class DecayPoint(_Strict):
+    """The lead rescored some days later with nothing new."""
+
+    days: int = Field(examples=[7])
+    as_of: datetime
+    probability: float = Field(ge=0, le=1)
+    score: int = Field(ge=0, le=100)
+    grade: Literal["A", "B", "C", "D"]
+
+
+class GradeDrop(_Strict):
+    """The first day whose rescored grade is lower than today's."""
+
+    days: int = Field(description="Days after as_of.", examples=[9])
+    date: str = Field(description="That day (UTC), ISO 8601.", examples=["2026-12-09"])
+    grade: Literal["A", "B", "C", "D"] = Field(description="The grade it drops to.",
+                                               examples=["B"])
+
+
+class DecayOut(_Strict):
+    """Where the score goes if nothing new happens."""
+
+    points: list[DecayPoint] = Field(description="At +7, +14 and +30 days.")
+    grade_drop: GradeDrop | None = Field(description="Null when the grade holds for 30 days.")
+    sentence: str = Field(examples=["Without new activity this lead drops to grade B on "
+                                    "9 December."])
 
 
 class ScoreResult(_Strict):
@@ -280,6 +385,28 @@ class ScoreResult(_Strict):
         description="Top positive reasons (largest first), then top negative reasons "
         "(most negative first). For the rules, the rules that fired."
     )
+    fit: PartOut | None = Field(
+        default=None,
+        description="Who the lead is (its own fields). " + MATRIX_NOTE)
+    engagement: PartOut | None = Field(
+        default=None,
+        description="What the lead did (its activity). " + MATRIX_NOTE)
+    matrix_route: MatrixRoute | None = Field(
+        default=None,
+        description="The fit x engagement matrix: fit high and engagement high 'sales'; fit "
+        "high, engagement low 'targeted_nurture'; fit low, engagement high 'review'; both "
+        "low 'recycle'. 'route' (by grade) is unchanged; a CRM may route by either. Null "
+        "when the part scores are null.",
+        examples=["targeted_nurture"])
+    actions: list[ActionOut] | None = Field(
+        default=None,
+        description="With 'actions': N in the request, the top N next actions (null when "
+        "not asked, or without a model). " + "What the model learned from similar leads, "
+        "not a causal promise.")
+    decay: DecayOut | None = Field(
+        default=None,
+        description="With 'decay': true in the request, where the score goes if nothing "
+        "new happens (null when not asked, or when the rules answered).")
     trend: Literal["improving", "steady", "declining"] | None = Field(
         default=None,
         description="The lead's score trend across the last two batch rescoring runs "
@@ -356,6 +483,19 @@ class GradingInfo(_Strict):
         "that does not record them.",
         examples=[{"A": 0.10, "B": 0.15, "C": 0.25, "D": 0.50}],
     )
+
+
+class MatrixInfo(_Strict):
+    """The served model's fit x engagement matrix."""
+
+    fit_threshold: float = Field(description="Fit score (0-100) at which fit is 'high'.",
+                                 examples=[50])
+    engagement_threshold: float = Field(
+        description="Engagement score (0-100) at which engagement is 'high'.", examples=[50])
+    n_reference: int = Field(description="Training rows the part scores rank against (0: the "
+                                         "model ships none; part scores are null).")
+    fit_features: int = Field(description="Model inputs in the fit part.")
+    engagement_features: int = Field(description="Model inputs in the engagement part.")
 
 
 class DriftedFeature(_Strict):
@@ -444,6 +584,11 @@ class ModelInfo(_Strict):
         description="The served model's grade thresholds and the shares of leads they "
         "were cut to hold; null when no model is loaded (the rules file's fixed "
         "thresholds grade then).",
+    )
+    matrix: MatrixInfo | None = Field(
+        default=None,
+        description="The fit x engagement thresholds in force (LEADSCORE_FIT_THRESHOLD and "
+        "LEADSCORE_ENGAGEMENT_THRESHOLD over the model's shipped ones); null without a model.",
     )
     batch_health: BatchHealth | None = Field(
         default=None,

@@ -179,6 +179,7 @@ class ModelLifecycle:
         loader: Loader,
         feature_set_version: str | None,
         cold_start_policy: str = "auto",
+        matrix_thresholds: Any = None,
         poll_interval_s: float | None = 30.0,
         smoke: Callable[[ModelBundle, Any], None] = smoke_test,
         on_swap: Callable[[], None] | None = None,
@@ -188,11 +189,13 @@ class ModelLifecycle:
         self.loader = loader
         self.feature_set_version = None if feature_set_version is None else str(feature_set_version)
         self.cold_start_policy = cold_start_policy
+        self.matrix_thresholds = matrix_thresholds
         self.poll_interval_s = poll_interval_s
         self.smoke = smoke
         self.on_swap = on_swap  # called after each swap (the service settles its heap)
         # The one reference requests read. Replaced whole, never mutated.
-        self.engine: Engine = Engine(None, rules, cold_start_policy)  # type: ignore[arg-type]
+        self.engine: Engine = Engine(None, rules, cold_start_policy,  # type: ignore[arg-type]
+                                     matrix_thresholds)
         self.last_refusal: Refusal | None = None
         self.last_poll_at: datetime | None = None
         self.last_poll_error: str | None = None
@@ -239,7 +242,8 @@ class ModelLifecycle:
             if isinstance(bundle_or_reason, str):
                 self._refuse(candidate, bundle_or_reason)
                 return False
-            self.engine = Engine(bundle_or_reason, self.rules, self.cold_start_policy)  # type: ignore[arg-type]
+            self.engine = Engine(bundle_or_reason, self.rules,  # type: ignore[arg-type]
+                                 self.cold_start_policy, self.matrix_thresholds)
             if self.feature_set_version is None:  # the first model sets the contract
                 self.feature_set_version = str(bundle_or_reason.model.feature_set_version)
             logger.info(

@@ -20,7 +20,7 @@ import copy
 from typing import Any
 
 from features.schema import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
-from serving.contract import BATCH_POLICY, ErrorResponse, Readiness
+from serving.contract import BATCH_POLICY, CAUSAL_NOTE, ErrorResponse, Readiness
 
 __all__ = ["contract_document", "DOCS_HTML", "DESCRIPTION"]
 
@@ -45,6 +45,22 @@ problem. No error carries a stack trace or echoes a lead's data.
 {LATEST_TIMESTAMP.year - 1} (the data contract's range); any other gets 422.
 
 **Batches.** {BATCH_POLICY}
+
+**Fit, engagement and the matrix.** Every result carries `fit` (who the lead is) and
+`engagement` (what it did), each a 0-100 score (its percentile among the model's
+training leads), a level (`high`/`low`) and its part in log-odds: base value + fit part
++ engagement part = the model's raw margin, exactly (each part sums its features' exact
+TreeSHAP contributions; an interaction between a fit and an engagement feature is shared
+between them the Shapley way). `matrix_route` routes on the two levels: `sales`,
+`targeted_nurture` (fit high, engagement low), `review` (fit low, engagement high) or
+`recycle`.
+
+**Next actions and decay, on request.** `"actions": N` returns, per lead, the N
+actionable activities (a demo request, a webinar, a pricing visit; a spec's kinds marked
+`actionable`) that would raise its score most if one happened now, with the new score
+and grade. {CAUSAL_NOTE} `"decay": true` returns the probability and grade at +7, +14
+and +30 days if nothing new happens, and the first day its grade would drop. Both cost
+predictions and are off by default.
 """
 
 _SCHEME = "bearerAuth"

@@ -44,6 +44,7 @@ import pandas as pd
 
 from features.errors import DataValidationError, ValidationIssue
 from features.live import LiveLead, clean_type, live_features, timestamp_ns
+from features.matrix import Thresholds
 from features.online import feature_columns_at, features_at
 from features.reasons import Reason
 from features.registry import reasons_for
@@ -139,11 +140,15 @@ class Engine:
         activity log at all (then no lead has history). The rules answer when the rules
         did better, when there were too few such test leads of both classes to compare,
         and when the model recorded nothing.
+    matrix_thresholds : features.matrix.Thresholds, optional
+        The operator's fit/engagement thresholds (``LEADSCORE_FIT_THRESHOLD``,
+        ``LEADSCORE_ENGAGEMENT_THRESHOLD``); unset ones are the model's shipped ones.
     """
 
     model: ModelBundle | None
     rules: Any
     cold_start_policy: Literal["auto", "model", "rules"] = "auto"
+    matrix_thresholds: Thresholds | None = None
     _preferred: str = field(init=False, repr=False, default="rules")
     _rules_version: str = field(init=False, repr=False, default="")
 
@@ -338,7 +343,7 @@ def _score_live(
             return _rows_from_features(
                 bundle, [keys[model_positions[j]] for j in which],
                 [stamps[model_positions[j]] for j in which], X, part if top_reasons > 0 else None,
-                top_reasons)
+                top_reasons, thresholds=engine.matrix_thresholds)
 
         scored = _model_rows_or_fallback(bundle, [keys[i] for i in model_positions], score_some)
         for i, row in zip(model_positions, scored, strict=True):
@@ -451,7 +456,7 @@ def _subset(
 
 def _model_rows(
     bundle: ModelBundle, leads: pd.DataFrame, acts: pd.DataFrame, as_of: pd.Series,
-    top_reasons: int,
+    top_reasons: int, thresholds: Thresholds | None = None,
 ) -> list[dict[str, Any]]:
     """Score leads with the model (as_of aligned by position). Raises on any failure."""
     columns = feature_columns_at(leads, acts, as_of)
@@ -465,28 +470,32 @@ def _model_rows(
         records = [dict(zip(names, row, strict=True))
                    for row in zip(*(X[name].tolist() for name in names), strict=True)]
     return _rows_from_features(bundle, leads["lead_id"].tolist(), list(as_of), X, records,
-                               top_reasons)
+                               top_reasons, thresholds=thresholds)
 
 
 def _rows_from_features(
     bundle: ModelBundle, lead_ids: list[Any], stamps: list[pd.Timestamp],
     X: Mapping[str, Any], records: list[Mapping[str, Any]] | None, top_reasons: int,
     reasons_of: Callable[[Mapping[str, Any], Mapping[str, float]], list[Reason]] = reasons_for,
+    thresholds: Thresholds | None = None,
 ) -> list[dict[str, Any]]:
     """Model rows from the leads' feature columns ``X`` (and, for reasons, their values
     per lead). ``reasons_of`` groups contributions by business field (the built-in
-    feature set's, or a spec's ``FeatureSet.reasons_for``). Raises on any failure."""
+    feature set's, or a spec's ``FeatureSet.reasons_for``); ``thresholds`` are the
+    operator's fit/engagement thresholds, if any. Raises on any failure.
+
+    Every row carries ``fit``, ``engagement`` and ``matrix_route``
+    (:mod:`features.matrix`): the contributions are summed per group, so one pass over
+    the trees gives the probability, the reasons and the two parts.
+    """
     model = bundle.model
     names = model.feature_names
-    if top_reasons > 0:
-        # One pass over the trees gives both the probability and the contributions.
-        probability, contrib, _ = model.predict_margin_and_contributions(X)
-    else:
-        probability = model.predict_proba(X)
+    probability, contrib, _ = model.predict_margin_and_contributions(X)
     probability = np.asarray(probability, dtype=float)
     if not np.all(np.isfinite(probability)):
         raise ValueError("the model returned a non-finite probability")
     score, grade, route = model.grade(probability)
+    parts = model.matrix().with_thresholds(thresholds).answer(contrib)
     rows = []
     for i, (lead_id, stamp) in enumerate(zip(lead_ids, stamps, strict=True)):
         reasons: list[Reason] = []
@@ -499,6 +508,7 @@ def _rows_from_features(
             "score": int(score[i]), "grade": str(grade[i]), "route": str(route[i]),
             "scored_by": "model", "fallback_reason": None,
             "model_name": bundle.name, "model_version": bundle.version, "reasons": reasons,
+            **parts[i],
         })
     return rows
 
@@ -508,7 +518,24 @@ def _rules_rows(
     top_reasons: int, reason: str,
 ) -> list[dict[str, Any]]:
     out = score_leads(engine.rules, leads, acts, as_of, top_reasons=top_reasons,
-                      reasons=top_reasons > 0)
+                      reasons=top_reasons > 0, parts=True)
+    return rules_records(out, leads["lead_id"].tolist(), list(as_of), reason,
+                         engine.matrix_thresholds, top_reasons)
+
+
+def rules_records(out: pd.DataFrame, lead_ids: Sequence[Any], stamps: Sequence[Any],
+                  reason: str, thresholds: Thresholds | None,
+                  top_reasons: int) -> list[dict[str, Any]]:
+    """The result rows of the rules' answers (``score_leads(..., parts=True)``): the same
+    fields as the model's, ``fit`` and ``engagement`` from the fit and the engagement
+    rules (:meth:`rules_fallback.engine.Evaluation.parts`)."""
+    from features.matrix import DEFAULT_THRESHOLD, answers
+
+    t = thresholds or Thresholds()
+    parts = answers(out["fit_part"].to_numpy(), out["engagement_part"].to_numpy(),
+                    out["fit_score"].to_numpy(), out["engagement_score"].to_numpy(),
+                    DEFAULT_THRESHOLD if t.fit is None else t.fit,
+                    DEFAULT_THRESHOLD if t.engagement is None else t.engagement)
     has_reasons = "reasons" in out.columns
     return [
         {
@@ -516,11 +543,12 @@ def _rules_rows(
             "score": int(sc), "grade": str(g), "route": str(rt),
             "scored_by": "rules", "fallback_reason": reason,
             "model_name": None, "model_version": None,
-            "reasons": list(rs) if has_reasons else [],
+            "reasons": list(rs) if has_reasons else [], **part,
         }
-        for lead_id, stamp, p, sc, g, rt, rs in zip(
-            leads["lead_id"].tolist(), as_of, out["probability"], out["score"], out["grade"],
-            out["route"], out["reasons"] if has_reasons else [None] * len(out), strict=True,
+        for lead_id, stamp, p, sc, g, rt, rs, part in zip(
+            lead_ids, stamps, out["probability"], out["score"], out["grade"],
+            out["route"], out["reasons"] if has_reasons else [None] * len(out), parts,
+            strict=True,
         )
     ]
 
@@ -585,7 +613,7 @@ def score_records(
         scored = _model_rows_or_fallback(
             engine.model, m_leads["lead_id"].tolist(),
             lambda rows: _model_rows(engine.model, *_subset(m_leads, m_acts, m_as_of, rows),
-                                     top_reasons),
+                                     top_reasons, engine.matrix_thresholds),
         )
         for pos, row in zip(model_positions, scored, strict=True):
             if row is None:
@@ -626,12 +654,18 @@ def score_frame(
     as_of: pd.Timestamp | pd.Series | datetime | None = None,
     top_reasons: int = 3,
 ) -> pd.DataFrame:
-    """:func:`score_records` as a frame: columns :data:`RESULT_COLUMNS`, one row per lead."""
+    """:func:`score_records` as a frame: columns :data:`RESULT_COLUMNS`, then
+    ``fit_score``, ``engagement_score`` and ``matrix_route``; one row per lead."""
     rows = score_records(leads, activities, engine, as_of=as_of, top_reasons=top_reasons)
     out = pd.DataFrame.from_records(rows, columns=list(RESULT_COLUMNS))
     for column in ("fallback_reason", "model_name", "model_version"):
         # Keep None as None (pandas would infer a string column with NaN for missing).
         out[column] = pd.Series([r[column] for r in rows], dtype=object)
+    # The fit x engagement split, flat, for the batch output (serving.batch).
+    out["fit_score"] = pd.Series([(r.get("fit") or {}).get("score") for r in rows], dtype=object)
+    out["engagement_score"] = pd.Series([(r.get("engagement") or {}).get("score") for r in rows],
+                                        dtype=object)
+    out["matrix_route"] = pd.Series([r.get("matrix_route") for r in rows], dtype=object)
     return out
 
 

@@ -151,6 +151,7 @@ class LeadScoring:
             loader=mlflow_loader(self.settings),
             feature_set_version=expected,
             cold_start_policy=self.settings.cold_start_policy,
+            matrix_thresholds=self.settings.matrix_thresholds(),
             # A pinned model is pinned: nothing to poll.
             poll_interval_s=None if self.settings.model_uri else self.settings.poll_interval_s,
         )
@@ -221,8 +222,16 @@ class LeadScoring:
         from serving.spec_scoring import score_spec_leads
 
         def answer(contract: Any, as_of: Any, rules: Any) -> dict:
-            rows = score_spec_leads(request.leads, as_of, self.lifecycle.engine, contract,
+            engine = self.lifecycle.engine
+            rows = score_spec_leads(request.leads, as_of, engine, contract,
                                     top_reasons=request.top_reasons, rules=rules)
+            if request.actions or request.decay:
+                from serving.whatif import actionable_kinds, extend_rows
+
+                extend_rows(rows, [contract.live_lead(lead, as_of) for lead in request.leads],
+                            engine, contract.feature_set,
+                            actionable_kinds(contract.feature_set, contract.spec),
+                            actions=request.actions, decay=request.decay)
             self.counters.scored(rows)
             self.counters.batch_health(self.batch_health.current())
             logger.info("scored %d leads of spec %s (%s)", len(rows), contract.spec.name,
@@ -282,10 +291,14 @@ class LeadScoring:
         as it would be alone, all by the same model version.
         """
         as_of = pd.Timestamp(request.as_of) if request.as_of else pd.Timestamp.now(tz="UTC")
+        engine = self.lifecycle.engine
         try:
             rows = await self.coalescer.score(request.leads, as_of, request.top_reasons)
         except DataValidationError as exc:
             return _unprocessable(exc, request.leads)  # type: ignore[return-value]
+        if request.actions or request.decay:
+            # Only when asked: predictions, off the event loop (the default call pays nothing).
+            await asyncio.to_thread(_what_if, rows, request, as_of, engine)
         self.counters.scored(rows)
         self.counters.batch_health(self.batch_health.current())  # a file read per poll interval
         if logger.isEnabledFor(logging.INFO):
@@ -356,8 +369,34 @@ class LeadScoring:
             cold_start_policy=self.settings.cold_start_policy,
             cold_start_effective=engine.cold_start_effective,
             grading=_grading_info(model),
+            matrix=_matrix_info(model, engine),
             batch_health=health,
         )
+
+
+def _what_if(rows: list[dict], request: ScoreRequest, as_of: pd.Timestamp, engine: Any) -> None:
+    """``actions`` and ``decay`` of a built-in call (:mod:`serving.whatif`)."""
+    from features.registry import BUILTIN
+    from serving.scorer import _live_leads
+    from serving.whatif import actionable_kinds, extend_rows
+
+    leads = request.leads
+    lives = _live_leads(leads, [lead.lead_id for lead in leads], [as_of] * len(leads))
+    extend_rows(rows, lives, engine, BUILTIN, actionable_kinds(BUILTIN),
+                actions=request.actions, decay=request.decay)
+
+
+def _matrix_info(model: Any, engine: Any) -> dict[str, Any] | None:
+    """The fit x engagement thresholds in force (the operator's over the model's)."""
+    if model is None or not hasattr(model, "matrix"):
+        return None
+    matrix = model.matrix().with_thresholds(engine.matrix_thresholds)
+    groups = list(matrix.groups.values())
+    return {"fit_threshold": matrix.fit_threshold,
+            "engagement_threshold": matrix.engagement_threshold,
+            "n_reference": matrix.n_reference,
+            "fit_features": groups.count("fit"),
+            "engagement_features": groups.count("engagement")}
 
 
 LeadScoring.add_asgi_middleware(Gateway)

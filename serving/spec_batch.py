@@ -45,13 +45,14 @@ from serving.batch import (
     _write_atomic,
     _write_json_atomic,
     commit_run,
+    matrix_columns,
     result_table,
     run_estimate,
 )
-from serving.scorer import explain_blanks, has_history, select_reasons
+from serving.scorer import explain_blanks, has_history, rules_records, select_reasons
 from serving.spec_scoring import cold_start_rules
 
-__all__ = ["SpecRescoreResult", "rescore_spec"]
+__all__ = ["SpecRescoreResult", "rescore_spec", "DECAY_COLUMNS", "with_decay_columns"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ def rescore_spec(
     rules: Any = None,
     cold_start_policy: str = "auto",
     psi_thresholds: tuple[float, float] = (0.10, 0.25),
+    decay: bool = False,
+    matrix_thresholds: Any = None,
 ) -> SpecRescoreResult:
     """Score every open lead of a spec's data with ``model`` and commit the run to ``out``.
 
@@ -113,6 +116,12 @@ def rescore_spec(
     Cold starts follow the service's policy (:func:`serving.spec_scoring.cold_start_rules`):
     when the rules are preferred, open leads with no activity before ``as_of`` are
     scored by ``rules`` (the operator's spec rules), else by the model's shipped ones.
+
+    With ``decay``, every part file also carries where each model-scored lead's score
+    goes if nothing new happens (:data:`DECAY_COLUMNS`, null for the rules' leads), the
+    API's ``decay`` computed on the vectorised path: every lead rescored at as_of + 1 ...
+    30 days with the events before as_of only, so a CRM can sort "call before it cools"
+    by ``grade_drop_date``.
 
     Raises
     ------
@@ -154,14 +163,16 @@ def rescore_spec(
     cold = np.zeros(len(open_leads), dtype=bool)
     if cold_rules is not None:
         cold = ~has_history(open_leads, acts, pd.Series(as_of, index=open_leads.index))
-    X = features_at(open_leads.loc[~cold], acts, as_of, feature_set=feature_set)
+    warm_leads = open_leads.loc[~cold].reset_index(drop=True)
+    X = features_at(warm_leads, acts, as_of, feature_set=feature_set)
     cold_leads = open_leads.loc[cold].reset_index(drop=True)
     standby = rules if rules is not None else cold_rules
     rules_version = "none" if standby is None else str(standby.provenance)
     identity = {"spec": spec.origin, "fingerprint": tables.fingerprint,
                 "as_of": as_of.isoformat(), "model": f"{model_name}/{model_version}",
                 "feature_set": feature_set.version, "top_reasons": top_reasons,
-                "cold_start": "model" if cold_rules is None else rules_version}
+                "cold_start": "model" if cold_rules is None else rules_version,
+                **({"decay": True} if decay else {})}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     run_id = f"{as_of.strftime('%Y%m%dT%H%M%SZ')}-{digest[:12]}"
     scored_at = pd.Timestamp.now(tz="UTC")
@@ -186,18 +197,26 @@ def rescore_spec(
                     frame = _score_batch(chunk, model, feature_set,
                                          as_of=as_of, top_reasons=top_reasons,
                                          model_name=model_name, model_version=model_version,
-                                         rules_version=rules_version)
+                                         rules_version=rules_version,
+                                         thresholds=matrix_thresholds)
                     model_probabilities.append(frame["probability"].to_numpy(dtype=float))
+                    decayed = (_decay_batch(warm_leads.iloc[start:start + batch_size], acts,
+                                            model, feature_set, frame, as_of)
+                               if decay else None)
                     if reference is not None and len(chunk):
                         for name, c in reference.counts(
                                 chunk, frame["probability"].to_numpy(dtype=float)).items():
                             drift_counts[name] = drift_counts.get(name, 0) + np.asarray(c)
                 else:
                     frame = _rules_batch(cold_leads.iloc[start:start + batch_size], acts,
-                                         cold_rules, as_of=as_of, top_reasons=top_reasons)
+                                         cold_rules, as_of=as_of, top_reasons=top_reasons,
+                                         thresholds=matrix_thresholds)
+                    decayed = [None] * len(frame)
                 for g, n in frame["grade"].value_counts().items():
                     grades[str(g)] = grades.get(str(g), 0) + int(n)
                 table = result_table(frame, scored_at=scored_at, run_id=run_id)
+                if decay:
+                    table = with_decay_columns(table, decayed)
                 _write_atomic(table, staging / f"part-{part:05d}.parquet")
             grades = dict(sorted(grades.items()))
             health = None
@@ -225,17 +244,20 @@ def rescore_spec(
 
 
 _COLUMNS = ["lead_id", "as_of", "probability", "score", "grade", "route", "scored_by",
-            "fallback_reason", "model_name", "model_version", "rules_version", "reasons"]
+            "fallback_reason", "model_name", "model_version", "rules_version", "reasons",
+            "fit_score", "engagement_score", "matrix_route"]
 
 
 def _rules_batch(leads: pd.DataFrame, acts: pd.DataFrame, rules: Any, *, as_of: pd.Timestamp,
-                 top_reasons: int) -> pd.DataFrame:
+                 top_reasons: int, thresholds: Any = None) -> pd.DataFrame:
     """Cold-start leads scored by the spec's rules, as ``POST /score`` answers them."""
     from rules_fallback import score_spec_leads as score_with_rules
 
     out = score_with_rules(rules, leads, acts, pd.Series(as_of, index=leads.index),
-                           top_reasons=top_reasons, reasons=top_reasons > 0)
+                           top_reasons=top_reasons, reasons=top_reasons > 0, parts=True)
     reasons = out["reasons"] if "reasons" in out.columns else [[]] * len(out)
+    parts = matrix_columns(rules_records(out, list(leads["lead_id"]), [as_of] * len(out),
+                                         "cold_start", thresholds, top_reasons))
     return pd.DataFrame({
         "lead_id": leads["lead_id"].to_numpy(), "as_of": as_of,
         "probability": out["probability"].to_numpy(dtype=float),
@@ -243,18 +265,20 @@ def _rules_batch(leads: pd.DataFrame, acts: pd.DataFrame, rules: Any, *, as_of: 
         "route": out["route"].astype(str).to_numpy(), "scored_by": "rules",
         "fallback_reason": "cold_start", "model_name": None, "model_version": None,
         "rules_version": str(rules.provenance), "reasons": [list(r) for r in reasons],
+        **parts,
     }, columns=_COLUMNS)
 
 
 def _score_batch(X: pd.DataFrame, model: Any, feature_set: Any, *, as_of: pd.Timestamp,
                  top_reasons: int, model_name: str, model_version: str | None,
-                 rules_version: str = "none") -> pd.DataFrame:
+                 rules_version: str = "none", thresholds: Any = None) -> pd.DataFrame:
     """One batch of open leads' features -> the batch output's rows (the API's values)."""
     names = model.feature_names
     rows = []
     if len(X):
         probability, contrib, _ = model.predict_margin_and_contributions(X[names])
         score, grade, route = model.grade(np.asarray(probability, dtype=float))
+        parts = model.matrix().with_thresholds(thresholds).answer(contrib)
         records = X.to_dict("records")
         for i, record in enumerate(records):
             reasons = []
@@ -268,6 +292,59 @@ def _score_batch(X: pd.DataFrame, model: Any, feature_set: Any, *, as_of: pd.Tim
                 "grade": str(grade[i]), "route": str(route[i]), "scored_by": "model",
                 "fallback_reason": None, "model_name": model_name,
                 "model_version": model_version, "rules_version": rules_version,
-                "reasons": reasons,
+                "reasons": reasons, "fit_score": parts[i]["fit"]["score"],
+                "engagement_score": parts[i]["engagement"]["score"],
+                "matrix_route": parts[i]["matrix_route"],
             })
     return pd.DataFrame(rows, columns=_COLUMNS)
+
+
+DECAY_COLUMNS: tuple[str, ...] = (
+    "decay_7d_probability", "decay_7d_grade", "decay_14d_probability", "decay_14d_grade",
+    "decay_30d_probability", "decay_30d_grade", "grade_drop_date", "grade_drop_grade",
+)
+"""What ``rescore --decay`` adds to each row: the API's ``decay``, flat."""
+
+
+def _decay_batch(leads: pd.DataFrame, acts: pd.DataFrame, model: Any, feature_set: Any,
+                 frame: pd.DataFrame, as_of: pd.Timestamp) -> list[dict[str, Any] | None]:
+    """``decay`` of one batch of model-scored leads (rows aligned with ``frame``)."""
+    from serving.whatif import decay_in_batch
+
+    if not len(leads):
+        return []
+    if (leads["lead_id"].to_numpy() != frame["lead_id"].to_numpy()).any():
+        raise AssertionError("decay rows are not aligned with the batch's leads")
+    past = acts[acts["occurred_at"] < as_of] if len(acts) else acts  # nothing new
+    names = model.feature_names
+
+    def predict_at(days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = features_at(leads, past, as_of + pd.Timedelta(days=days), feature_set=feature_set)
+        probability = np.asarray(model.predict_proba(X[names]), dtype=float)
+        score, grade, _ = model.grade(probability)
+        return probability, np.asarray(score), np.asarray(grade)
+
+    return decay_in_batch(predict_at, frame[["as_of", "grade"]].to_dict("records"))
+
+
+def with_decay_columns(table: Any, decayed: list[dict[str, Any] | None]) -> Any:
+    """``table`` with :data:`DECAY_COLUMNS` from each row's ``decay`` (None: nulls)."""
+    import pyarrow as pa
+
+    columns: dict[str, list[Any]] = {c: [] for c in DECAY_COLUMNS}
+    for d in decayed:
+        points = {p["days"]: p for p in d["points"]} if d is not None else {}
+        for days in (7, 14, 30):
+            point = points.get(days)
+            columns[f"decay_{days}d_probability"].append(
+                None if point is None else point["probability"])
+            columns[f"decay_{days}d_grade"].append(None if point is None else point["grade"])
+        drop = d["grade_drop"] if d is not None else None
+        columns["grade_drop_date"].append(
+            None if drop is None else pd.Timestamp(drop["date"]).date())
+        columns["grade_drop_grade"].append(None if drop is None else drop["grade"])
+    for name in DECAY_COLUMNS:
+        kind = (pa.float64() if name.endswith("probability")
+                else pa.date32() if name.endswith("date") else pa.string())
+        table = table.append_column(pa.field(name, kind), pa.array(columns[name], type=kind))
+    return table

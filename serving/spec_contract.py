@@ -34,7 +34,7 @@ from features.registry import FeatureSet
 from features.spec import DatasetSpec, DatasetSpecV2
 from features.spec.model import _entry_name
 from features.spec.sources import missing_tokens
-from serving.contract import Timestamp
+from serving.contract import ACTIONS_DOC, DECAY_DOC, Timestamp
 
 __all__ = ["SpecField", "SpecContract"]
 
@@ -105,6 +105,8 @@ class SpecContract:
             as_of=(Timestamp | None, Field(default=None, description="Score as of this time "
                                            "(default: now); a lead's own as_of overrides it.")),
             top_reasons=(int, Field(default=3, ge=0, le=50)),
+            actions=(int, Field(default=0, ge=0, le=10, description=ACTIONS_DOC)),
+            decay=(bool, Field(default=False, description=DECAY_DOC)),
         )
         self.explain_model = create_model(
             "SpecExplainRequest",

@@ -43,6 +43,7 @@ from serving.scorer import (
     _rows_from_features,
     cold_start_preference,
     explain_blanks,
+    rules_records,
 )
 from serving.spec_contract import SpecContract
 
@@ -132,23 +133,18 @@ def cold_start_rules(model: Any, spec: Any, policy: str, rules: Any = None) -> A
 
 
 def _rules_rows(rules: Any, lives: Sequence[LiveLead], ids: Sequence[str],
-                contract: SpecContract, top_reasons: int, reason: str) -> list[dict[str, Any]]:
+                contract: SpecContract, top_reasons: int, reason: str,
+                thresholds: Any = None) -> list[dict[str, Any]]:
     from rules_fallback import score_spec_leads as score_with_rules
 
     leads, acts, as_of = _frames(lives, ids, contract)
     out = score_with_rules(rules, leads, acts if contract.has_activities else None, as_of,
-                           top_reasons=top_reasons, reasons=top_reasons > 0)
-    has_reasons = "reasons" in out.columns
+                           top_reasons=top_reasons, reasons=top_reasons > 0, parts=True)
+    rows = rules_records(out, ids, list(as_of), reason, thresholds, top_reasons)
     version = str(getattr(rules, "provenance", "spec rules"))
-    return [
-        {"lead_id": lead_id, "as_of": stamp, "probability": float(p), "score": int(sc),
-         "grade": str(g), "route": str(rt), "scored_by": "rules", "fallback_reason": reason,
-         "model_name": None, "model_version": None, "rules_version": version,
-         "reasons": list(rs) if has_reasons else []}
-        for lead_id, stamp, p, sc, g, rt, rs in zip(
-            ids, as_of, out["probability"], out["score"], out["grade"], out["route"],
-            out["reasons"] if has_reasons else [None] * len(out), strict=True)
-    ]
+    for row in rows:
+        row["rules_version"] = version
+    return rows
 
 
 def score_spec_leads(
@@ -183,7 +179,8 @@ def score_spec_leads(
                 "SPEC'); train one ('leadscore train --dataset SPEC --promote') and the "
                 "service picks it up"
             )
-        return _rules_rows(rules, lives, ids, contract, top_reasons, "no_model")
+        return _rules_rows(rules, lives, ids, contract, top_reasons, "no_model",
+                           engine.matrix_thresholds)
     cold_rules = cold_start_rules(bundle.model, contract.spec, engine.cold_start_policy, rules)
     cold = ([i for i, live in enumerate(lives) if not live.has_history()]
             if cold_rules is not None else [])
@@ -193,20 +190,23 @@ def score_spec_leads(
         answered: list[dict[str, Any] | None] = [None] * len(lives)
         for i, row in zip(cold, _rules_rows(cold_rules, [lives[i] for i in cold],
                                             [ids[i] for i in cold], contract, top_reasons,
-                                            "cold_start"), strict=True):
+                                            "cold_start", engine.matrix_thresholds),
+                              strict=True):
             answered[i] = row
         if warm:
             for i, row in zip(warm, _model_rows(bundle, [lives[i] for i in warm],
                                                 [ids[i] for i in warm], contract, top_reasons,
-                                                rules, cold_rules), strict=True):
+                                                rules, cold_rules, engine.matrix_thresholds),
+                              strict=True):
                 answered[i] = row
         return answered  # type: ignore[return-value]
-    return _model_rows(bundle, lives, ids, contract, top_reasons, rules, cold_rules)
+    return _model_rows(bundle, lives, ids, contract, top_reasons, rules, cold_rules,
+                       engine.matrix_thresholds)
 
 
 def _model_rows(bundle: ModelBundle, lives: Sequence[LiveLead], ids: Sequence[str],
                 contract: SpecContract, top_reasons: int, rules: Any,
-                cold_rules: Any) -> list[dict[str, Any]]:
+                cold_rules: Any, thresholds: Any = None) -> list[dict[str, Any]]:
     """The model's rows for leads it answers; the rules' for all of them if it fails."""
     feature_set = contract.feature_set
     rows = [live_features(live, feature_set) for live in lives]
@@ -215,13 +215,15 @@ def _model_rows(bundle: ModelBundle, lives: Sequence[LiveLead], ids: Sequence[st
     stamps = [pd.Timestamp(live.as_of_ns, unit="ns", tz="UTC") for live in lives]
     try:
         out = _rows_from_features(bundle, ids, stamps, X, rows if top_reasons > 0 else None,
-                                  top_reasons, reasons_of=feature_set.reasons_for)
+                                  top_reasons, reasons_of=feature_set.reasons_for,
+                                  thresholds=thresholds)
     except Exception:
         if rules is None:
             raise
         logger.exception("the model failed on a call of %d spec leads; the rules answer them",
                          len(ids))
-        return _rules_rows(rules, lives, ids, contract, top_reasons, "model_error")
+        return _rules_rows(rules, lives, ids, contract, top_reasons, "model_error",
+                           thresholds)
     standby = rules if rules is not None else cold_rules
     version = "none" if standby is None else str(getattr(standby, "provenance", "spec rules"))
     for row in out:

@@ -167,6 +167,10 @@ class LeadModel:
         The training window's distribution of every feature and of the score
         (:meth:`features.drift.Reference.to_dict`), what rescoring measures drift
         against; empty for a model trained before it was kept.
+    fit_engagement : dict
+        The fit/engagement split (:meth:`features.matrix.FitEngagement.to_dict`): each
+        feature's group, the training rows' distribution of both parts and the matrix
+        thresholds; see :meth:`matrix`. Empty for a model trained before it was kept.
     cold_start_rules : str
         Rules YAML fitted on the training window and compared with the model on leads
         with no history ("" when the packaged default rules were the baseline). A spec
@@ -207,6 +211,7 @@ class LeadModel:
         self.field_labels: dict[str, str] = {}
         self.feature_set_definition: dict[str, Any] = {}
         self.dataset_spec: str = ""
+        self.fit_engagement: dict[str, Any] = {}
         self._validate_params()
 
     def _validate_params(self) -> None:
@@ -593,6 +598,47 @@ class LeadModel:
         imp = self.booster_.feature_importance(importance_type=importance_type)
         return pd.Series(imp, index=self.feature_names).sort_values(ascending=False)
 
+    def fit_matrix(self, X: pd.DataFrame, *, max_rows: int = 5000) -> LeadModel:
+        """Fit :attr:`fit_engagement` on training rows ``X`` (at most ``max_rows`` of them,
+        a seeded sample): each part's distribution, from the model's own TreeSHAP."""
+        from features.matrix import FitEngagement
+
+        self._check_fitted("booster_")
+        if len(X) > max_rows:
+            X = X.sample(max_rows, random_state=self.random_state)
+        contrib, _ = self.contributions(X)
+        self.fit_engagement = FitEngagement.fit(self._groups(), contrib).to_dict()
+        self._matrix = None
+        return self
+
+    def _groups(self) -> dict[str, str]:
+        """Each input's group; a column outside the feature set (an allowed leaky one) is
+        a lead column, so fit."""
+        try:
+            known = self.feature_set().groups()
+        except ValueError:
+            known = {}
+        return {name: known.get(name, "fit") for name in self.feature_names}
+
+    def matrix(self) -> Any:
+        """The model's :class:`features.matrix.FitEngagement` (built once per loaded model).
+
+        A model trained before it was shipped gets its groups from its feature set and no
+        reference: its parts add up all the same, its 0-100 part scores are None.
+        """
+        cached = getattr(self, "_matrix", None)
+        if cached is None:
+            from features.matrix import FitEngagement
+
+            data = getattr(self, "fit_engagement", None) or {}
+            cached = (FitEngagement.from_dict(data) if data
+                      else FitEngagement(self._groups()))
+            if list(cached.groups) != self.feature_names:
+                raise ModelError("the model's fit/engagement groups do not name its features "
+                                 "in order; retrain")
+            self._matrix = cached
+        return cached
+
     def feature_set(self) -> FeatureSet:
         """The feature set this model's inputs come from, rebuilt from its definition.
 
@@ -611,6 +657,7 @@ class LeadModel:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_feature_set", None)  # functions and closures: rebuilt from the definition
+        state.pop("_matrix", None)  # rebuilt from fit_engagement
         # The explainer is the loading process's choice, and its tables are rebuilt from
         # the booster in a second or two at load time: neither is shipped in the artifact.
         state.pop("_fast", None)

@@ -616,6 +616,9 @@ def train(data: TrainingData, settings: Settings, options: TrainOptions | None =
                          "time_column": data.time_column or ""}
     # What drift is measured against, fitted once here and shipped: every feature's and
     # the score's distribution on the training window (features.drift).
+    # The fit/engagement split's reference: both parts' distribution over the training
+    # rows (never validation or test), from the model's own TreeSHAP (features.matrix).
+    model.fit_matrix(train_rows[features])
     model.reference = Reference.fit(
         train_rows[features], categorical, model.predict_proba(train_rows[features]),
         window={k: str(v) for k, v in split.boundaries.items() if k.startswith("train")},

@@ -23,7 +23,8 @@ def fit_columns(spec: Any) -> list[FitColumn]:
 
     v2 = spec if isinstance(spec, DatasetSpecV2) else spec.to_v2()
     columns = v2.tables.leads.columns
-    return [FitColumn(_entry_name(e), kind, e.label or e.column, e.description or "")
+    return [FitColumn(_entry_name(e), kind, e.label or e.column, e.description or "",
+                      e.group or "fit")
             for kind, entries in (("categorical", columns.categorical),
                                   ("numeric", columns.numeric))
             for e in entries]
@@ -35,7 +36,8 @@ def kind_definitions(spec: Any) -> list[KindDefinition]:
     activities = getattr(tables, "activities", None)
     if activities is None:
         return []
-    return [KindDefinition(name, kind.label, float(kind.weight), bool(kind.key_action))
+    return [KindDefinition(name, kind.label, float(kind.weight), bool(kind.key_action),
+                           group=kind.group, actionable=bool(kind.actionable))
             for name, kind in activities.kinds.items()]
 
 

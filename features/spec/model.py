@@ -164,6 +164,17 @@ class ColumnEntry(_Strict):
         description="A feature the leakage audit may flag but must not exclude: the user "
         "knows it is filled in before the outcome (only under categorical or numeric).",
     )
+    group: Literal["fit", "engagement"] | None = Field(
+        default=None,
+        description="Which part of the score the feature adds to: 'fit' (who the lead is) "
+        "or 'engagement' (what it did). A lead column is fit unless it says otherwise: a "
+        "flat export's pre-counted visits are engagement (only under categorical or numeric).",
+    )
+
+    @field_validator("group", mode="before")
+    @classmethod
+    def _group_is_known(cls, value: Any) -> Any:
+        return _check_group(value)
 
     @field_validator("trusted", mode="before")
     @classmethod
@@ -228,6 +239,14 @@ class CsvOptions(_Strict):
     thousands: str | None = Field(default=None, min_length=1, max_length=1)
     quotechar: str = Field(default='"', min_length=1, max_length=1)
     skiprows: int = Field(default=0, ge=0)
+
+
+def _check_group(value: Any) -> Any:
+    """One message for a bad ``group``, naming the value and the two that exist."""
+    if value is None or value in ("fit", "engagement"):
+        return value
+    raise ValueError(f"{value!r} is not a group; expected 'fit' (who the lead is) or "
+                     "'engagement' (what it did)")
 
 
 def _entry_name(entry: ColumnEntry | LeakyEntry) -> str:
@@ -414,12 +433,31 @@ class ActivityColumns(_Strict):
 
 
 class KindSpec(_Strict):
-    """One kind of activity: the CRM's type values it covers and how reasons name it."""
+    """One kind of activity: the CRM's type values it covers and how reasons name it.
+
+    ``group`` is the part of the score its features add to (``engagement`` unless it
+    says ``fit``); ``actionable: true`` marks a kind a marketer can bring about (a demo
+    request, a webinar), which the next-action suggestions of ``POST /score`` try.
+    """
 
     types: list[str] = Field(min_length=1)
     label: str = Field(min_length=1)
     weight: float = Field(default=1.0, ge=0)
     key_action: bool = False
+    group: Literal["fit", "engagement"] = "engagement"
+    actionable: bool = False
+
+    @field_validator("group", mode="before")
+    @classmethod
+    def _group_is_known(cls, value: Any) -> Any:
+        return _check_group(value)
+
+    @field_validator("actionable", mode="before")
+    @classmethod
+    def _a_boolean(cls, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false; got {value!r}")
+        return value
 
     @classmethod
     def _coerce(cls, data: Any) -> Any:
@@ -611,6 +649,12 @@ def _trusted_problems(c: LeadColumns | ColumnsSpec, prefix: str) -> list[str]:
     problems = []
     for role in ("time", "ignore", "pii"):
         for i, entry in enumerate(getattr(c, role, [])):
+            if entry.group is not None:
+                problems.append(
+                    f"{prefix}.{role}[{i}].group: got {entry.group!r} for {entry.column!r}, a "
+                    f"column with the role {role!r}; expected it only on a 'categorical' or "
+                    "'numeric' feature (other roles are no part of the score)"
+                )
             if entry.trusted:
                 problems.append(
                     f"{prefix}.{role}[{i}].trusted: got true for {entry.column!r}, a column "

@@ -61,6 +61,13 @@ def rescore_command(
         help="With --dataset: leads scored (and explained) at a time, one part file each "
         "(default 50,000).",
     ),
+    decay: bool = typer.Option(
+        False, "--decay",
+        help="With --dataset: also write where each lead's score goes if nothing new "
+        "happens (probability and grade at +7, +14, +30 days, and the first day within 30 "
+        "its grade drops: grade_drop_date), as POST /score's 'decay'. Costs 30 "
+        "predictions per lead.",
+    ),
     json_summary: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Score every open lead with the API's scoring core on Dask; commit atomically.
@@ -81,11 +88,15 @@ def rescore_command(
     if batch_size is not None and dataset is None:
         raise typer.BadParameter("only applies with --dataset SPEC (the built-in data is "
                                  "split by --partitions)", param_hint="--batch-size")
+    if decay and dataset is None:
+        raise typer.BadParameter("only applies with --dataset SPEC for now (the built-in "
+                                 "data's Dask job does not write decay yet)",
+                                 param_hint="--decay")
     cfg = settings()
     stamp = parse_timestamp(as_of, option="--as-of")
     if dataset is not None:
         _rescore_spec(cfg, dataset, dataset_file, out, model_uri, stamp, top_reasons,
-                      batch_size or 50_000, json_summary)
+                      batch_size or 50_000, json_summary, decay)
         return
     assert data is not None
     with Progress("[progress.description]{task.description}", BarColumn(),
@@ -117,7 +128,7 @@ def rescore_command(
 
 def _rescore_spec(cfg: Any, dataset: Path, dataset_file: Path | None, out: Path,
                   model_uri: str | None, as_of: Any, top_reasons: int, batch_size: int,
-                  json_summary: bool) -> None:
+                  json_summary: bool, decay: bool = False) -> None:
     """``rescore --dataset``: every open lead of a spec's data, with a model of that spec."""
     from features.errors import LeadscoreError
     from serving.batch import resolve_model
@@ -144,7 +155,8 @@ def _rescore_spec(cfg: Any, dataset: Path, dataset_file: Path | None, out: Path,
                           model_version=candidate.version, data_path=dataset_file,
                           as_of=as_of, top_reasons=top_reasons, batch_size=batch_size,
                           rules=rules, cold_start_policy=cfg.cold_start_policy,
-                          psi_thresholds=(cfg.psi_warn, cfg.psi_alert))
+                          psi_thresholds=(cfg.psi_warn, cfg.psi_alert), decay=decay,
+                          matrix_thresholds=cfg.matrix_thresholds())
     if json_summary:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return

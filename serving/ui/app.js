@@ -59,9 +59,11 @@ function parseLead() {
   } catch (err) {
     throw new Error(`The lead is not valid JSON: ${err.message}`);
   }
-  // Accept a bare lead, or a whole /score request body pasted from elsewhere.
-  if (parsed && Array.isArray(parsed.leads)) return parsed;
-  if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) return { leads: [parsed] };
+  // Accept a bare lead, or a whole /score request body pasted from elsewhere. The page
+  // asks for the next actions and the decay line too (a pasted body may say otherwise).
+  const extras = { actions: 3, decay: true };
+  if (parsed && Array.isArray(parsed.leads)) return { ...extras, ...parsed };
+  if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) return { ...extras, leads: [parsed] };
   throw new Error("Paste one lead as a JSON object (with lead_id, created_at and activities).");
 }
 
@@ -122,9 +124,13 @@ async function gradingFor(result, headers) {
 function clearResult() {
   $("result").hidden = true;
   for (const id of ["score", "standing", "grade", "route", "route-why", "trend", "grade-legend",
-                    "answered-by", "lead-id", "model", "rules-version", "as-of", "chart-hint"]) {
+                    "answered-by", "lead-id", "model", "rules-version", "as-of", "chart-hint",
+                    "parts", "decay", "decay-points"]) {
     $(id).textContent = "";
   }
+  for (const id of ["matrix-box", "actions-box", "decay-box"]) $(id).hidden = true;
+  clear($("actions"));
+  document.querySelectorAll("#matrix td").forEach((cell) => cell.classList.remove("here"));
   $("standing-sep").hidden = true;
   $("trend-row").hidden = true;
   clear($("chart"));
@@ -193,10 +199,42 @@ function render(result, grading) {
   $("trend-row").hidden = !trend;
   $("trend").textContent = trend || "";
 
+  drawMatrix(result);
+  drawActions(result.actions);
+  drawDecay(result.decay);
+
   const unit = result.scored_by === "rules" ? "points of the rules" : "log-odds of the model";
   $("chart-hint").textContent = "Green bars raise the chance, red bars lower it; "
     + `each number is the reason's signed impact (${unit}).`;
   drawReasons($("chart"), result.reasons || [], result.scored_by === "rules");
+}
+
+const LEVEL = { high: "high", low: "low" };
+
+// The two parts of the score and the lead's cell of the fit x engagement matrix.
+function drawMatrix(result) {
+  const { fit, engagement } = result;
+  if (!fit || !engagement || fit.score === null || engagement.score === null) return;
+  $("matrix-box").hidden = false;
+  const of = result.scored_by === "rules" ? "of what the rules can give" : "percentile among training leads";
+  $("parts").textContent = `Fit ${fit.score} (${LEVEL[fit.level]}) · Engagement `
+    + `${engagement.score} (${LEVEL[engagement.level]}), each 0-100 (${of}).`;
+  const cell = document.querySelector(`#matrix td[data-route="${result.matrix_route}"]`);
+  if (cell) cell.classList.add("here");
+}
+
+function drawActions(actions) {
+  if (!actions || !actions.length) return;
+  $("actions-box").hidden = false;
+  actions.forEach((action) => $("actions").appendChild(el("li", "action", action.sentence)));
+}
+
+function drawDecay(decay) {
+  if (!decay) return;
+  $("decay-box").hidden = false;
+  $("decay").textContent = decay.sentence;
+  $("decay-points").textContent = decay.points
+    .map((p) => `+${p.days} days: ${p.score}% (grade ${p.grade})`).join(" · ");
 }
 
 const MINUS = "\u2212";

@@ -647,3 +647,31 @@ def test_scores_are_followed_from_their_as_of_not_the_wall_clock_of_the_run(
     assert "Not observable yet" not in page
     assert "Grade A leads converted within 40 days" in page
     assert "The top 10% of scored leads converted within 40 days" in page
+
+
+def test_fit_engagement_matrix_counts_the_base_and_conversion_per_cell(leads, activities):
+    # As in `scores`: L2, L3 and L4 are followed to their outcome (L3 converted).
+    frame = scores_frame([("L1", "02-01", 0.9, "A"), ("L2", "02-01", 0.2, "C"),
+                          ("L3", "02-01", 0.8, "A"), ("L4", "02-01", 0.1, "D"),
+                          ("L6", "04-01", 0.6, "B")])
+    frame["matrix_route"] = ["sales", "review", "sales", "recycle", "Targeted_Nurture"]
+    scores = rpt.validate_scores(frame, lead_ids=leads["lead_id"])
+    report = rpt.build_report(leads, activities, scores, as_of=AS_OF, horizon=HORIZON)
+    m = report.matrix.set_index("matrix_route")
+    assert m["leads"].to_dict() == {"sales": 2, "targeted_nurture": 1, "review": 1,
+                                    "recycle": 1}
+    assert m["scored"].to_dict() == {"sales": 1, "targeted_nurture": 0, "review": 1,
+                                     "recycle": 1}
+    assert m.loc["sales", "observed_rate"] == 1.0 and m.loc["review", "observed_rate"] == 0.0
+    assert np.isnan(m.loc["targeted_nurture", "observed_rate"])
+    page = rpt.render_report_html(report)
+    assert 'id="matrix"' in page and "Targeted nurture" in page
+    assert "100.0% converted (1 of 1)" in page
+    # Without the column (an older batch output), the section says what it needs.
+    plain = rpt.build_report(leads, activities, rpt.validate_scores(
+        frame.drop(columns="matrix_route"), lead_ids=leads["lead_id"]), as_of=AS_OF,
+        horizon=HORIZON)
+    assert plain.matrix is None and "no fit x engagement route" in rpt.render_report_html(plain)
+    bad = frame.assign(matrix_route=["sales", "upsell", None, None, None])
+    with pytest.raises(DataValidationError, match="matrix_route.*upsell"):
+        rpt.validate_scores(bad, lead_ids=leads["lead_id"])

@@ -99,6 +99,7 @@ def _fit_model(seed: int = 0) -> Any:
 
     model.reference = Reference.fit(X.iloc[:half][model.feature_names], model.categorical_features,
                                     model.predict_proba(X.iloc[:half])).to_dict()
+    model.fit_matrix(X.iloc[:half])  # the fit/engagement split's training distribution
     model.metrics = {"test_roc_auc": 0.8}
     model.cold_start = {"model_auc": 0.6, "rules_auc": 0.55, "preferred": "model"}
     return model

@@ -12,6 +12,7 @@ from tests.serving.conftest import NOW, lead_payload
 CONTRACT_FIELDS = {
     "lead_id", "as_of", "probability", "score", "grade", "route", "scored_by",
     "fallback_reason", "model_name", "model_version", "rules_version", "reasons", "trend",
+    "fit", "engagement", "matrix_route", "actions", "decay",
 }
 
 
@@ -38,6 +39,11 @@ def test_score_returns_every_contract_field_with_model(make_client, served, crm)
         assert set(x) == CONTRACT_FIELDS
         assert 0 <= x["probability"] <= 1 and 0 <= x["score"] <= 100
         assert x["grade"] in "ABCD" and x["route"] in ("sales", "nurture")
+        for part in ("fit", "engagement"):
+            assert set(x[part]) == {"score", "level", "part"}
+            assert 0 <= x[part]["score"] <= 100 and x[part]["level"] in ("high", "low")
+        assert x["matrix_route"] in ("sales", "targeted_nurture", "review", "recycle")
+        assert x["actions"] is None and x["decay"] is None  # not asked
         if x["scored_by"] == "model":
             assert (x["model_name"], x["model_version"]) == ("lead-scoring", "1")
             assert x["fallback_reason"] is None

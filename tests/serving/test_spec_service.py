@@ -58,6 +58,8 @@ def test_the_scoring_core_answers_in_the_specs_words(acme_champion):
     model = mlflow.pyfunc.load_model("models:/lead-scoring@champion").unwrap_python_model().model
     contract = SpecContract.from_model(model)
     assert contract is not None and contract.spec.name == "acme"
+    assert model.fit_engagement["n_reference"] > 100
+    assert set(model.fit_engagement["groups"].values()) == {"fit", "engagement"}
     bundle = ModelBundle(model, "lead-scoring", "1", "champion", "models:/lead-scoring/1",
                          datetime.now(UTC))
     # Policy "model": the model answers every lead, cold starts too, for the equality.
@@ -71,6 +73,8 @@ def test_the_scoring_core_answers_in_the_specs_words(acme_champion):
         out = score_spec_leads([lead], row["as_of"].to_pydatetime(), engine, contract,
                                top_reasons=50)[0]
         assert (out["scored_by"], out["model_version"]) == ("model", "1")
+        # Training shipped the fit/engagement split: its groups and training distribution.
+        assert out["fit"]["score"] is not None and out["matrix_route"] is not None
         # The same probability the model gives the training row of that lead and as_of.
         want = model.predict_proba(frame.loc[[row.name], model.feature_names])[0]
         assert out["probability"] == pytest.approx(want, abs=1e-12)
@@ -152,6 +156,12 @@ def _the_page_scores_a_sample_in_the_specs_words(base: str, key: str) -> None:
                                 headers={"Authorization": f"Bearer {key}"}).json()["results"][0]
             assert shown == [r["sentence"] for r in served["reasons"]], (shown, served)
             assert any(s.startswith(("Lead source: ", "Company size")) for s in shown), shown
+            # The matrix and the decay line in the spec's case too (its kinds are not
+            # marked actionable: no actions to show).
+            assert page.locator("#matrix td.here").get_attribute("data-route") == \
+                served["matrix_route"]
+            assert page.text_content("#decay").startswith("Without new activity this lead ")
+            assert page.is_hidden("#actions-box")
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "ui-spec.png"), full_page=True)
             assert not errors, errors

@@ -223,6 +223,32 @@ def test_marketer_scores_a_sample_lead_in_chromium(served, open_page):
     assert answered.startswith(("Answered by the model", "Answered by the rules (")), answered
 
 
+def test_the_page_shows_the_matrix_the_next_actions_and_the_decay_line(served, open_page):
+    base, _ = served
+    page = open_page()
+    _score_sample(page, 1)  # a recently engaged lead
+    lead = json.loads(page.input_value("#lead-json"))
+    served_answer = httpx.post(f"{base}/score", json={"leads": [lead], "actions": 3,
+                                                      "decay": True}, timeout=30,
+                               headers={"Authorization": f"Bearer {KEY}"}).json()["results"][0]
+    assert page.is_visible("#matrix")
+    marked = page.locator("#matrix td.here")
+    assert marked.count() == 1
+    assert marked.get_attribute("data-route") == served_answer["matrix_route"]
+    fit, engagement = served_answer["fit"], served_answer["engagement"]
+    assert page.text_content("#parts").startswith(
+        f"Fit {fit['score']} ({fit['level']}) · Engagement {engagement['score']} "
+        f"({engagement['level']})")
+    shown = page.locator("#actions li").all_text_contents()
+    assert shown == [a["sentence"] for a in served_answer["actions"]] and len(shown) == 3
+    assert "not a causal promise" in page.inner_text("#actions-note")
+    assert page.is_visible("#actions-note")
+    assert page.text_content("#decay") == served_answer["decay"]["sentence"]
+    assert page.text_content("#decay").startswith("Without new activity this lead ")
+    assert "+7 days: " in page.text_content("#decay-points")
+    page.screenshot(path=str(ARTIFACTS / "ui-matrix.png"), full_page=True)
+
+
 def test_headline_says_the_chance_and_the_rank_apart(served, open_page):
     # "11/100 · Grade B · sales" read as a contradiction: the score is the lead's own
     # chance, the grade its rank among leads. The page says each for what it is, the
