@@ -199,7 +199,7 @@ def plan(quick: bool, home: Path, batch_sizes: list[int] | None = None) -> list[
              "one after the other",
              _py(str(BENCH / "serving_overhead.py"), "--seconds", seconds, "--clients", clients,
                  "--data", str(data), "--mlflow"),
-             _json_file("serving_overhead.json"), 600, env))
+             _json_file("serving_overhead.json"), 1500, env))
     return steps
 
 
