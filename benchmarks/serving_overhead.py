@@ -124,7 +124,10 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LEADSCORE_API_KEY": "bench",
            "LEADSCORE_HOME": str(settings.home),
            "MLFLOW_TRACKING_URI": settings.resolved_tracking_uri,
-           "BARE_MODEL_URI": f"models:/{name}/{version}"}
+           "BARE_MODEL_URI": f"models:/{name}/{version}",
+           # `mlflow models serve` runs `bash -c "exec uvicorn ..."`: the environment's own
+           # bin must be on PATH (it is under `uv run`, not when run by the interpreter).
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     results: dict[str, Any] = {}
 
     port = bs._free_port()
