@@ -120,8 +120,9 @@ def train_once(trees: int) -> str:
     return f"models:/{settings.model_name}/{version}"
 
 
-def run_one(n: int) -> dict:
-    """In this process: rescore ``n`` leads end to end (wall, CPU of every process, RSS)."""
+def run_one(n: int, engine: str = "dask") -> dict:
+    """In this process: rescore ``n`` leads end to end (wall, CPU of every process, RSS),
+    in process (``engine="local"``) or on a LocalCluster of 2 workers (``"dask"``)."""
     import shutil
 
     import pyarrow.parquet as pq
@@ -141,7 +142,7 @@ def run_one(n: int) -> dict:
     began = time.perf_counter()
     cpu0 = os.times()
     result = rescore(data, out, settings=settings, scheduler="local", workers=2,
-                     input_progress=input_progress)
+                     input_progress=input_progress, engine=engine)
     wall = time.perf_counter() - began
     cpu1 = os.times()
     # Every worker and nanny has exited (the LocalCluster is closed): their CPU time and
@@ -152,11 +153,11 @@ def run_one(n: int) -> dict:
     cpu = sum(getattr(cpu1, k) - getattr(cpu0, k) for k in
               ("user", "system", "children_user", "children_system"))
     return {
-        "leads": n, "data": str(data),
+        "leads": n, "data": str(data), "engine": result.engine,
         "activities": pq.read_metadata(data / "activities.parquet").num_rows,
         "as_of": result.as_of.isoformat(),
         "open_leads_scored": result.leads_scored, "partitions": result.partitions,
-        "end_to_end_s": round(wall, 1),
+        "end_to_end_s": round(wall, 2),
         "end_to_end_rows_per_s": round(result.leads_scored / wall),
         "input_validate_split_s": round(input_done[0] - began, 1),
         "client_cpu_s": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 1),
@@ -230,20 +231,30 @@ def raw_time(path: str) -> dict:
             "features": len(model.feature_names)}
 
 
-def measure(n: int, raw_rows: int) -> dict:
-    """Raw, end to end, raw again, each in a fresh process: on a shared machine the load
-    changes over minutes, so the reference brackets the run it is compared with."""
+def measure(n: int, raw_rows: int, engines: list[str]) -> list[dict]:
+    """Raw, end to end (once per engine), raw again, each in a fresh process: on a
+    shared machine the load changes over minutes, so the reference brackets the runs it
+    is compared with. One row per engine."""
     given = [f"--data={n}={DATA[n]}"] if n in DATA else []
 
-    def child(*args: str) -> dict:
+    def child(*args: str, env: dict | None = None) -> dict:
         done = subprocess.run([sys.executable, __file__, *args, "--work", str(WORK), *given],
-                              env=_env(), cwd=REPO, check=True, capture_output=True, text=True)
+                              env=env or _env(), cwd=REPO, check=True, capture_output=True,
+                              text=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     matrix = child("--raw-prep", str(n), "--raw-rows", str(raw_rows))["path"]
     before = child("--raw-time", matrix)
-    row = child("--one", str(n))
+    # In process, the explainer takes both cores (its default, as a user's shell has no
+    # OMP_NUM_THREADS=1); Dask workers get one thread each, 2 workers.
+    rows = [child("--one", str(n), "--engine", e,
+                  env={**_env(), "OMP_NUM_THREADS": "2"} if e == "local" else None)
+            for e in engines]
     after = child("--raw-time", matrix)
+    return [_ratios(row, before, after) for row in rows]
+
+
+def _ratios(row: dict, before: dict, after: dict) -> dict:
     raw_rate = (before["rows_per_s"] + after["rows_per_s"]) / 2
     e2e_rate = row["open_leads_scored"] / row["end_to_end_s"]
     raw_cpu_per_row = (before["cpu_s"] + after["cpu_s"]) / (before["rows"] + after["rows"])
@@ -319,6 +330,10 @@ def main() -> None:
                         help="Use this generated CRM for SIZE leads instead of generating.")
     parser.add_argument("--no-profile", action="store_true",
                         help="Skip the one-partition core vs columnar profile.")
+    parser.add_argument("--engines", default="local,dask",
+                        help="Comma-separated rescore engines to time at each size "
+                        "('local' in process, 'dask' a 2-worker LocalCluster, 'auto').")
+    parser.add_argument("--engine", default="dask", help=argparse.SUPPRESS)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--raw-prep", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--raw-time", help=argparse.SUPPRESS)
@@ -329,7 +344,7 @@ def main() -> None:
         size, _, where = item.partition("=")
         DATA[int(size)] = Path(where).resolve()
     if args.one:
-        print(json.dumps(run_one(args.one)))
+        print(json.dumps(run_one(args.one, args.engine)))
         return
     if args.raw_prep:
         print(json.dumps({"path": raw_prepare(args.raw_prep, args.raw_rows)}))
@@ -348,9 +363,9 @@ def main() -> None:
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         data_dir(n)
-        row = measure(n, args.raw_rows)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        for row in measure(n, args.raw_rows, args.engines.split(",")):
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     profile = None
     if not args.no_profile:
         prof = subprocess.run([sys.executable, __file__, "--profile", "--work", str(WORK)],
@@ -359,13 +374,14 @@ def main() -> None:
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "trees": args.trees, "runs": rows, "partition_profile": profile}
     (OUT / "batch.json").write_text(json.dumps(report, indent=2))
-    lines = ["| leads | open leads scored | activities | end to end s (input s) | rows/s | "
-             "raw pred_contrib rows/s (before / after) | ratio (range) | CPU ratio | "
+    lines = ["| leads | engine | open leads scored | activities | end to end s (input s) | "
+             "rows/s | raw pred_contrib rows/s (before / after) | ratio (range) | CPU ratio | "
              "peak RSS client / worker GB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lo, hi = r["ratio_range"]
-        lines.append(f"| {r['leads']:,} | {r['open_leads_scored']:,} | {r['activities']:,} | "
+        lines.append(f"| {r['leads']:,} | {r['engine']} | {r['open_leads_scored']:,} | "
+                     f"{r['activities']:,} | "
                      f"{r['end_to_end_s']} ({r['input_validate_split_s']}) | "
                      f"{r['end_to_end_rows_per_s']:,} | "
                      f"{r['raw_pred_contrib_rows_per_s']:,} ({r['raw_before_rows_per_s']:,} / "

@@ -8,12 +8,14 @@ and the same response model. No auth, no request ids, no body limits, no BentoML
 leadscore/bare is the price of the framework and the gateway.
 
 Both get the same single-lead body from ``benchmarks/serving.py``'s sampler, 1 worker
-each, ``--clients`` closed-loop clients for ``--seconds``, one after the other.
+each, ``--clients`` closed-loop clients for ``--seconds``, one after the other. With
+``--mlflow``, ``mlflow models serve`` of the same model (one worker, the lead's feature
+row, as ``benchmarks/serving.py`` does) is measured third, in the same run.
 
 Usage::
 
     OMP_NUM_THREADS=1 nice uv run python benchmarks/serving_overhead.py [--seconds 10]
-        [--clients 4] [--data DIR]
+        [--clients 4] [--data DIR] [--mlflow]
 
 Needs a champion in the store under ``LEADSCORE_HOME`` (like ``benchmarks/serving.py``).
 Writes ``benchmarks/out/serving_overhead.json``.
@@ -35,6 +37,9 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
+_START_S = 400
+"""How long a server may take to start: under a neighbour's load on the shared 2 cores,
+BentoML's and MLflow's start-up took over 180 s (issue #20's bench run)."""
 
 
 def _bench_serving() -> Any:
@@ -100,6 +105,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--mlflow", action="store_true",
+                        help="Also load-test `mlflow models serve` of the same model.")
     args = parser.parse_args()
 
     from leadscore.settings import Settings, disable_telemetry
@@ -117,7 +124,10 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LEADSCORE_API_KEY": "bench",
            "LEADSCORE_HOME": str(settings.home),
            "MLFLOW_TRACKING_URI": settings.resolved_tracking_uri,
-           "BARE_MODEL_URI": f"models:/{name}/{version}"}
+           "BARE_MODEL_URI": f"models:/{name}/{version}",
+           # `mlflow models serve` runs `bash -c "exec uvicorn ..."`: the environment's own
+           # bin must be on PATH (it is under `uv run`, not when run by the interpreter).
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     results: dict[str, Any] = {}
 
     port = bs._free_port()
@@ -126,7 +136,7 @@ def main() -> None:
          "--port", str(port), "--workers", "1"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        bs._wait(f"http://127.0.0.1:{port}/readyz")
+        bs._wait(f"http://127.0.0.1:{port}/readyz", timeout=_START_S)
         auth = {"Authorization": "Bearer bench"}
         check = httpx.post(f"http://127.0.0.1:{port}/score", json=body, headers=auth,
                            timeout=30).json()["results"][0]
@@ -147,7 +157,7 @@ def main() -> None:
         start_new_session=True)
     try:
         try:
-            bs._wait(f"http://127.0.0.1:{port}/ping", timeout=120)
+            bs._wait(f"http://127.0.0.1:{port}/ping", timeout=_START_S)
         except RuntimeError:
             bs._stop(proc)
             raise RuntimeError("the bare ASGI server did not start:\n"
@@ -161,17 +171,44 @@ def main() -> None:
     finally:
         bs._stop(proc)
 
-    ratio = results["leadscore"]["throughput_rps"] / results["bare_asgi"]["throughput_rps"]
+    if args.mlflow:
+        # The same model behind `mlflow models serve`, one worker too: its pyfunc returns
+        # the probability and every contribution of the lead's feature row (benchmarks/
+        # serving.py's comparison, in this run).
+        port = bs._free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager",
+             "local", "--host", "127.0.0.1", "-p", str(port), "--workers", "1"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        try:
+            bs._wait(f"http://127.0.0.1:{port}/ping", timeout=_START_S)
+            row = {"dataframe_split": bs._feature_row(lead, as_of)}
+            ok = httpx.post(f"http://127.0.0.1:{port}/invocations", json=row, timeout=30)
+            assert ok.status_code == 200, ok.text
+            results["mlflow"] = asyncio.run(bs._load(
+                f"http://127.0.0.1:{port}/invocations", row, {}, args.seconds, args.clients))
+        finally:
+            bs._stop(proc)
+
+    ours = results["leadscore"]
+    ratio = ours["throughput_rps"] / results["bare_asgi"]["throughput_rps"]
     report = {"model": f"{name}/{version}", "clients": args.clients, "seconds": args.seconds,
               "workers": 1, "cpu_count": os.cpu_count(), **results,
               "throughput_ratio": ratio,
-              "p50_overhead_ms": results["leadscore"]["p50_ms"] - results["bare_asgi"]["p50_ms"]}
+              "p50_overhead_ms": ours["p50_ms"] - results["bare_asgi"]["p50_ms"],
+              "p99_over_p50": ours["p99_ms"] / ours["p50_ms"]}
+    if "mlflow" in results:
+        report["mlflow_ratio"] = ours["throughput_rps"] / results["mlflow"]["throughput_rps"]
     OUT.mkdir(exist_ok=True)
     (OUT / "serving_overhead.json").write_text(json.dumps(report, indent=2))
     for key, r in results.items():
         print(f"{key:<10} {r['throughput_rps']:8.1f} req/s  p50 {r['p50_ms']:6.1f} ms  "
               f"p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}")
-    print(f"throughput ratio leadscore/bare: {ratio:.2f}x")
+    print(f"throughput ratio leadscore/bare: {ratio:.2f}x; leadscore p99/p50 "
+          f"{report['p99_over_p50']:.2f}")
+    if "mlflow_ratio" in report:
+        print(f"throughput ratio leadscore/mlflow: {report['mlflow_ratio']:.2f}x")
 
 
 if __name__ == "serve_bare":  # the child started by main(), see there

@@ -148,6 +148,15 @@ class Settings(BaseSettings):
         description="The 0-100 engagement score at which engagement counts as 'high'; as "
         "fit_threshold.",
     )
+    rescore_local_max_leads: int = Field(
+        default=50_000, ge=0,
+        description="'leadscore rescore --engine auto' (the default) scores a base of at "
+        "most this many leads (rows of leads.parquet) in process, with the same core and "
+        "the same committed output, instead of starting a Dask LocalCluster: below it the "
+        "cluster's start-up costs more than its second core gains (an estimate from the "
+        "Dask figures; measure it with benchmarks/batch.py --engines local,dask). 0 "
+        "always uses Dask.",
+    )
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=10_000_000, ge=1024)
     history_dir: Path | None = Field(

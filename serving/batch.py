@@ -1,4 +1,5 @@
-"""Batch rescoring of every open lead on Dask: resumable, atomic, identical to the API.
+"""Batch rescoring of every open lead, in process or on Dask: resumable, atomic,
+identical to the API.
 
 ``leadscore rescore`` calls :func:`rescore`. The flow::
 
@@ -10,7 +11,8 @@
       -> appended to <out>/.staging/input-<inputs>.tmp-*/part-NNNNN/{leads,activities}.parquet
       -> checks across rows, one partition at a time: duplicate lead ids, activities of
          unknown leads; then the staged input is renamed to .staging/input-<inputs>/
-      -> one Dask task per partition: open leads at as_of (created before it, neither
+      -> one Dask task per partition (or, for a small base, one loop in this process:
+         see "Small bases" below): open leads at as_of (created before it, neither
          converted nor disqualified before it), serving.scorer's core on them
          -> <out>/.staging/<run_id>/scores/part-NNNNN.parquet (temp name, then rename)
       -> summary, one output partition at a time (exactly one row per open lead)
@@ -25,6 +27,16 @@ equivalent of ``reasons_for`` + ``select_reasons`` that builds only the reasons 
 (see its docstring); a test checks it row for row against the core, and the
 batch-equals-API test checks the whole output against ``POST /score``. Pass
 ``reasons_path="core"`` to use ``score_frame`` unchanged.
+
+**Small bases in process.** Starting a LocalCluster (worker processes that each import
+the stack and load the model) costs seconds that a base of a few thousand leads does not
+repay. With ``engine="auto"`` (the default) a base of at most
+``Settings.rescore_local_max_leads`` leads (``LEADSCORE_RESCORE_LOCAL_MAX_LEADS``; the
+CLI's ``--engine local|dask`` overrides it) is scored in this process: the same staged
+input, the same :func:`_score_partition` per partition on an engine from the same
+:func:`build_engine`, the same summary and commit. Only where the partitions run
+differs, so the output is the same (``tests/serving/test_batch.py`` checks it), and the
+engine is not part of the run's identity: a run cut short on one resumes on the other.
 
 **Default as_of** is the latest timestamp in the data (:func:`features.build.data_end`):
 a nightly export is scored as it stood when it was taken. As everywhere, only activity
@@ -116,6 +128,7 @@ __all__ = [
     "score_partition_frame",
     "grade_movements",
     "rescore",
+    "choose_engine",
     "commit_run",
 ]
 
@@ -710,8 +723,19 @@ def _score_partition_task(
     part: int, input_dir: str, staging: str, plugin_name: str, as_of: str, top_reasons: int,
     scored_at: str, run_id: str, reasons_path: str,
 ) -> int:
-    """Dask task: score the open leads of input partition ``part`` and commit its output
-    file. Returns rows."""
+    """Dask task: :func:`_score_partition` with the worker's engine. Returns rows."""
+    return _score_partition(part, input_dir, staging, _worker_engine(plugin_name), as_of,
+                            top_reasons, scored_at, run_id, reasons_path)
+
+
+def _score_partition(
+    part: int, input_dir: str, staging: str, engine: Any, as_of: str, top_reasons: int,
+    scored_at: str, run_id: str, reasons_path: str,
+) -> int:
+    """Score the open leads of input partition ``part`` and commit its output file (and
+    its drift counts). One function for both engines: a Dask task on a worker, or a loop
+    in this process (``engine="local"``), so the files they write are the same. Returns
+    rows."""
     src = Path(input_dir) / _part_name(part)
     stamp = pd.Timestamp(as_of)
     lead_table = pq.read_table(src / "leads.parquet")
@@ -722,7 +746,6 @@ def _score_partition_task(
     open_ids = lead_table["lead_id"].combine_chunks().cast(acts.schema.field("lead_id").type)
     acts = acts.filter(pc.is_in(acts["lead_id"], value_set=open_ids))
     counts: dict[str, list[int]] = {}
-    engine = _worker_engine(plugin_name)
     if lead_table.num_rows:
         table = score_partition_frame(
             lead_table.to_pandas(), acts.to_pandas(), engine,
@@ -792,6 +815,8 @@ class RescoreResult:
     health: dict[str, Any] | None = None
     """The run's drift against the model's reference (``_health.json`` in the run);
     None without a model, or for a model that ships no reference."""
+    engine: str = "dask"
+    """Where the partitions were scored: ``local`` (in this process) or ``dask``."""
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -812,7 +837,8 @@ class RescoreResult:
         return [
             f"run {self.run_id} (as_of {self.as_of.isoformat()}), model {self.model}",
             f"leads scored: {self.leads_scored:,} in {self.partitions} partitions "
-            f"({self.partitions_skipped} reused from an interrupted run), {self.seconds:.1f} s",
+            f"({self.partitions_skipped} reused from an interrupted run), {self.seconds:.1f} s, "
+            + ("in process" if self.engine == "local" else "on Dask"),
             f"grades: {grades}",
             f"scored by: {sources}",
             f"grade movements {moved}",
@@ -1409,8 +1435,9 @@ def rescore(
     keep_runs: int = 2,
     batch_rows: int = _BATCH_ROWS,
     input_progress: Callable[[int, int], None] | None = None,
+    engine: Literal["auto", "local", "dask"] = "auto",
 ) -> RescoreResult:
-    """Score every open lead in ``data_dir`` on Dask and commit the result under ``out``.
+    """Score every open lead in ``data_dir`` and commit the result under ``out``.
 
     Parameters
     ----------
@@ -1444,6 +1471,10 @@ def rescore(
         Rows the client reads and validates at a time (see :func:`stage_inputs`).
     input_progress : callable, optional
         ``input_progress(rows_read, rows_total)`` while the input is validated and split.
+    engine : {"auto", "local", "dask"}, default "auto"
+        Where the partitions are scored; see :func:`choose_engine`. The output is the
+        same either way (same staging, files, manifest, history and drift report), so a
+        run interrupted on one engine resumes on the other.
 
     Returns
     -------
@@ -1473,8 +1504,9 @@ def rescore(
             raise LeadscoreError(f"{data_dir / f'{name}.parquet'} not found; --data must hold "
                                  "leads.parquet and activities.parquet (see 'leadscore "
                                  "generate')")
-    n_parts = n_partitions or default_partitions(
-        pq.read_metadata(data_dir / "leads.parquet").num_rows)
+    n_leads = pq.read_metadata(data_dir / "leads.parquet").num_rows
+    n_parts = n_partitions or default_partitions(n_leads)
+    where = choose_engine(engine, n_leads, settings, client=client, scheduler=scheduler)
     if source is None:
         source = ModelSource(resolve_model(settings, model_uri), settings)
     candidate = source.candidate
@@ -1515,7 +1547,7 @@ def rescore(
                              manifest["summary"]["movements"],
                              manifest["summary"].get("previous_run"), model_label,
                              time.perf_counter() - began, already_committed=True,
-                             health=_read_health(plan.run_dir))
+                             health=_read_health(plan.run_dir), engine=where)
 
     _prepare_out(out)
     with _run_lock(out):
@@ -1555,7 +1587,10 @@ def rescore(
             todo = [p for p in range(n_parts) if p not in done]
             if progress:
                 progress(len(done), n_parts)
-            if todo:
+            if todo and where == "local":
+                _run_partitions_here(plan, staged.path, source, todo, scored_at, progress,
+                                     len(done))
+            elif todo:
                 _run_partitions(plan, staged.path, source, todo, scored_at, client, scheduler,
                                 workers, progress, len(done))
             summary = _summarise(plan.staging / "scores", n_parts, staged, plan.as_of)
@@ -1571,7 +1606,63 @@ def rescore(
             raise LeadscoreError(_os_problem(exc, out, "write the rescore output")) from exc
     return RescoreResult(plan.run_id, plan.as_of, plan.scores_link, summary.leads, n_parts,
                          len(done), summary.grades, summary.by_source, movements, previous,
-                         model_label, time.perf_counter() - began, health=health)
+                         model_label, time.perf_counter() - began, health=health,
+                         engine=where)
+
+
+def choose_engine(engine: str, n_leads: int, settings: Any, *, client: Any = None,
+                  scheduler: str = "local") -> Literal["local", "dask"]:
+    """``local`` (score in this process) or ``dask``, for a base of ``n_leads`` leads.
+
+    ``auto`` scores in process when nothing asks for a cluster (no ``client``, the
+    ``local`` scheduler) and the base has at most ``settings.rescore_local_max_leads``
+    leads: below that a LocalCluster's start-up (worker processes, each loading the
+    model) costs more than its second core gains. ``local`` and ``dask`` force one.
+
+    Raises
+    ------
+    ValueError
+        ``engine`` is not one of the three, or ``local`` was asked for together with a
+        cluster (``client`` or a ``tcp://`` scheduler).
+    """
+    if engine not in ("auto", "local", "dask"):
+        raise ValueError(f"The 'engine' parameter of rescore must be 'auto', 'local' or "
+                         f"'dask'. Got {engine!r} instead.")
+    cluster = client is not None or scheduler != "local"
+    if engine == "local" and cluster:
+        raise ValueError("The 'engine' parameter of rescore is 'local' but a cluster was "
+                         f"given ({'a client' if client is not None else scheduler}); use "
+                         "'dask' or 'auto' with a cluster, or drop the cluster")
+    if engine != "auto":
+        return engine  # type: ignore[return-value]
+    if cluster:
+        return "dask"
+    return "local" if n_leads <= settings.rescore_local_max_leads else "dask"
+
+
+def _run_partitions_here(plan: RunPlan, input_dir: Path, source: ModelSource,
+                         todo: Sequence[int], scored_at: pd.Timestamp,
+                         progress: Callable[[int, int], None] | None, already: int) -> None:
+    """Score ``todo`` one partition after another in this process, with one engine.
+
+    The same :func:`_score_partition` a Dask worker runs, on an engine built by the same
+    :func:`build_engine` its plugin calls; an error stops the run at once, and every
+    partition already written is complete and reused by the next run.
+    """
+    try:
+        engine = build_engine(source)
+    except LeadscoreError:
+        raise
+    except Exception as exc:
+        raise LeadscoreError(f"could not load the model: {type(exc).__name__}: {exc}") from exc
+    finished = already
+    for p in todo:
+        _score_partition(p, str(input_dir), str(plan.staging), engine, plan.as_of.isoformat(),
+                         plan.top_reasons, scored_at.isoformat(), plan.run_id,
+                         plan.reasons_path)
+        finished += 1
+        if progress:
+            progress(finished, plan.n_partitions)
 
 
 def _read_health(run_dir: Path) -> dict[str, Any] | None:

@@ -24,7 +24,16 @@ Every request passes through :class:`Gateway` before BentoML sees it:
    same status and the request id, so no stack trace and no echo of the body gets out;
    the log gets the exception type and traceback, never the exception message (it may
    quote PII).
-7. **Docs.** ``GET /docs`` (and ``/``) is an offline Swagger UI page, and
+7. **The hot path.** A valid built-in ``POST /score`` is answered here: the request
+   parsed in step 5 goes straight to the service's ``answer_score`` (the scoring core
+   behind the coalescer) and the response model is serialised once. BentoML's handler
+   would parse and validate the body a second time, resolve the API method's signature,
+   and wrap the response, for nothing the contract needs (measured:
+   ``benchmarks/serving_profile.py``). What operators rely on stays: BentoML's request
+   metrics, access log and concurrency and timeout limits are middlewares outside this
+   one, and the request id, auth, limits and error shape are this one's own.
+   ``/explain`` and the spec contract's endpoints take their usual paths.
+8. **Docs.** ``GET /docs`` (and ``/``) is an offline Swagger UI page, and
    ``GET /docs.json`` the contract of :func:`serving.openapi.contract_document`; both
    public.
 
@@ -48,7 +57,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from serving.contract import ExplainRequest, Readiness, ScoreRequest
+from serving.contract import ExplainRequest, Readiness, ScoreRequest, ScoreResponse
 from serving.openapi import DOCS_HTML, contract_document
 
 __all__ = ["Gateway", "request_id", "error_body", "PUBLIC_PATHS"]
@@ -259,19 +268,37 @@ class Gateway:
                 await self._spec(service, contract, path, body, send)
                 return
             if model is not None:
-                problem = self._check(model, body, settings.max_batch)
+                parsed, problem = self._check(model, body, settings.max_batch)
                 if problem is not None:
                     status, err, detail = problem
                     await self._json(send, status, error_body(err, detail))
+                    return
+                answer = getattr(service, "answer_score", None) if path == "/score" else None
+                if answer is not None:
+                    await self._score(answer, parsed, send)
                     return
             receive = _replay(body, receive)
 
         await self._call_safely(scope, receive, send)
 
+    async def _score(self, answer: Callable[[Any], Awaitable[tuple[int, dict[str, Any]]]],
+                     request: Any, send: Send) -> None:
+        """``POST /score`` of the built-in contract, answered here (see "The hot path")."""
+        try:
+            status, body = await answer(request)
+            payload = (ScoreResponse.model_validate(body).model_dump_json().encode()
+                       if status == 200 else json.dumps(body).encode())
+        except Exception as exc:  # noqa: BLE001  (answered as a JSON 500, logged below)
+            logger.error("unhandled %s on /score [request %s]\n%s", type(exc).__name__,
+                         request_id.get(), "".join(traceback.format_tb(exc.__traceback__)))
+            await self._json(send, 500, error_body("internal error"))
+            return
+        await self._send(send, status, payload, _JSON.encode())
+
     async def _spec(self, service: Any, contract: Any, path: str, body: bytes, send: Send) -> None:
         """``POST /score`` and ``POST /explain`` for a spec's model."""
         model = contract.request_model if path == "/score" else contract.explain_model
-        problem = self._check(model, body, service.settings.max_batch)
+        request, problem = self._check(model, body, service.settings.max_batch)
         if problem is not None:
             status, err, detail = problem
             await self._json(send, status, error_body(err, detail))
@@ -285,7 +312,6 @@ class Gateway:
                 f"of {expected[:20]}{' ...' if len(expected) > 20 else ''} (the CRM's own "
                 "column names). Unknown keys are ignored: check the mapping."]))
             return
-        request = model.model_validate_json(body)
         handler = service.score_spec if path == "/score" else service.explain_spec
         try:
             status, answer = await asyncio.to_thread(handler, request)
@@ -297,21 +323,22 @@ class Gateway:
 
     @staticmethod
     def _check(model: type[BaseModel], body: bytes, max_batch: int
-               ) -> tuple[int, str, list[str]] | None:
+               ) -> tuple[BaseModel | None, tuple[int, str, list[str]] | None]:
+        """``(request, None)`` for a valid body, ``(None, (status, error, detail))`` else."""
         try:
             parsed = model.model_validate_json(body or b"{}")
         except ValidationError as exc:
             details = validation_details(exc)
             if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
-                return 400, "the body is not valid JSON", details
-            return 422, "invalid request", details
+                return None, (400, "the body is not valid JSON", details)
+            return None, (422, "invalid request", details)
         n = len(getattr(parsed, "leads", ()))
         if n > max_batch:
-            return 413, "too many leads", [
+            return None, (413, "too many leads", [
                 f"leads: {n} leads in one request; the limit is {max_batch} "
                 "(LEADSCORE_MAX_BATCH). Split the batch."
-            ]
-        return None
+            ])
+        return parsed, None
 
     @staticmethod
     async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:

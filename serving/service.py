@@ -96,6 +96,13 @@ def favicon() -> FileResponse:
     # connection is reset and a traceback is logged). The 415 names the media type to
     # the client; the access log does without it.
     logging={"access": {"request_content_type": False}},
+    # BentoML's OpenTelemetry middleware builds three spans per request (the request, and
+    # one per body message received and sent) even at its default sample rate of 0, when
+    # no trace is kept: about a third of the event loop's time on /score
+    # (benchmarks/serving_profile.py). The hot paths are left out; to trace them, set
+    # BENTOML_CONFIG_OPTIONS="services.LeadScoring.tracing.excluded_urls=/nothing" with
+    # an exporter.
+    tracing={"excluded_urls": ["/score", "/explain"]},
 )
 class LeadScoring:
     """Scores leads with the champion model, or the rules when it cannot answer.
@@ -174,6 +181,9 @@ class LeadScoring:
                                    lambda: self.lifecycle.engine,
                                    max_leads=self.settings.max_batch,
                                    on_call=self.counters.call)
+        # POST /score's answer, for the gateway: a plain callable held by the instance (not
+        # a method: BentoML wraps its service's methods), see serving.gateway.
+        self.answer_score = partial(answer_score, self)
         settle_heap()
         # After a swap the new model is long-lived too; the old one's cycles are freed.
         self.lifecycle.on_swap = settle_heap
@@ -290,27 +300,13 @@ class LeadScoring:
         model_error``. Requests that arrive together are scored together, each exactly
         as it would be alone, all by the same model version.
         """
-        as_of = pd.Timestamp(request.as_of) if request.as_of else pd.Timestamp.now(tz="UTC")
-        engine = self.lifecycle.engine
-        try:
-            rows = await self.coalescer.score(request.leads, as_of, request.top_reasons)
-        except DataValidationError as exc:
-            return _unprocessable(exc, request.leads)  # type: ignore[return-value]
-        if request.actions or request.decay:
-            # Only when asked: predictions, off the event loop (the default call pays nothing).
-            await asyncio.to_thread(_what_if, rows, request, as_of, engine)
-        self.counters.scored(rows)
-        self.counters.batch_health(self.batch_health.current())  # a file read per poll interval
-        if logger.isEnabledFor(logging.INFO):
-            logger.info("scored %d leads (%s)", len(rows), _by_counts(rows))
-        records = plain_records(rows)
-        if self.settings.history_dir is not None:
-            # A Parquet read: off the event loop, which keeps accepting requests.
-            trends = await asyncio.to_thread(lead_trend, self.settings.history_dir,
-                                             [r["lead_id"] for r in records])
-            for record in records:
-                record["trend"] = trends.get(record["lead_id"])
-        return ScoreResponse.model_validate({"results": records})
+        # The gateway answers /score itself through answer_score (one parse of the body,
+        # none of BentoML's per-request handling); this method is what BentoML documents
+        # and routes, and gives the same answer should a request ever reach it.
+        status, body = await self.answer_score(request)
+        if status != 200:
+            return JSONResponse(body, status_code=status)  # type: ignore[return-value]
+        return ScoreResponse.model_validate(body)
 
     @bentoml.api(route="/explain")
     def explain(self, request: ExplainRequest, /) -> ExplainResponse:
@@ -399,6 +395,35 @@ def _matrix_info(model: Any, engine: Any) -> dict[str, Any] | None:
             "engagement_features": groups.count("engagement")}
 
 
+async def answer_score(service: LeadScoring, request: ScoreRequest) -> tuple[int, dict]:
+    """``POST /score``'s answer to an already validated request: ``(200, response)`` or
+    ``(422, error)`` (a lead the scoring core refuses, named ``leads[i].field``).
+
+    The gateway calls it once it has parsed and validated the body, and sends the
+    answer itself (see :mod:`serving.gateway`, "The hot path").
+    """
+    as_of = pd.Timestamp(request.as_of) if request.as_of else pd.Timestamp.now(tz="UTC")
+    try:
+        rows = await service.coalescer.score(request.leads, as_of, request.top_reasons)
+    except DataValidationError as exc:
+        return 422, _unprocessable_body(exc, request.leads)
+    if request.actions or request.decay:
+        # Only when asked: predictions, off the event loop (the default call pays nothing).
+        await asyncio.to_thread(_what_if, rows, request, as_of, service.lifecycle.engine)
+    service.counters.scored(rows)
+    service.counters.batch_health(service.batch_health.current())  # a read per poll interval
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("scored %d leads (%s)", len(rows), _by_counts(rows))
+    records = plain_records(rows)
+    if service.settings.history_dir is not None:
+        # A Parquet read: off the event loop, which keeps accepting requests.
+        trends = await asyncio.to_thread(lead_trend, service.settings.history_dir,
+                                         [r["lead_id"] for r in records])
+        for record in records:
+            record["trend"] = trends.get(record["lead_id"])
+    return 200, {"results": records}
+
+
 LeadScoring.add_asgi_middleware(Gateway)
 LeadScoring.description = f"{LeadScoring.description}\n\n{BATCH_POLICY}"
 
@@ -450,6 +475,11 @@ def _by_counts(rows: list[dict]) -> str:
 def _unprocessable(exc: DataValidationError, leads: list, prefix: str = "leads"
                    ) -> JSONResponse:
     """422 naming each bad field as ``leads[i].field`` or ``leads[i].activities[j].field``."""
+    return JSONResponse(_unprocessable_body(exc, leads, prefix), status_code=422)
+
+
+def _unprocessable_body(exc: DataValidationError, leads: list, prefix: str = "leads") -> dict:
+    """The 422's body: :func:`_unprocessable`'s error, as a dict."""
     # Activities were flattened lead by lead, in order; map a row back to (lead, index).
     where = [(i, j) for i, lead in enumerate(leads) for j in range(len(lead.activities))]
     details = []
@@ -464,4 +494,4 @@ def _unprocessable(exc: DataValidationError, leads: list, prefix: str = "leads"
         if prefix == "lead":
             path = path.replace("lead[0]", "lead")
         details.append(f"{path}: {issue.expected}")
-    return JSONResponse(error_body("invalid request", details), status_code=422)
+    return error_body("invalid request", details)

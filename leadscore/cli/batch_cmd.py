@@ -1,4 +1,5 @@
-"""Command: ``rescore`` (score every open lead on Dask, resumably, with score history)."""
+"""Command: ``rescore`` (score every open lead, in process or on Dask, resumably, with score
+history)."""
 
 from __future__ import annotations
 
@@ -68,9 +69,16 @@ def rescore_command(
         "its grade drops: grade_drop_date), as POST /score's 'decay'. Costs 30 "
         "predictions per lead.",
     ),
+    engine: str = typer.Option(
+        "auto", "--engine",
+        help="Where the built-in data is scored: 'auto' (in this process up to "
+        "LEADSCORE_RESCORE_LOCAL_MAX_LEADS leads, else a Dask cluster), 'local' (in this "
+        "process) or 'dask'. The output is the same either way.",
+    ),
     json_summary: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Score every open lead with the API's scoring core on Dask; commit atomically.
+    """Score every open lead with the API's scoring core (in process for a small base,
+    else on Dask); commit atomically.
 
     A rerun with the same inputs, as_of and model resumes an interrupted run (complete
     partitions are reused). Each committed run is appended to <out>/history for trends.
@@ -82,9 +90,20 @@ def rescore_command(
     if scheduler != "local" and not scheduler.startswith("tcp://"):
         raise typer.BadParameter(f"{scheduler!r} is not 'local' or a tcp://host:port address",
                                  param_hint="--scheduler")
+    if engine not in ("auto", "local", "dask"):
+        raise typer.BadParameter(f"{engine!r} is not 'auto', 'local' or 'dask'",
+                                 param_hint="--engine")
+    if engine == "local" and scheduler != "local":
+        raise typer.BadParameter(f"'local' scores in this process, but --scheduler "
+                                 f"{scheduler} names a cluster; use --engine dask or auto",
+                                 param_hint="--engine")
     if (data is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --data DIR or --dataset SPEC",
                                  param_hint="--data/--dataset")
+    if engine == "dask" and dataset is not None:
+        raise typer.BadParameter("--dataset SPEC always scores in this process (a CRM's "
+                                 "base, read by the spec); --engine applies to --data",
+                                 param_hint="--engine")
     if batch_size is not None and dataset is None:
         raise typer.BadParameter("only applies with --dataset SPEC (the built-in data is "
                                  "split by --partitions)", param_hint="--batch-size")
@@ -114,7 +133,8 @@ def rescore_command(
         result = rescore(data, out, settings=cfg, model_uri=model_uri, as_of=stamp,
                          scheduler=scheduler, workers=workers, n_partitions=partitions,
                          top_reasons=top_reasons, progress=bar_for("partitions scored"),
-                         input_progress=bar_for("rows validated"))
+                         input_progress=bar_for("rows validated"),
+                         engine=engine)  # type: ignore[arg-type]  (checked above)
     if json_summary:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return

@@ -36,10 +36,17 @@ def test_every_curve_has_three_sizes_and_quick_plan_names_each_comparison(tmp_pa
         assert all(len(sizes[k]) >= 3 for k in ("generate", "rules", "training_set",
                                                 "training_time", "batch"))
     names = [s.name for s in bench.plan(True, tmp_path)]
-    for needed in ("generator", "training time", "explain", "serving vs mlflow",
-                   "serving vs bare ASGI"):
+    for needed in ("generator", "training time", "explain", "serving side by side"):
         assert needed in names
     assert "batch" in names
+    steps = {s.name: s for s in bench.plan(True, tmp_path, [2_000, 10_000, 1_000_000])}
+    # /score, bare ASGI and mlflow in one step, at 8 clients; both rescore engines.
+    assert "--mlflow" in steps["serving side by side"].argv
+    argv = steps["serving side by side"].argv
+    assert argv[argv.index("--clients") + 1] == "8"
+    batch_argv = steps["batch"].argv
+    assert batch_argv[batch_argv.index("--sizes") + 1] == "2000,10000,1000000"
+    assert batch_argv[batch_argv.index("--engines") + 1] == "local,dask"
 
 
 def test_a_failed_step_is_recorded_with_its_error_tail_and_rendered():

@@ -379,6 +379,100 @@ def test_an_input_split_cut_short_by_a_kill_is_discarded(tmp_path, crm, thread_c
     assert list((out / ".staging").glob("*")) == []
 
 
+# --------------------------------------------------------------------------- in process
+
+
+def test_choose_engine_scores_small_bases_here_and_honours_overrides():
+    settings = _settings(rescore_local_max_leads=10_000)
+    assert batch.choose_engine("auto", 10_000, settings) == "local"
+    assert batch.choose_engine("auto", 10_001, settings) == "dask"
+    assert batch.choose_engine("auto", 5, _settings(rescore_local_max_leads=0)) == "dask"
+    # A cluster someone gave is used, whatever the size.
+    assert batch.choose_engine("auto", 5, settings, scheduler="tcp://h:8786") == "dask"
+    assert batch.choose_engine("auto", 5, settings, client=object()) == "dask"
+    assert batch.choose_engine("dask", 5, settings) == "dask"
+    assert batch.choose_engine("local", 10**9, settings) == "local"
+    with pytest.raises(ValueError, match="'engine' parameter of rescore is 'local' but a "
+                       "cluster was given \\(tcp://h:8786\\)"):
+        batch.choose_engine("local", 5, settings, scheduler="tcp://h:8786")
+    with pytest.raises(ValueError, match="must be 'auto', 'local' or 'dask'. Got 'spark'"):
+        batch.choose_engine("spark", 5, settings)
+
+
+def _run_files(out: Path) -> dict[str, Any]:
+    """What a committed run holds, less the moment it was scored at."""
+    run = out / "scores"
+    scores = _read(run).sort_values("lead_id").reset_index(drop=True)
+    manifest = json.loads((run / "_manifest.json").read_text())
+    history = _read(out / "history").sort_values("lead_id").reset_index(drop=True)
+    return {"scores": scores.drop(columns="scored_at"),
+            "health": json.loads((run / "_health.json").read_text()),
+            "manifest": {k: v for k, v in manifest.items() if k != "scored_at"},
+            "history": history.drop(columns=[c for c in history.columns if "scored_at" in c]),
+            "files": sorted(p.name for p in run.iterdir())}
+
+
+def test_in_process_and_dask_write_the_same_run(tmp_path, lead_model, thread_client):
+    from tests.serving.conftest import NOW, make_crm
+
+    leads, acts = make_crm(700, seed=5)
+    # Cold starts (no activities) go to the rules: both paths of the core are compared.
+    acts = acts[~acts["lead_id"].isin(leads["lead_id"].iloc[:40])].reset_index(drop=True)
+    data = _write_crm(leads, acts, tmp_path / "data")
+    settings = _settings(cold_start_policy="rules")
+    source = ModelSource(_candidate("1"), settings, MemoryLoader(lead_model))
+    runs, results = {}, {}
+    for engine in ("local", "dask"):
+        results[engine] = batch.rescore(
+            data, tmp_path / engine, settings=settings, as_of=NOW, source=source,
+            n_partitions=5, engine=engine, client=thread_client if engine == "dask" else None)
+        runs[engine] = _run_files(tmp_path / engine)
+    here, there = runs["local"], runs["dask"]
+    assert (results["local"].engine, results["dask"].engine) == ("local", "dask")
+    assert results["local"].run_id == results["dask"].run_id  # the engine is no identity
+    scores = here["scores"]
+    assert len(scores) == 700 and set(scores["scored_by"]) == {"model", "rules"}
+    assert scores["reasons"].map(len).sum() > 0
+    # Bit for bit: same probabilities, reasons (impacts included), grades, everything.
+    pd.testing.assert_frame_equal(scores, there["scores"], check_exact=True)
+    assert here["health"] == there["health"] and here["health"]["n_features"] > 0
+    assert here["manifest"] == there["manifest"]
+    pd.testing.assert_frame_equal(here["history"], there["history"], check_exact=True)
+    assert here["files"] == there["files"]
+    assert results["local"].grades == results["dask"].grades
+    assert results["local"].by_source == results["dask"].by_source
+
+
+def test_in_process_run_cut_short_resumes_on_dask(tmp_path, crm, thread_client, monkeypatch):
+    """A full disk stops an in-process run at once; the rerun reuses what it wrote."""
+    from tests.serving.conftest import NOW
+
+    data = _write_crm(*crm, tmp_path / "data")
+    out = tmp_path / "out"
+    real = batch.pq.write_table
+    written: list[str] = []
+
+    def write_until_full(table: Any, where: Any, **kw: Any) -> None:
+        name = str(getattr(where, "name", where))
+        if "/scores/" in name:
+            if len(written) >= 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            written.append(name)
+        real(table, where, **kw)
+
+    monkeypatch.setattr(batch.pq, "write_table", write_until_full)
+    with pytest.raises(LeadscoreError, match="the device is full.*Nothing was committed"):
+        batch.rescore(data, out, settings=_settings(), as_of=NOW, source=_rules_only(),
+                      n_partitions=6, engine="local")
+    assert not (out / "scores").exists()
+    assert len(list((out / ".staging").glob("*/scores/part-*"))) == 2
+    monkeypatch.setattr(batch.pq, "write_table", real)
+    result = batch.rescore(data, out, settings=_settings(), as_of=NOW, source=_rules_only(),
+                           client=thread_client, n_partitions=6)
+    assert result.engine == "dask" and result.partitions_skipped == 2
+    assert _read(out / "scores")["lead_id"].is_unique and result.leads_scored == len(crm[0])
+
+
 # --------------------------------------------------------------------------- real clusters
 
 
@@ -456,6 +550,7 @@ def test_cli_rescores_generated_data_then_shows_grade_movements(tmp_path, synthe
                                 "--workers", "2"])
     assert first.exit_code == 0, first.output
     assert "first run here" in first.output and f"lead-scoring v{version}" in first.output
+    assert "in process" in first.output  # 3,000 leads: below the local threshold
 
     leads, acts = batch.read_inputs(synthetic_dir)
     end = data_end(leads, acts)
@@ -494,8 +589,9 @@ def test_cli_rescores_generated_data_then_shows_grade_movements(tmp_path, synthe
 
     later = (end + pd.Timedelta(days=21)).isoformat()
     second = runner.invoke(app, ["rescore", "--data", str(synthetic_dir), "--out", str(out),
-                                 "--workers", "2", "--as-of", later])
+                                 "--workers", "2", "--as-of", later, "--engine", "dask"])
     assert second.exit_code == 0, second.output
+    assert "on Dask" in second.output
     assert "grade movements vs run" in second.output and " down," in second.output
     trend = lead_trend(out / "history", expected.iloc[:50].tolist())
     assert set(trend) == set(expected.iloc[:50]) and "declining" in trend.values()
@@ -509,7 +605,7 @@ def test_killed_run_restarts_without_duplicates(tmp_path, synthetic_dir):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-c", "from leadscore.cli import main; main()", "rescore",
                "--data", str(synthetic_dir), "--out", str(out), "--workers", "1",
-               "--partitions", "60"]
+               "--partitions", "60", "--engine", "dask"]
     # Its own session, so SIGKILL reaches the CLI, the nanny and the worker at once.
     proc = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -536,6 +632,7 @@ def test_killed_run_restarts_without_duplicates(tmp_path, synthetic_dir):
 
     from leadscore.cli import app
 
+    # Resumed in process (auto, a small base): the engine is not part of the run's identity.
     rerun = CliRunner().invoke(app, ["rescore", "--data", str(synthetic_dir), "--out",
                                      str(out), "--workers", "2", "--partitions", "60",
                                      "--json"])
@@ -543,6 +640,7 @@ def test_killed_run_restarts_without_duplicates(tmp_path, synthetic_dir):
     import json
 
     summary = json.loads(rerun.stdout[rerun.stdout.index("{"):])
+    assert summary["engine"] == "local"
     assert summary["partitions_skipped"] >= len(complete)
     scores = _read(out / "scores")
     assert scores["lead_id"].is_unique and len(scores) == summary["leads_scored"]
