@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import errno
 import os
 import subprocess
 import sys
@@ -149,20 +148,17 @@ def test_disk_full_on_a_rerun_keeps_the_committed_run_and_marks_nothing_complete
     from features.errors import LeadscoreError
     from serving import batch
     from tests.serving.conftest import NOW
-    from tests.serving.test_batch import _read, _rules_only, _settings, _write_crm
+    from tests.serving.test_batch import (
+        _read,
+        _rules_only,
+        _settings,
+        _write_crm,
+        disk_full_after,
+    )
 
     data = _write_crm(*crm, tmp_path / "data")
     out = tmp_path / "out"
-    real = batch.pq.write_table
-    written: list[str] = []
-
-    def write_until_full(table: Any, where: Any, **kw: Any) -> None:
-        name = str(getattr(where, "name", where))
-        if "/scores/" in name:
-            if len(written) >= 2:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            written.append(name)
-        real(table, where, **kw)
+    write_until_full = disk_full_after(2, batch.pq.write_table)
 
     with batch.dask_client("local", workers=2, processes=False) as client:
         first = batch.rescore(data, out, settings=_settings(), as_of=NOW,

@@ -220,6 +220,25 @@ def test_commit_swaps_scores_and_rerun_is_a_no_op(tmp_path, crm, thread_client):
     assert sorted(history["run_id"].unique()) == sorted([first.run_id, later.run_id])
 
 
+def disk_full_after(n_parts: int, real: Any) -> Any:
+    """A ``pyarrow.parquet.write_table`` whose device fills up after ``n_parts`` score
+    parts: each later part raises ENOSPC, as a real full disk would."""
+    written: list[str] = []
+    lock = threading.Lock()
+
+    def write_until_full(table: Any, where: Any, **kw: Any) -> None:
+        # Dask workers may be threads: count under a lock, or a third part slips past.
+        name = str(getattr(where, "name", where))
+        if "/scores/" in name:
+            with lock:
+                if len(written) >= n_parts:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                written.append(name)
+        real(table, where, **kw)
+
+    return write_until_full
+
+
 def test_full_disk_fails_clearly_commits_nothing_and_resumes(tmp_path, crm, thread_client,
                                                             monkeypatch):
     from tests.serving.conftest import NOW
@@ -227,21 +246,8 @@ def test_full_disk_fails_clearly_commits_nothing_and_resumes(tmp_path, crm, thre
     data = _write_crm(*crm, tmp_path / "data")
     out = tmp_path / "out"
     real = batch.pq.write_table
-    written: list[str] = []
-    lock = threading.Lock()
-
-    def write_until_full(table: Any, where: Any, **kw: Any) -> None:
-        # Output partitions are written through an open temporary file; let two through.
-        # The Dask workers here are threads: count under a lock, or a third slips past.
-        name = str(getattr(where, "name", where))
-        if "/scores/" in name:
-            with lock:
-                if len(written) >= 2:
-                    raise OSError(errno.ENOSPC, "No space left on device")
-                written.append(name)
-        real(table, where, **kw)
-
-    monkeypatch.setattr(batch.pq, "write_table", write_until_full)
+    # Output partitions are written through an open temporary file; let two through.
+    monkeypatch.setattr(batch.pq, "write_table", disk_full_after(2, real))
     with pytest.raises(LeadscoreError, match="the device is full.*Nothing was committed"):
         batch.rescore(data, out, settings=_settings(), as_of=NOW, source=_rules_only(),
                       client=thread_client, n_partitions=6)
@@ -450,17 +456,7 @@ def test_in_process_run_cut_short_resumes_on_dask(tmp_path, crm, thread_client, 
     data = _write_crm(*crm, tmp_path / "data")
     out = tmp_path / "out"
     real = batch.pq.write_table
-    written: list[str] = []
-
-    def write_until_full(table: Any, where: Any, **kw: Any) -> None:
-        name = str(getattr(where, "name", where))
-        if "/scores/" in name:
-            if len(written) >= 2:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            written.append(name)
-        real(table, where, **kw)
-
-    monkeypatch.setattr(batch.pq, "write_table", write_until_full)
+    monkeypatch.setattr(batch.pq, "write_table", disk_full_after(2, real))
     with pytest.raises(LeadscoreError, match="the device is full.*Nothing was committed"):
         batch.rescore(data, out, settings=_settings(), as_of=NOW, source=_rules_only(),
                       n_partitions=6, engine="local")
