@@ -145,14 +145,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from leadscore.settings import Settings, disable_telemetry
-    from training.tracking import resolve_alias
+    from training.tracking import champion_or_exit
 
     disable_telemetry()
     settings = Settings()
-    found = resolve_alias(settings)
-    if found is None:
-        sys.exit("no champion in the store; run `leadscore quickstart` first")
-    name, version, uri = found
+    name, version, uri = champion_or_exit(settings)
     data = args.data or settings.data_dir / "synthetic"
     lead, as_of = _sample_lead(data)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LEADSCORE_API_KEY": "bench",

@@ -110,15 +110,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from leadscore.settings import Settings, disable_telemetry
-    from training.tracking import resolve_alias
+    from training.tracking import champion_or_exit
 
     bs = _bench_serving()
     disable_telemetry()
     settings = Settings()
-    found = resolve_alias(settings)
-    if found is None:
-        sys.exit("no champion in the store; run `leadscore quickstart` first")
-    name, version, uri = found
+    name, version, uri = champion_or_exit(settings)
     lead, as_of = bs._sample_lead(args.data or settings.data_dir / "synthetic")
     body = {"leads": [lead], "as_of": as_of.isoformat(), "top_reasons": 3}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LEADSCORE_API_KEY": "bench",

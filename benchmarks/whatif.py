@@ -104,14 +104,11 @@ def measure(repeats: int = 300, batch: int = 50, reference: str = "main",
     from serving.lifecycle import Candidate, mlflow_loader
     from serving.scorer import Engine, ModelBundle, _live_leads, plain_records, score_payloads
     from serving.whatif import actionable_kinds, extend_rows
-    from training.tracking import resolve_alias
+    from training.tracking import champion_or_exit
 
     disable_telemetry()
     settings = Settings()
-    found = resolve_alias(settings)
-    if found is None:
-        sys.exit("no champion in the store; run `leadscore quickstart` first")
-    name, version, uri = found
+    name, version, uri = champion_or_exit(settings)
     model = mlflow_loader(settings)(Candidate(name, version, "champion", uri))
     bundle = ModelBundle(model, name, version, "champion", uri, pd.Timestamp.now(tz="UTC"))
     engine = Engine(bundle, load_rules(None), "model")

@@ -120,6 +120,15 @@ def resolve_alias(
     return name, str(version.version), f"models:/{name}/{version.version}"
 
 
+def champion_or_exit(settings: Settings) -> tuple[str, str, str]:
+    """``(name, version, uri)`` of the champion, for scripts (the benchmarks): without
+    one, exit with what to run first."""
+    found = resolve_alias(settings)
+    if found is None:
+        raise SystemExit("no champion in the store; run `leadscore quickstart` first")
+    return found
+
+
 def load_lead_model(uri: str) -> LeadModel:
     """The :class:`~training.model.LeadModel` inside a logged pyfunc (URI of any kind)."""
     import mlflow.pyfunc
