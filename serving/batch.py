@@ -91,6 +91,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1550,6 +1551,7 @@ def rescore(
                              health=_read_health(plan.run_dir), engine=where)
 
     _prepare_out(out)
+    engine_future: Future[Any] | None = None
     with _run_lock(out):
         try:
             # Input split by a run that was killed before it finished: never reused.
@@ -1562,6 +1564,11 @@ def rescore(
             if (input_dir / "_meta.json").is_file():
                 staged = StagedInput.read(input_dir)
             else:
+                if where == "local":
+                    # Load and check the model on the second core while this one reads,
+                    # validates and splits the input: on a small base the two take about
+                    # as long as each other, and neither needs the other's result.
+                    engine_future = _preload_engine(source)
                 staged = stage_inputs(data_dir, input_dir, n_parts, batch_rows=batch_rows,
                                       progress=input_progress)
             if plan is None:
@@ -1589,7 +1596,7 @@ def rescore(
                 progress(len(done), n_parts)
             if todo and where == "local":
                 _run_partitions_here(plan, staged.path, source, todo, scored_at, progress,
-                                     len(done))
+                                     len(done), engine_future)
             elif todo:
                 _run_partitions(plan, staged.path, source, todo, scored_at, client, scheduler,
                                 workers, progress, len(done))
@@ -1640,17 +1647,29 @@ def choose_engine(engine: str, n_leads: int, settings: Any, *, client: Any = Non
     return "local" if n_leads <= settings.rescore_local_max_leads else "dask"
 
 
+def _preload_engine(source: ModelSource) -> Future[Any]:
+    """:func:`build_engine` started in a thread of its own; its errors come out of
+    ``result()``, where :func:`_run_partitions_here` asks for the engine."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadscore-engine")
+    try:
+        return pool.submit(build_engine, source)
+    finally:
+        pool.shutdown(wait=False)
+
+
 def _run_partitions_here(plan: RunPlan, input_dir: Path, source: ModelSource,
                          todo: Sequence[int], scored_at: pd.Timestamp,
-                         progress: Callable[[int, int], None] | None, already: int) -> None:
+                         progress: Callable[[int, int], None] | None, already: int,
+                         engine_future: Future[Any] | None = None) -> None:
     """Score ``todo`` one partition after another in this process, with one engine.
 
     The same :func:`_score_partition` a Dask worker runs, on an engine built by the same
-    :func:`build_engine` its plugin calls; an error stops the run at once, and every
+    :func:`build_engine` its plugin calls (already under way in ``engine_future`` when
+    the input was split by this run); an error stops the run at once, and every
     partition already written is complete and reused by the next run.
     """
     try:
-        engine = build_engine(source)
+        engine = engine_future.result() if engine_future is not None else build_engine(source)
     except LeadscoreError:
         raise
     except Exception as exc:

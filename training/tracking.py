@@ -17,6 +17,7 @@ shared ``LEADSCORE_ARTIFACT_ROOT``. An HTTP tracking server keeps its own defaul
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 from pathlib import Path
@@ -34,10 +35,12 @@ __all__ = [
     "ensure_experiment",
     "resolve_alias",
     "load_lead_model",
+    "requirement_mismatches",
     "git_commit",
 ]
 
 DEFAULT_EXPERIMENT = "lead-scoring"
+_log = logging.getLogger(__name__)
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -130,10 +133,55 @@ def champion_or_exit(settings: Settings) -> tuple[str, str, str]:
 
 
 def load_lead_model(uri: str) -> LeadModel:
-    """The :class:`~training.model.LeadModel` inside a logged pyfunc (URI of any kind)."""
+    """The :class:`~training.model.LeadModel` inside a logged pyfunc (URI of any kind).
+
+    A package the model was logged with at another version than the one installed is
+    logged as a warning, as MLflow does. MLflow's own check maps every installed
+    distribution to its modules first (0.7 s, more than loading the model), so it is
+    replaced by :func:`requirement_mismatches`, which asks only for the pinned packages.
+    """
+    import mlflow.artifacts
     import mlflow.pyfunc
 
-    return mlflow.pyfunc.load_model(uri).unwrap_python_model().model
+    local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+    for mismatch in requirement_mismatches(Path(local) / "requirements.txt"):
+        _log.warning("model %s: %s", uri, mismatch)
+    return mlflow.pyfunc.load_model(local, suppress_warnings=True).unwrap_python_model().model
+
+
+def requirement_mismatches(requirements: Path) -> list[str]:
+    """Pinned requirements of a logged model that the environment does not satisfy.
+
+    One line per package, e.g. ``lightgbm 4.6.0 is installed, the model was logged with
+    lightgbm==4.7.0``. Unparsable lines (paths, URLs) are skipped, as MLflow does.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        lines = requirements.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        try:
+            installed = version(req.name)
+        except PackageNotFoundError:
+            out.append(f"{req.name} is not installed, the model was logged with {line}")
+            continue
+        if req.specifier and not req.specifier.contains(installed, prereleases=True):
+            out.append(f"{req.name} {installed} is installed, the model was logged with {line}")
+    return out
 
 
 def git_commit(path: Path | None = None) -> str | None:

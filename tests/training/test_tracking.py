@@ -32,3 +32,29 @@ def test_an_explicit_artifact_root_wins_and_a_path_becomes_a_file_uri(tmp_path, 
         assert artifact_root(settings) == (tmp_path.resolve() / "shared" / "arts").as_uri()
     s3 = Settings(home=tmp_path, MLFLOW_TRACKING_URI=PG, artifact_root="s3://bucket/mlflow")
     assert artifact_root(s3) == "s3://bucket/mlflow"
+
+
+def test_requirement_mismatches_name_each_unsatisfied_pin_and_skip_the_rest(tmp_path):
+    from importlib.metadata import version
+
+    from training.tracking import requirement_mismatches
+
+    numpy_now = version("numpy")
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("\n".join([
+        f"numpy=={numpy_now}",            # satisfied: not reported
+        "lightgbm==0.0.1",                # another version than the installed one
+        "no-such-package-leadscore==1.0",  # not installed
+        "-r other.txt",                   # pip options and paths are skipped, as MLflow does
+        "./wheels/thing.whl",
+        "pandas>=1  # comment",
+        'pyarrow==0.1; python_version < "3"',  # marker false here: not this environment's
+        "",
+    ]))
+    found = requirement_mismatches(reqs)
+    assert found == [
+        f"lightgbm {version('lightgbm')} is installed, the model was logged with lightgbm==0.0.1",
+        "no-such-package-leadscore is not installed, the model was logged with "
+        "no-such-package-leadscore==1.0",
+    ]
+    assert requirement_mismatches(tmp_path / "missing.txt") == []
