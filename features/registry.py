@@ -40,7 +40,7 @@ from features.functions import (
     lead_age_days,
 )
 from features.history import BUILTIN_VOCABULARY, ActivityVocabulary
-from features.reasons import Reason
+from features.reasons import Reason, select_top
 from features.schema import ACTIVITY_TYPES, KEY_ACTIONS
 
 __all__ = [
@@ -515,6 +515,29 @@ class FeatureSet:
             value, sentence = spec.describe(row)
             reasons.append(Reason(business_field, spec.label, _plain(value), impact, sentence))
         reasons.sort(key=lambda r: -abs(r.impact))
+        return reasons
+
+    def top_reasons(self, row: Mapping[str, object], impacts: Mapping[str, float],
+                    top: int) -> list[Reason]:
+        """The reasons a score shows: ``select_top(self.reasons_for(row, impacts), top)``.
+
+        The same list, to the bit: impacts are summed per field in the same order, and
+        the fields ranked by the same stable sorts. Only the kept fields (at most
+        ``2 * top``) are described, where :meth:`reasons_for` describes every field of
+        the set, which was the largest part of a lead's scoring time.
+        """
+        if top <= 0:
+            return []
+        totals: dict[str, float] = {}
+        for name, impact in impacts.items():
+            business_field = self.field_of(name)
+            totals[business_field] = totals.get(business_field, 0.0) + float(impact)
+        ranked = sorted(totals.items(), key=lambda item: -abs(item[1]))  # as reasons_for
+        reasons = []
+        for business_field, impact in select_top(ranked, top, impact=lambda item: item[1]):
+            spec = self.fields[business_field]
+            value, sentence = spec.describe(row)
+            reasons.append(Reason(business_field, spec.label, _plain(value), impact, sentence))
         return reasons
 
     # -- shipping it with a model --------------------------------------------------------

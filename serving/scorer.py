@@ -8,7 +8,7 @@ One scoring core for the API and the batch job. :func:`score_records` takes fram
       -> features.online.feature_columns_at (the same feature path as training)
       -> LeadModel: calibrated probability and TreeSHAP contributions, one tree pass
       -> score / grade / route via the model's own Grading
-      -> reasons: contributions grouped by business field (features.registry.reasons_for)
+      -> reasons: contributions grouped by business field (features.registry.FeatureSet.top_reasons)
 
 and the rules fallback (``rules_fallback.score_leads``) for the leads the model does
 not answer, each marked with ``scored_by`` and ``fallback_reason``:
@@ -46,8 +46,8 @@ from features.errors import DataValidationError, ValidationIssue
 from features.live import LiveLead, clean_type, live_features, timestamp_ns
 from features.matrix import Thresholds
 from features.online import feature_columns_at, features_at
-from features.reasons import Reason
-from features.registry import reasons_for
+from features.reasons import Reason, select_top
+from features.registry import BUILTIN
 from features.schema import validate_activities, validate_leads
 from rules_fallback import score_leads
 
@@ -380,17 +380,16 @@ def blank_sentence(sentence: str, value: Any, impact: float) -> str:
 
 def explain_blanks(reasons: Iterable[Reason]) -> list[Reason]:
     """The model's reasons, with a missing value that raises the score said to do so."""
-    return [replace(r, sentence=blank_sentence(r.sentence, r.value, r.impact)) for r in reasons]
+    out = []
+    for r in reasons:
+        sentence = blank_sentence(r.sentence, r.value, r.impact)
+        out.append(r if sentence is r.sentence else replace(r, sentence=sentence))
+    return out
 
 
 def select_reasons(reasons: Iterable[Reason], top: int) -> list[Reason]:
     """The ``top`` largest positive reasons, then the ``top`` most negative ones."""
-    if top <= 0:
-        return []
-    reasons = list(reasons)
-    positive = sorted((r for r in reasons if r.impact > 0), key=lambda r: -r.impact)[:top]
-    negative = sorted((r for r in reasons if r.impact < 0), key=lambda r: r.impact)[:top]
-    return positive + negative
+    return select_top(reasons, top, impact=lambda r: r.impact)
 
 
 # --------------------------------------------------------------------------- core
@@ -476,12 +475,13 @@ def _model_rows(
 def _rows_from_features(
     bundle: ModelBundle, lead_ids: list[Any], stamps: list[pd.Timestamp],
     X: Mapping[str, Any], records: list[Mapping[str, Any]] | None, top_reasons: int,
-    reasons_of: Callable[[Mapping[str, Any], Mapping[str, float]], list[Reason]] = reasons_for,
+    reasons_of: Callable[[Mapping[str, Any], Mapping[str, float], int], list[Reason]]
+    = BUILTIN.top_reasons,
     thresholds: Thresholds | None = None,
 ) -> list[dict[str, Any]]:
     """Model rows from the leads' feature columns ``X`` (and, for reasons, their values
-    per lead). ``reasons_of`` groups contributions by business field (the built-in
-    feature set's, or a spec's ``FeatureSet.reasons_for``); ``thresholds`` are the
+    per lead). ``reasons_of(row, impacts, top)`` gives the reasons a score shows (the
+    built-in feature set's ``FeatureSet.top_reasons``, or a spec's); ``thresholds`` are the
     operator's fit/engagement thresholds, if any. Raises on any failure.
 
     Every row carries ``fit``, ``engagement`` and ``matrix_route``
@@ -501,8 +501,7 @@ def _rows_from_features(
         reasons: list[Reason] = []
         if records is not None:
             impacts = dict(zip(names, contrib[i].tolist(), strict=True))
-            reasons = explain_blanks(select_reasons(reasons_of(records[i], impacts),
-                                                    top_reasons))
+            reasons = explain_blanks(reasons_of(records[i], impacts, top_reasons))
         rows.append({
             "lead_id": lead_id, "as_of": stamp, "probability": float(probability[i]),
             "score": int(score[i]), "grade": str(grade[i]), "route": str(route[i]),
@@ -744,7 +743,7 @@ def explain_one(
         ),
         key=lambda d: -abs(d["contribution"]),
     )
-    grouped = explain_blanks(sorted(reasons_for(X.iloc[0].to_dict(), impacts),
+    grouped = explain_blanks(sorted(BUILTIN.reasons_for(X.iloc[0].to_dict(), impacts),
                                     key=lambda r: -r.impact))
     return {
         "result": row,

@@ -49,7 +49,7 @@ from serving.batch import (
     result_table,
     run_estimate,
 )
-from serving.scorer import explain_blanks, has_history, rules_records, select_reasons
+from serving.scorer import explain_blanks, has_history, rules_records
 from serving.spec_scoring import cold_start_rules
 
 __all__ = ["SpecRescoreResult", "rescore_spec", "DECAY_COLUMNS", "with_decay_columns"]
@@ -284,8 +284,7 @@ def _score_batch(X: pd.DataFrame, model: Any, feature_set: Any, *, as_of: pd.Tim
             reasons = []
             if top_reasons > 0:
                 impacts = dict(zip(names, np.asarray(contrib)[i].tolist(), strict=True))
-                reasons = explain_blanks(select_reasons(feature_set.reasons_for(record, impacts),
-                                                        top_reasons))
+                reasons = explain_blanks(feature_set.top_reasons(record, impacts, top_reasons))
             rows.append({
                 "lead_id": record["lead_id"], "as_of": as_of,
                 "probability": float(probability[i]), "score": int(score[i]),

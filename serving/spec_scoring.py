@@ -215,7 +215,7 @@ def _model_rows(bundle: ModelBundle, lives: Sequence[LiveLead], ids: Sequence[st
     stamps = [pd.Timestamp(live.as_of_ns, unit="ns", tz="UTC") for live in lives]
     try:
         out = _rows_from_features(bundle, ids, stamps, X, rows if top_reasons > 0 else None,
-                                  top_reasons, reasons_of=feature_set.reasons_for,
+                                  top_reasons, reasons_of=feature_set.top_reasons,
                                   thresholds=thresholds)
     except Exception:
         if rules is None:
