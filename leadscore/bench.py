@@ -183,7 +183,11 @@ def plan(quick: bool, home: Path, batch_sizes: list[int] | None = None) -> list[
                       _py(str(BENCH / "batch.py"), "--sizes",
                           ",".join(map(str, sizes["batch"])), "--trees", "100",
                           "--raw-rows", str(min(sizes["batch"])), "--engines", BATCH_ENGINES,
-                          "--no-profile"),
+                          "--no-profile",
+                          # bases above 100,000 leads are copies of the generated 100,000
+                          # (benchmarks/batch.py --tile-from): seconds, not half an hour
+                          *(("--tile-from", "100000") if max(sizes["batch"]) > 100_000
+                            else ())),
                       _json_file("batch.json"), 900 + 3 * max(sizes["batch"]) // 1000))
     steps.append(Step("explain", "exact TreeSHAP: the fast explainer (training.treeshap) vs "
                       "LightGBM pred_contrib, same model (300 trees, 31 leaves), same rows, "
