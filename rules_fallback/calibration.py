@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from features.errors import InsufficientDataError
 from rules_fallback.engine import evaluate
@@ -71,6 +69,10 @@ def fit_mapping(rules: RuleSet, points: Any, labels: Any) -> RuleSet:
     y = _binary(labels, len(x), caller="fit_mapping")
     # Unpenalised: two parameters on thousands of examples need no shrinkage, and a
     # penalty would bias the slope towards zero (probabilities too flat).
+    # Imported here: scikit-learn takes over a second to import, and every command that
+    # loads the rules (the CLI itself, `leadscore --help` included) would pay it.
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=1000)
     model.fit(x.reshape(-1, 1), y)
     intercept, slope = float(model.intercept_[0]), float(model.coef_[0, 0])
@@ -91,6 +93,8 @@ def rules_metrics(
     ``labels`` one 0/1 outcome per row. Returns ``roc_auc``, ``average_precision``,
     ``log_loss``, ``brier``, ``base_rate`` and ``n``.
     """
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
     evaluation = evaluate(rules, leads, activities, as_of)
     p = evaluation.probability
     y = _binary(labels, len(p), caller="rules_metrics")
