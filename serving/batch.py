@@ -616,6 +616,66 @@ def score_partition_frame(
     run_id: str,
     reasons_path: Literal["columnar", "core"] = "columnar",
     drift_counts: dict[str, list[int]] | None = None,
+    decay: bool = False,
+) -> pa.Table:
+    """Score one partition as the API would and return it as an :data:`OUTPUT_SCHEMA` table
+    (then :data:`serving.whatif.DECAY_COLUMNS` with ``decay``: see :func:`partition_decay`).
+
+    See :func:`_score_partition_table` for the rest.
+    """
+    table = _score_partition_table(leads, activities, engine, as_of=as_of,
+                                   top_reasons=top_reasons, scored_at=scored_at,
+                                   run_id=run_id, reasons_path=reasons_path,
+                                   drift_counts=drift_counts)
+    if not decay:
+        return table
+    from serving.whatif import with_decay_columns
+
+    return with_decay_columns(table, partition_decay(leads, activities, engine, as_of, table))
+
+
+def partition_decay(leads: pd.DataFrame, activities: pd.DataFrame, engine: Any,
+                    as_of: pd.Timestamp, table: pa.Table) -> list[dict[str, Any] | None]:
+    """``decay`` of every lead of a scored partition (``table``, in ``leads``' order), as
+    ``POST /score`` gives it: the model's leads rescored by the model at as_of + 1 ... 30
+    days on the vectorised feature path, the rules' leads by the rules
+    (:func:`serving.whatif.batch_decay`)."""
+    from features.online import features_at
+    from rules_fallback import score_leads
+    from serving.scorer import as_of_series, validate_inputs
+    from serving.whatif import batch_decay
+
+    if not table.num_rows:
+        return []
+    clean, acts = validate_inputs(leads, activities, as_of_series(len(leads), as_of))
+    answered = table.select(["lead_id", "as_of", "grade", "scored_by"]).to_pandas()
+    model = None if engine.model is None else engine.model.model
+
+    def model_at(part: pd.DataFrame, past: pd.DataFrame, when: pd.Timestamp
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = features_at(part, past, when)[model.feature_names]
+        probability = np.asarray(model.predict_proba(X), dtype=float)
+        score, grade, _ = model.grade(probability)
+        return probability, np.asarray(score), np.asarray(grade)
+
+    def rules_at(part: pd.DataFrame, past: pd.DataFrame, when: pd.Series) -> pd.DataFrame:
+        return score_leads(engine.rules, part, past, when, reasons=False)
+
+    return batch_decay(clean, acts, as_of, answered,
+                       model=model_at if model is not None else None, rules=rules_at)
+
+
+def _score_partition_table(
+    leads: pd.DataFrame,
+    activities: pd.DataFrame,
+    engine: Any,
+    *,
+    as_of: pd.Timestamp,
+    top_reasons: int,
+    scored_at: pd.Timestamp,
+    run_id: str,
+    reasons_path: Literal["columnar", "core"] = "columnar",
+    drift_counts: dict[str, list[int]] | None = None,
 ) -> pa.Table:
     """Score one partition as the API would and return it as an :data:`OUTPUT_SCHEMA` table.
 
@@ -738,16 +798,16 @@ def _part_name(p: int) -> str:
 
 def _score_partition_task(
     part: int, input_dir: str, staging: str, plugin_name: str, as_of: str, top_reasons: int,
-    scored_at: str, run_id: str, reasons_path: str,
+    scored_at: str, run_id: str, reasons_path: str, decay: bool = False,
 ) -> int:
     """Dask task: :func:`_score_partition` with the worker's engine. Returns rows."""
     return _score_partition(part, input_dir, staging, _worker_engine(plugin_name), as_of,
-                            top_reasons, scored_at, run_id, reasons_path)
+                            top_reasons, scored_at, run_id, reasons_path, decay)
 
 
 def _score_partition(
     part: int, input_dir: str, staging: str, engine: Any, as_of: str, top_reasons: int,
-    scored_at: str, run_id: str, reasons_path: str,
+    scored_at: str, run_id: str, reasons_path: str, decay: bool = False,
 ) -> int:
     """Score the open leads of input partition ``part`` and commit its output file (and
     its drift counts). One function for both engines: a Dask task on a worker, or a loop
@@ -768,10 +828,14 @@ def _score_partition(
             lead_table.to_pandas(), acts.to_pandas(), engine,
             as_of=stamp, top_reasons=top_reasons, scored_at=pd.Timestamp(scored_at),
             run_id=run_id, reasons_path=reasons_path,  # type: ignore[arg-type]
-            drift_counts=counts,
+            drift_counts=counts, decay=decay,
         )
     else:
         table = OUTPUT_SCHEMA.empty_table()
+        if decay:
+            from serving.whatif import with_decay_columns
+
+            table = with_decay_columns(table, [])
     # The counts first: a partition whose scores file exists has its counts too.
     drift = Path(staging) / "drift"
     drift.mkdir(exist_ok=True)
@@ -878,6 +942,7 @@ class RunPlan:
     top_reasons: int
     reasons_path: str
     identity: dict[str, Any] = field(default_factory=dict)
+    decay: bool = False
 
     @property
     def staging(self) -> Path:
@@ -1453,6 +1518,7 @@ def rescore(
     batch_rows: int = _BATCH_ROWS,
     input_progress: Callable[[int, int], None] | None = None,
     engine: Literal["auto", "local", "dask"] = "auto",
+    decay: bool = False,
 ) -> RescoreResult:
     """Score every open lead in ``data_dir`` and commit the result under ``out``.
 
@@ -1492,6 +1558,11 @@ def rescore(
         Where the partitions are scored; see :func:`choose_engine`. The output is the
         same either way (same staging, files, manifest, history and drift report), so a
         run interrupted on one engine resumes on the other.
+    decay : bool, default False
+        Also write where each lead's score goes if nothing new happens
+        (:data:`serving.whatif.DECAY_COLUMNS`: probability and grade at +7, +14 and +30
+        days, the date the grade first drops), as ``POST /score``'s ``decay``: each lead
+        rescored 30 times (one per day) by what scored it. Part of the run's identity.
 
     Returns
     -------
@@ -1548,10 +1619,11 @@ def rescore(
             "cold_start_policy": settings.cold_start_policy,
             "feature_set_version": FEATURE_SET_VERSION,
             "top_reasons": top_reasons,
+            **({"decay": True} if decay else {}),
         }
         fp = fingerprint(identity)
         return RunPlan(out, f"{stamp:%Y%m%dT%H%M%SZ}-{fp[:12]}", fp, stamp, n_parts,
-                       top_reasons, reasons_path, identity)
+                       top_reasons, reasons_path, identity, decay)
 
     def committed(plan: RunPlan) -> RescoreResult:
         # Same inputs, as_of and model as a committed run: finish its commit if it was
@@ -1694,7 +1766,7 @@ def _run_partitions_here(plan: RunPlan, input_dir: Path, source: ModelSource,
     for p in todo:
         _score_partition(p, str(input_dir), str(plan.staging), engine, plan.as_of.isoformat(),
                          plan.top_reasons, scored_at.isoformat(), plan.run_id,
-                         plan.reasons_path)
+                         plan.reasons_path, plan.decay)
         finished += 1
         if progress:
             progress(finished, plan.n_partitions)
@@ -1782,7 +1854,8 @@ def _run_partitions(plan: RunPlan, input_dir: Path, source: ModelSource, todo: S
             client.submit(_score_partition_task, p, str(input_dir), str(plan.staging),
                           plugin.name,
                           plan.as_of.isoformat(), plan.top_reasons, scored_at.isoformat(),
-                          plan.run_id, plan.reasons_path, key=f"rescore-{plan.run_id}-{p}",
+                          plan.run_id, plan.reasons_path, plan.decay,
+                          key=f"rescore-{plan.run_id}-{p}",
                           pure=False)
             for p in todo
         ]

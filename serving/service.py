@@ -236,12 +236,14 @@ class LeadScoring:
             rows = score_spec_leads(request.leads, as_of, engine, contract,
                                     top_reasons=request.top_reasons, rules=rules)
             if request.actions or request.decay:
+                from serving.spec_scoring import spec_rules_decay
                 from serving.whatif import actionable_kinds, extend_rows
 
-                extend_rows(rows, [contract.live_lead(lead, as_of) for lead in request.leads],
-                            engine, contract.feature_set,
+                lives = [contract.live_lead(lead, as_of) for lead in request.leads]
+                extend_rows(rows, lives, engine, contract.feature_set,
                             actionable_kinds(contract.feature_set, contract.spec),
-                            actions=request.actions, decay=request.decay)
+                            actions=request.actions, decay=request.decay,
+                            rules_decay=spec_rules_decay(rows, lives, engine, contract, rules))
             self.counters.scored(rows)
             self.counters.batch_health(self.batch_health.current())
             logger.info("scored %d leads of spec %s (%s)", len(rows), contract.spec.name,
@@ -378,8 +380,23 @@ def _what_if(rows: list[dict], request: ScoreRequest, as_of: pd.Timestamp, engin
 
     leads = request.leads
     lives = _live_leads(leads, [lead.lead_id for lead in leads], [as_of] * len(leads))
+
+    def rules_decay(positions: list[int]) -> list[dict]:
+        # The rules score frames: the leads they answered, as the scoring core built them.
+        from rules_fallback import score_leads
+        from serving.scorer import frames_from_payload, validate_inputs
+        from serving.whatif import decay_by_rules
+
+        r_leads, r_acts, r_as_of = frames_from_payload(
+            [leads[i] for i in positions], default_as_of=as_of,
+            lead_ids=[rows[i]["lead_id"] for i in positions])
+        clean, acts = validate_inputs(r_leads, r_acts, r_as_of)
+        return decay_by_rules(
+            lambda part, past, when: score_leads(engine.rules, part, past, when, reasons=False),
+            clean, acts, r_as_of, [rows[i] for i in positions])
+
     extend_rows(rows, lives, engine, BUILTIN, actionable_kinds(BUILTIN),
-                actions=request.actions, decay=request.decay)
+                actions=request.actions, decay=request.decay, rules_decay=rules_decay)
 
 
 def _matrix_info(model: Any, engine: Any) -> dict[str, Any] | None:

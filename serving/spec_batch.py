@@ -51,6 +51,7 @@ from serving.batch import (
 )
 from serving.scorer import explain_blanks, has_history, rules_records
 from serving.spec_scoring import cold_start_rules
+from serving.whatif import DECAY_COLUMNS, batch_decay, with_decay_columns
 
 __all__ = ["SpecRescoreResult", "rescore_spec", "DECAY_COLUMNS", "with_decay_columns"]
 
@@ -117,11 +118,11 @@ def rescore_spec(
     when the rules are preferred, open leads with no activity before ``as_of`` are
     scored by ``rules`` (the operator's spec rules), else by the model's shipped ones.
 
-    With ``decay``, every part file also carries where each model-scored lead's score
-    goes if nothing new happens (:data:`DECAY_COLUMNS`, null for the rules' leads), the
-    API's ``decay`` computed on the vectorised path: every lead rescored at as_of + 1 ...
-    30 days with the events before as_of only, so a CRM can sort "call before it cools"
-    by ``grade_drop_date``.
+    With ``decay``, every part file also carries where each lead's score goes if nothing
+    new happens (:data:`serving.whatif.DECAY_COLUMNS`), the API's ``decay`` computed on
+    the vectorised path: every lead rescored at as_of + 1 ... 30 days with the events
+    before as_of only, by what scored it (the model, or the cold-start rules), so a CRM
+    can sort "call before it cools" by ``grade_drop_date``.
 
     Raises
     ------
@@ -177,6 +178,18 @@ def rescore_spec(
     run_id = f"{as_of.strftime('%Y%m%dT%H%M%SZ')}-{digest[:12]}"
     scored_at = pd.Timestamp.now(tz="UTC")
 
+    def model_at(leads: pd.DataFrame, past: pd.DataFrame, when: pd.Timestamp
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = features_at(leads, past, when, feature_set=feature_set)[model.feature_names]
+        probability = np.asarray(model.predict_proba(X), dtype=float)
+        score, grade, _ = model.grade(probability)
+        return probability, np.asarray(score), np.asarray(grade)
+
+    def rules_at(leads: pd.DataFrame, past: pd.DataFrame, when: pd.Series) -> pd.DataFrame:
+        from rules_fallback import score_spec_leads as score_with_rules
+
+        return score_with_rules(cold_rules, leads, past, when, reasons=False)
+
     out = Path(out)
     _prepare_out(out)
     grades: dict[str, int] = {}
@@ -200,18 +213,19 @@ def rescore_spec(
                                          rules_version=rules_version,
                                          thresholds=matrix_thresholds)
                     model_probabilities.append(frame["probability"].to_numpy(dtype=float))
-                    decayed = (_decay_batch(warm_leads.iloc[start:start + batch_size], acts,
-                                            model, feature_set, frame, as_of)
+                    decayed = (batch_decay(warm_leads.iloc[start:start + batch_size], acts,
+                                           as_of, frame, model=model_at, rules=None)
                                if decay else None)
                     if reference is not None and len(chunk):
                         for name, c in reference.counts(
                                 chunk, frame["probability"].to_numpy(dtype=float)).items():
                             drift_counts[name] = drift_counts.get(name, 0) + np.asarray(c)
                 else:
-                    frame = _rules_batch(cold_leads.iloc[start:start + batch_size], acts,
-                                         cold_rules, as_of=as_of, top_reasons=top_reasons,
-                                         thresholds=matrix_thresholds)
-                    decayed = [None] * len(frame)
+                    batch = cold_leads.iloc[start:start + batch_size].reset_index(drop=True)
+                    frame = _rules_batch(batch, acts, cold_rules, as_of=as_of,
+                                         top_reasons=top_reasons, thresholds=matrix_thresholds)
+                    decayed = (batch_decay(batch, acts, as_of, frame, model=None,
+                                           rules=rules_at) if decay else None)
                 for g, n in frame["grade"].value_counts().items():
                     grades[str(g)] = grades.get(str(g), 0) + int(n)
                 table = result_table(frame, scored_at=scored_at, run_id=run_id)
@@ -298,52 +312,3 @@ def _score_batch(X: pd.DataFrame, model: Any, feature_set: Any, *, as_of: pd.Tim
     return pd.DataFrame(rows, columns=_COLUMNS)
 
 
-DECAY_COLUMNS: tuple[str, ...] = (
-    "decay_7d_probability", "decay_7d_grade", "decay_14d_probability", "decay_14d_grade",
-    "decay_30d_probability", "decay_30d_grade", "grade_drop_date", "grade_drop_grade",
-)
-"""What ``rescore --decay`` adds to each row: the API's ``decay``, flat."""
-
-
-def _decay_batch(leads: pd.DataFrame, acts: pd.DataFrame, model: Any, feature_set: Any,
-                 frame: pd.DataFrame, as_of: pd.Timestamp) -> list[dict[str, Any] | None]:
-    """``decay`` of one batch of model-scored leads (rows aligned with ``frame``)."""
-    from serving.whatif import decay_in_batch
-
-    if not len(leads):
-        return []
-    if (leads["lead_id"].to_numpy() != frame["lead_id"].to_numpy()).any():
-        raise AssertionError("decay rows are not aligned with the batch's leads")
-    past = acts[acts["occurred_at"] < as_of] if len(acts) else acts  # nothing new
-    names = model.feature_names
-
-    def predict_at(days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        X = features_at(leads, past, as_of + pd.Timedelta(days=days), feature_set=feature_set)
-        probability = np.asarray(model.predict_proba(X[names]), dtype=float)
-        score, grade, _ = model.grade(probability)
-        return probability, np.asarray(score), np.asarray(grade)
-
-    return decay_in_batch(predict_at, frame[["as_of", "grade"]].to_dict("records"))
-
-
-def with_decay_columns(table: Any, decayed: list[dict[str, Any] | None]) -> Any:
-    """``table`` with :data:`DECAY_COLUMNS` from each row's ``decay`` (None: nulls)."""
-    import pyarrow as pa
-
-    columns: dict[str, list[Any]] = {c: [] for c in DECAY_COLUMNS}
-    for d in decayed:
-        points = {p["days"]: p for p in d["points"]} if d is not None else {}
-        for days in (7, 14, 30):
-            point = points.get(days)
-            columns[f"decay_{days}d_probability"].append(
-                None if point is None else point["probability"])
-            columns[f"decay_{days}d_grade"].append(None if point is None else point["grade"])
-        drop = d["grade_drop"] if d is not None else None
-        columns["grade_drop_date"].append(
-            None if drop is None else pd.Timestamp(drop["date"]).date())
-        columns["grade_drop_grade"].append(None if drop is None else drop["grade"])
-    for name in DECAY_COLUMNS:
-        kind = (pa.float64() if name.endswith("probability")
-                else pa.date32() if name.endswith("date") else pa.string())
-        table = table.append_column(pa.field(name, kind), pa.array(columns[name], type=kind))
-    return table

@@ -28,7 +28,7 @@ answers every lead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -145,6 +145,43 @@ def _rules_rows(rules: Any, lives: Sequence[LiveLead], ids: Sequence[str],
     for row in rows:
         row["rules_version"] = version
     return rows
+
+
+def spec_rules_decay(rows: Sequence[dict[str, Any]], lives: Sequence[LiveLead], engine: Engine,
+                     contract: SpecContract, rules: Any = None
+                     ) -> Callable[[list[int]], list[dict[str, Any]]]:
+    """:func:`serving.whatif.extend_rows`'s ``rules_decay`` for a spec call: each lead the
+    rules answered decays by the rules that answered it (the cold-start rules for a cold
+    start, the operator's spec rules otherwise)."""
+    from rules_fallback import score_spec_leads as score_with_rules
+    from serving.whatif import decay_by_rules
+
+    bundle = engine.model
+    cold_rules = (None if bundle is None else
+                  cold_start_rules(bundle.model, contract.spec, engine.cold_start_policy, rules))
+
+    def decay(positions: list[int]) -> list[dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {}
+        for reason in dict.fromkeys(rows[i]["fallback_reason"] for i in positions):
+            which = [i for i in positions if rows[i]["fallback_reason"] == reason]
+            answering = cold_rules if reason == "cold_start" and cold_rules is not None else rules
+            if answering is None:
+                continue
+            leads, acts, as_of = _frames([lives[i] for i in which],
+                                         [rows[i]["lead_id"] for i in which], contract)
+            has_acts = contract.has_activities
+
+            def score(part: pd.DataFrame, past: pd.DataFrame, when: pd.Series,
+                      answering: Any = answering, has_acts: bool = has_acts) -> pd.DataFrame:
+                return score_with_rules(answering, part, past if has_acts else None, when,
+                                        reasons=False)
+
+            for i, answer in zip(which, decay_by_rules(score, leads, acts, as_of,
+                                                       [rows[i] for i in which]), strict=True):
+                out[i] = answer
+        return [out.get(i) for i in positions]
+
+    return decay
 
 
 def score_spec_leads(

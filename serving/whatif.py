@@ -20,6 +20,11 @@ event after its as_of (one model call for every lead and day). The answer gives 
 probability and grade at :data:`DECAY_DAYS` (+7, +14, +30) and the first of those days
 whose grade is lower than today's (the first day searched in order, so the first drop,
 even if the grade recovers later as a lead ages into another part of the model).
+Each lead decays by what scored it: a lead the rules answered (a cold start, a model
+failure, no model) is rescored by the same rules at the same later days
+(:func:`decay_by_rules`), whose inactivity rules lower a quiet lead's score. The API
+(:func:`extend_rows`) and both batch jobs (:func:`batch_decay`) share these functions and
+:func:`decay_answers`: only how the features of the later days are computed differs.
 """
 
 from __future__ import annotations
@@ -35,8 +40,9 @@ from features.grading import GRADES
 from features.live import LiveLead, live_features
 from serving.contract import CAUSAL_NOTE
 
-__all__ = ["ActionKind", "DECAY_DAYS", "DECAY_HORIZON", "ACTION_OFFSET", "actionable_kinds",
-           "actions_for", "decay_for", "decay_answers", "extend_rows", "CAUSAL_NOTE"]
+__all__ = ["ActionKind", "DECAY_COLUMNS", "DECAY_DAYS", "DECAY_HORIZON", "ACTION_OFFSET",
+           "actionable_kinds", "actions_for", "batch_decay", "decay_answers", "decay_by_rules",
+           "decay_for", "extend_rows", "model_predict", "with_decay_columns", "CAUSAL_NOTE"]
 
 DECAY_DAYS: tuple[int, ...] = (7, 14, 30)
 """The days after as_of whose probability and grade ``decay`` reports."""
@@ -142,19 +148,66 @@ def _action(kind: ActionKind, probability: float, score: int, grade: str, was_sc
             "sentence": f"If this lead {kind.label} now, its score would {change} ({grades})."}
 
 
-def decay_for(model: Any, feature_set: Any, lives: Sequence[LiveLead],
-              current: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per lead, ``decay`` from rescoring each day up to :data:`DECAY_HORIZON`, in one call."""
+def decay_for(predict: Callable[[Sequence[LiveLead]], tuple[np.ndarray, np.ndarray, np.ndarray]],
+              lives: Sequence[LiveLead], current: Sequence[Mapping[str, Any]]
+              ) -> list[dict[str, Any]]:
+    """Per lead, ``decay`` from rescoring each day up to :data:`DECAY_HORIZON`, in one call
+    of ``predict`` (``(probability, score, grade)`` of live leads: :func:`model_predict`)."""
     if not lives:
         return []
     quiet = [_quiet(live) for live in lives]
     days = np.arange(1, DECAY_HORIZON + 1)
     later = [replace(live, as_of_ns=live.as_of_ns + int(d) * _DAY_NS)
              for d in days for live in quiet]
-    probability, score, grade = _predict(model, feature_set, later)
+    probability, score, grade = predict(later)
     n = len(lives)
     return decay_answers(probability.reshape(len(days), n), score.reshape(len(days), n),
                          grade.reshape(len(days), n), current)
+
+
+def model_predict(model: Any, feature_set: Any
+                  ) -> Callable[[Sequence[LiveLead]], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`decay_for`'s ``predict`` for the model: live features, one model call."""
+    return lambda lives: _predict(model, feature_set, lives)
+
+
+RulesScore = Callable[[pd.DataFrame, pd.DataFrame, pd.Series], pd.DataFrame]
+"""``score(leads, activities, as_of)``: a rules engine's answer (``probability``,
+``score``, ``grade`` per row of ``leads``, each row at its own ``as_of``), e.g.
+``rules_fallback.score_leads`` bound to a rule set."""
+
+
+def quiet_activities(leads: pd.DataFrame, acts: pd.DataFrame, as_of: pd.Series) -> pd.DataFrame:
+    """The activities strictly before their lead's ``as_of`` (aligned with ``leads``): the
+    history a lead keeps if nothing new happens."""
+    if acts is None or not len(acts):
+        return acts
+    cutoff = pd.Series(as_of.to_numpy(), index=leads["lead_id"].to_numpy())
+    keep = acts["occurred_at"].to_numpy() < cutoff.reindex(acts["lead_id"].to_numpy()).to_numpy()
+    return acts if keep.all() else acts[keep]
+
+
+def decay_by_rules(score: RulesScore, leads: pd.DataFrame, acts: pd.DataFrame,
+                   as_of: pd.Series, current: Sequence[Mapping[str, Any]]
+                   ) -> list[dict[str, Any]]:
+    """``decay`` of leads the rules answered, by the same rules at as_of + 1 ...
+    :data:`DECAY_HORIZON` days: every lead once per day, in one call (the rules score a
+    lead on several rows, each at its own as_of), with the history it has now.
+
+    A cold start's score moves too: the inactivity rules count from its creation.
+    """
+    n = len(leads)
+    if not n:
+        return []
+    as_of = as_of.reset_index(drop=True)
+    past = quiet_activities(leads, acts, as_of)
+    days = range(1, DECAY_HORIZON + 1)
+    out = score(pd.concat([leads] * len(days), ignore_index=True), past,
+                pd.concat([as_of + pd.Timedelta(days=d) for d in days], ignore_index=True))
+    shape = (len(days), n)
+    return decay_answers(out["probability"].to_numpy(dtype=float).reshape(shape),
+                         out["score"].to_numpy().reshape(shape),
+                         out["grade"].astype(str).to_numpy().reshape(shape), current)
 
 
 def decay_answers(probability: np.ndarray, score: np.ndarray, grade: np.ndarray,
@@ -196,26 +249,42 @@ def _date(when: pd.Timestamp, as_of: pd.Timestamp) -> str:
 
 def extend_rows(rows: list[dict[str, Any]], lives: Sequence[LiveLead] | None, engine: Any,
                 feature_set: Any, kinds: Sequence[ActionKind], *, actions: int,
-                decay: bool) -> None:
+                decay: bool,
+                rules_decay: Callable[[list[int]], list[dict[str, Any]]] | None = None
+                ) -> None:
     """Add ``actions`` and ``decay`` to a call's result rows, in place, when asked.
 
-    The model answers both (decay only for the leads the model scored: a lead the rules
-    answered, a cold start, has no history to decay). Without a model, both stay null.
+    Each lead's decay comes from what scored it: the model's leads by the model
+    (:func:`decay_for`), the rules' leads (a cold start, a model failure, no model) by
+    ``rules_decay(positions)``, the caller's binding of :func:`decay_by_rules` to the
+    rules that answered and the leads' frames. Actions need the model: without one they
+    stay null, as does the rules' leads' decay without ``rules_decay``.
     """
-    bundle = engine.model
-    if (not actions and not decay) or bundle is None or lives is None:
+    if not actions and not decay:
         return
-    model = bundle.model
-    if actions:
-        for row, found in zip(rows, actions_for(model, feature_set, lives, rows, kinds, actions),
-                              strict=True):
+    bundle = engine.model
+    if actions and bundle is not None and lives is not None:
+        for row, found in zip(rows, actions_for(bundle.model, feature_set, lives, rows, kinds,
+                                                actions), strict=True):
             row["actions"] = found
-    if decay:
-        by_model = [i for i, row in enumerate(rows) if row["scored_by"] == "model"]
-        answers = decay_for(model, feature_set, [lives[i] for i in by_model],
-                            [rows[i] for i in by_model])
+    if not decay:
+        return
+    by_model = [i for i, row in enumerate(rows) if row["scored_by"] == "model"]
+    if by_model and bundle is not None and lives is not None:
+        answers = decay_for(model_predict(bundle.model, feature_set),
+                            [lives[i] for i in by_model], [rows[i] for i in by_model])
         for i, answer in zip(by_model, answers, strict=True):
             rows[i]["decay"] = answer
+    by_rules = [i for i, row in enumerate(rows) if row["scored_by"] == "rules"]
+    if by_rules and rules_decay is not None:
+        for i, answer in zip(by_rules, rules_decay(by_rules), strict=True):
+            rows[i]["decay"] = answer
+
+
+FramePredict = Callable[[pd.DataFrame, pd.DataFrame, pd.Timestamp],
+                        tuple[np.ndarray, np.ndarray, np.ndarray]]
+"""``predict(leads, activities, as_of)``: ``(probability, score, grade)`` of every lead at
+one as_of, by the vectorised feature path (the batch jobs')."""
 
 
 def decay_in_batch(predict_at: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]],
@@ -224,3 +293,72 @@ def decay_in_batch(predict_at: Callable[[int], tuple[np.ndarray, np.ndarray, np.
     batch at as_of + days (the vectorised feature path), once per day."""
     results = [predict_at(d) for d in range(1, DECAY_HORIZON + 1)]
     return decay_answers(*(np.stack([r[j] for r in results]) for j in range(3)), current)
+
+
+def model_decay_in_batch(predict: FramePredict, leads: pd.DataFrame, acts: pd.DataFrame,
+                         as_of: pd.Timestamp, current: Sequence[Mapping[str, Any]]
+                         ) -> list[dict[str, Any]]:
+    """``decay`` of a batch of model-scored leads, all at one ``as_of``: the leads
+    rescored once per day with the activities they have now (nothing new)."""
+    if not len(leads):
+        return []
+    past = acts[acts["occurred_at"] < as_of] if acts is not None and len(acts) else acts
+    return decay_in_batch(lambda d: predict(leads, past, as_of + pd.Timedelta(days=d)), current)
+
+
+def batch_decay(leads: pd.DataFrame, acts: pd.DataFrame, as_of: pd.Timestamp,
+                answered: pd.DataFrame, *, model: FramePredict | None,
+                rules: RulesScore | None) -> list[dict[str, Any] | None]:
+    """``decay`` of every lead of a batch (rows of ``answered``, aligned with ``leads``:
+    ``lead_id``, ``as_of``, ``grade``, ``scored_by``), each by what scored it; None
+    where nothing can (no model or no rules given)."""
+    if (leads["lead_id"].to_numpy() != answered["lead_id"].to_numpy()).any():
+        raise AssertionError("decay rows are not aligned with the batch's leads")
+    out: list[dict[str, Any] | None] = [None] * len(leads)
+    who = answered["scored_by"].to_numpy()
+    for engine, scorer in (("model", model), ("rules", rules)):
+        rows = np.flatnonzero(who == engine)
+        if scorer is None or not len(rows):
+            continue
+        part = leads.iloc[rows].reset_index(drop=True)
+        part_acts = (acts[acts["lead_id"].isin(part["lead_id"])]
+                     if acts is not None and len(acts) else acts)
+        current = answered.iloc[rows][["as_of", "grade"]].to_dict("records")
+        if engine == "model":
+            answers = model_decay_in_batch(scorer, part, part_acts, as_of, current)
+        else:
+            answers = decay_by_rules(scorer, part, part_acts,
+                                     pd.Series([as_of] * len(part)), current)
+        for i, answer in zip(rows, answers, strict=True):
+            out[i] = answer
+    return out
+
+
+DECAY_COLUMNS: tuple[str, ...] = (
+    "decay_7d_probability", "decay_7d_grade", "decay_14d_probability", "decay_14d_grade",
+    "decay_30d_probability", "decay_30d_grade", "grade_drop_date", "grade_drop_grade",
+)
+"""What ``rescore --decay`` adds to each row: the API's ``decay``, flat."""
+
+
+def with_decay_columns(table: Any, decayed: Sequence[Mapping[str, Any] | None]) -> Any:
+    """``table`` (Arrow) with :data:`DECAY_COLUMNS` from each row's ``decay`` (None: nulls)."""
+    import pyarrow as pa
+
+    columns: dict[str, list[Any]] = {c: [] for c in DECAY_COLUMNS}
+    for d in decayed:
+        points = {p["days"]: p for p in d["points"]} if d is not None else {}
+        for days in DECAY_DAYS:
+            point = points.get(days)
+            columns[f"decay_{days}d_probability"].append(
+                None if point is None else point["probability"])
+            columns[f"decay_{days}d_grade"].append(None if point is None else point["grade"])
+        drop = d["grade_drop"] if d is not None else None
+        columns["grade_drop_date"].append(
+            None if drop is None else pd.Timestamp(drop["date"]).date())
+        columns["grade_drop_grade"].append(None if drop is None else drop["grade"])
+    for name in DECAY_COLUMNS:
+        kind = (pa.float64() if name.endswith("probability")
+                else pa.date32() if name.endswith("date") else pa.string())
+        table = table.append_column(pa.field(name, kind), pa.array(columns[name], type=kind))
+    return table

@@ -64,10 +64,10 @@ def rescore_command(
     ),
     decay: bool = typer.Option(
         False, "--decay",
-        help="With --dataset: also write where each lead's score goes if nothing new "
+        help="Also write where each lead's score goes if nothing new "
         "happens (probability and grade at +7, +14, +30 days, and the first day within 30 "
         "its grade drops: grade_drop_date), as POST /score's 'decay'. Costs 30 "
-        "predictions per lead.",
+        "predictions per lead, by the model or the rules, whichever scored it.",
     ),
     engine: str = typer.Option(
         "auto", "--engine",
@@ -107,10 +107,6 @@ def rescore_command(
     if batch_size is not None and dataset is None:
         raise typer.BadParameter("only applies with --dataset SPEC (the built-in data is "
                                  "split by --partitions)", param_hint="--batch-size")
-    if decay and dataset is None:
-        raise typer.BadParameter("only applies with --dataset SPEC for now (the built-in "
-                                 "data's Dask job does not write decay yet)",
-                                 param_hint="--decay")
     cfg = settings()
     stamp = parse_timestamp(as_of, option="--as-of")
     if dataset is not None:
@@ -134,7 +130,7 @@ def rescore_command(
                          scheduler=scheduler, workers=workers, n_partitions=partitions,
                          top_reasons=top_reasons, progress=bar_for("partitions scored"),
                          input_progress=bar_for("rows validated"),
-                         engine=engine)  # type: ignore[arg-type]  (checked above)
+                         engine=engine, decay=decay)  # type: ignore[arg-type]  (checked above)
     if json_summary:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return

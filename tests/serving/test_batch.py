@@ -641,3 +641,86 @@ def test_killed_run_restarts_without_duplicates(tmp_path, synthetic_dir):
     scores = _read(out / "scores")
     assert scores["lead_id"].is_unique and len(scores) == summary["leads_scored"]
     assert not list((out / "runs").glob("*/.*tmp"))  # no leftover temporary files
+
+
+DECAY_FIELDS = ("decay_7d_probability", "decay_7d_grade", "decay_14d_probability",
+                "decay_14d_grade", "decay_30d_probability", "decay_30d_grade",
+                "grade_drop_date", "grade_drop_grade")
+
+
+def _flat_decay(decay: dict[str, Any] | None) -> dict[str, Any]:
+    """The API's ``decay`` as the batch's columns."""
+    points = {p["days"]: p for p in decay["points"]}
+    drop = decay["grade_drop"]
+    return {**{f"decay_{d}d_probability": points[d]["probability"] for d in (7, 14, 30)},
+            **{f"decay_{d}d_grade": points[d]["grade"] for d in (7, 14, 30)},
+            "grade_drop_date": None if drop is None else drop["date"],
+            "grade_drop_grade": None if drop is None else drop["grade"]}
+
+
+@pytest.mark.integration
+def test_batch_decay_equals_the_api_on_both_engines_for_model_and_rules_leads(
+    tmp_path, lead_model, registry, make_client, process_client
+):
+    """``rescore --decay`` writes the API's ``decay`` for every lead, in process and on a
+    real LocalCluster, by what scored it: the model's leads by the model, the cold starts
+    the rules answer by the rules (their inactivity rules lower a quiet lead)."""
+    from serving.whatif import DECAY_COLUMNS
+    from tests.serving.conftest import NOW, lead_payload, make_crm
+
+    leads, acts = make_crm(240, seed=13)
+    acts = acts[~acts["lead_id"].isin(leads["lead_id"].iloc[:25])].reset_index(drop=True)
+    registry.models["1"] = lead_model
+    registry.champion = "1"
+    with make_client(cold_start_policy="rules") as client:
+        body = {"leads": [lead_payload(leads, acts, i) for i in range(len(leads))],
+                "as_of": NOW.isoformat(), "top_reasons": 0, "decay": True}
+        response = client.post("/score", json=body)
+    assert response.status_code == 200, response.text
+    api = {r["lead_id"]: r for r in response.json()["results"]}
+    assert {r["scored_by"] for r in api.values()} == {"model", "rules"}
+    assert all(r["decay"] is not None for r in api.values())  # the rules' leads decay too
+    # A quiet cold start loses points to the inactivity rules as it ages.
+    assert any(r["decay"]["points"][-1]["probability"] < r["probability"]
+               for r in api.values() if r["scored_by"] == "rules")
+
+    data = _write_crm(leads, acts, tmp_path / "data")
+    settings = _settings(cold_start_policy="rules")
+    source = ModelSource(_candidate("1"), settings, MemoryLoader(lead_model))
+    runs = {}
+    for engine in ("local", "dask"):
+        batch.rescore(data, tmp_path / engine, settings=settings, as_of=NOW, source=source,
+                      n_partitions=3, engine=engine, top_reasons=0, decay=True,
+                      client=process_client if engine == "dask" else None)
+        runs[engine] = _read(tmp_path / engine / "scores").sort_values("lead_id")
+    assert list(runs["local"].columns[-len(DECAY_COLUMNS):]) == list(DECAY_COLUMNS)
+    pd.testing.assert_frame_equal(runs["local"].drop(columns="scored_at").reset_index(drop=True),
+                                  runs["dask"].drop(columns="scored_at").reset_index(drop=True),
+                                  check_exact=True)
+    out = runs["local"].set_index("lead_id")
+    assert len(out) == len(api)
+    for lead_id, row in api.items():
+        got, want = out.loc[lead_id], _flat_decay(row["decay"])
+        for name in DECAY_FIELDS:
+            if name.endswith("probability"):
+                assert got[name] == pytest.approx(want[name], abs=1e-9), (lead_id, name)
+            elif name == "grade_drop_date":
+                assert (None if pd.isna(got[name]) else got[name].isoformat()) == want[name]
+            else:
+                assert (None if pd.isna(got[name]) else got[name]) == want[name], (lead_id, name)
+
+
+def test_rescore_without_decay_writes_no_decay_columns_and_a_different_run(tmp_path, crm,
+                                                                            lead_model):
+    from serving.whatif import DECAY_COLUMNS
+    from tests.serving.conftest import NOW
+
+    data = _write_crm(*crm, tmp_path / "data")
+    source = ModelSource(_candidate("1"), _settings(), MemoryLoader(lead_model))
+    plain = batch.rescore(data, tmp_path / "a", settings=_settings(), as_of=NOW, source=source,
+                          n_partitions=2, engine="local")
+    decayed = batch.rescore(data, tmp_path / "b", settings=_settings(), as_of=NOW,
+                            source=source, n_partitions=2, engine="local", decay=True)
+    assert not set(DECAY_COLUMNS) & set(_read(tmp_path / "a" / "scores").columns)
+    assert set(DECAY_COLUMNS) <= set(_read(tmp_path / "b" / "scores").columns)
+    assert plain.run_id != decayed.run_id  # decay is part of the run's identity

@@ -364,3 +364,36 @@ def test_metrics_count_who_answered_and_how_calls_were_shared(make_client, regis
     # The served model recorded "model" as better on cold starts: all four by the model,
     # in two calls of one request each (one request at a time: nothing to share).
     assert [b - a for a, b in zip(before, after, strict=True)] == [4, 2, 2]
+
+
+def test_a_lead_the_rules_answer_decays_by_the_rules_at_each_later_day(make_client, served, crm):
+    """No model history, the rules answer: its ``decay`` is the rules' own score of the
+    same lead at as_of + 7, 14 and 30 days (checked against the rules engine directly),
+    and events sent for after its as_of do not count."""
+    from rules_fallback import load_rules, score_leads
+    from serving.scorer import frames_from_payload, validate_inputs
+    from serving.contract import Lead
+
+    leads, acts = crm
+    body = _body(crm, idx=(0,), decay=True)
+    lead = body["leads"][0]
+    lead["activities"] = []  # a cold start: the rules answer it under policy "rules"
+    lead["created_at"] = (NOW - pd.Timedelta(days=20)).isoformat()  # inactive from day 22
+    late = {"occurred_at": (NOW + pd.Timedelta(days=3)).isoformat(), "type": "demo_request"}
+    with make_client(cold_start_policy="rules") as client:
+        quiet = client.post("/score", json=body).json()["results"][0]
+        lead["activities"] = [late]  # after as_of: not history, and ignored by decay
+        with_late = client.post("/score", json=body).json()["results"][0]
+    assert quiet["scored_by"] == "rules" and quiet["fallback_reason"] == "cold_start"
+    assert with_late["decay"] == quiet["decay"]
+    lead["activities"] = []
+    frames = frames_from_payload([Lead.model_validate(lead)], default_as_of=NOW)
+    clean, no_acts = validate_inputs(*frames)
+    rules = load_rules(None)
+    for point in quiet["decay"]["points"]:
+        later = pd.Series([NOW + pd.Timedelta(days=point["days"])])
+        want = score_leads(rules, clean, no_acts, later, reasons=False).iloc[0]
+        assert point["probability"] == pytest.approx(float(want["probability"]), abs=1e-12)
+        assert (point["score"], point["grade"]) == (int(want["score"]), str(want["grade"]))
+    # The default inactivity rule (42 quiet days) fires at +22 days: the score falls.
+    assert quiet["decay"]["points"][-1]["probability"] < quiet["probability"]
