@@ -371,8 +371,8 @@ def test_a_lead_the_rules_answer_decays_by_the_rules_at_each_later_day(make_clie
     same lead at as_of + 7, 14 and 30 days (checked against the rules engine directly),
     and events sent for after its as_of do not count."""
     from rules_fallback import load_rules, score_leads
-    from serving.scorer import frames_from_payload, validate_inputs
     from serving.contract import Lead
+    from serving.scorer import frames_from_payload, validate_inputs
 
     leads, acts = crm
     body = _body(crm, idx=(0,), decay=True)
