@@ -248,3 +248,56 @@ def test_the_real_server_speaks_the_champions_spec(acme_champion, tmp_path, synt
         stop_server(proc)
     text = log.read_text()
     assert "person7@example.com" not in text, "an email address reached the log"
+
+
+@pytest.mark.xeducation
+@pytest.mark.integration
+def test_the_real_server_gives_an_x_education_lead_fit_engagement_and_a_matrix_route(
+    xeducation_csv, tmp_path
+):
+    """The real export, trained by the CLI and served by ``leadscore serve``: a lead sent
+    in X Education's own column names comes back with its two part scores and its cell
+    of the matrix, and base + fit part + engagement part is the model's margin."""
+    import pandas as pd
+
+    from features.spec import example_spec_path
+
+    summary = _train(example_spec_path("x-education"), "--dataset-file", str(xeducation_csv),
+                     "--promote")
+    assert summary["promotion"]["promoted"]
+    raw = pd.read_csv(xeducation_csv, dtype=str)
+    row = raw.iloc[7]
+    payload = {"lead_id": row["Prospect ID"], "Lead Origin": row["Lead Origin"],
+               "Lead Source": row["Lead Source"],
+               "TotalVisits": float(row["TotalVisits"]),
+               "Total Time Spent on Website": float(row["Total Time Spent on Website"]),
+               "Page Views Per Visit": float(row["Page Views Per Visit"])}
+    env = {**os.environ, "LEADSCORE_API_KEY": "k", "OMP_NUM_THREADS": "1"}
+    base, proc = spawn_server(env, tmp_path / "server.log")
+    auth = {"Authorization": "Bearer k"}
+    try:
+        wait_until(lambda: httpx.get(f"{base}/readyz", timeout=2).json()["status"] == "ready",
+                   120, "the server to load the champion")
+        info = httpx.get(f"{base}/model", headers=auth, timeout=10).json()
+        assert info["serves_spec"] == "x-education"
+        matrix = info["matrix"]
+        assert matrix["fit_features"] > 0 and matrix["engagement_features"] == 3
+        r = httpx.post(f"{base}/score", headers=auth, timeout=30, json={"leads": [payload]})
+        assert r.status_code == 200, r.text
+        x = r.json()["results"][0]
+        assert x["scored_by"] == "model" and x["model_version"] == summary["model_version"]
+        for part in ("fit", "engagement"):
+            assert 0 <= x[part]["score"] <= 100 and x[part]["level"] in ("high", "low")
+        high = {p: x[p]["score"] >= matrix[f"{p}_threshold"] for p in ("fit", "engagement")}
+        want = {(True, True): "sales", (True, False): "targeted_nurture",
+                (False, True): "review", (False, False): "recycle"}
+        assert x["matrix_route"] == want[high["fit"], high["engagement"]]
+        r = httpx.post(f"{base}/explain", headers=auth, timeout=30, json={"lead": payload})
+        assert r.status_code == 200, r.text
+        explained = r.json()
+        parts = explained["result"]["fit"]["part"] + explained["result"]["engagement"]["part"]
+        assert explained["base_value"] + parts == pytest.approx(explained["raw_margin"],
+                                                                 abs=1e-9)
+        assert explained["result"]["probability"] == pytest.approx(x["probability"], abs=1e-12)
+    finally:
+        stop_server(proc)
