@@ -605,67 +605,30 @@ def model_reasons_columnar(
     return offsets, flat
 
 
-def score_partition_frame(
-    leads: pd.DataFrame,
-    activities: pd.DataFrame,
-    engine: Any,
-    *,
-    as_of: pd.Timestamp,
-    top_reasons: int,
-    scored_at: pd.Timestamp,
-    run_id: str,
-    reasons_path: Literal["columnar", "core"] = "columnar",
-    drift_counts: dict[str, list[int]] | None = None,
-    decay: bool = False,
-) -> pa.Table:
-    """Score one partition as the API would and return it as an :data:`OUTPUT_SCHEMA` table
-    (then :data:`serving.whatif.DECAY_COLUMNS` with ``decay``: see :func:`partition_decay`).
-
-    See :func:`_score_partition_table` for the rest.
-    """
-    table = _score_partition_table(leads, activities, engine, as_of=as_of,
-                                   top_reasons=top_reasons, scored_at=scored_at,
-                                   run_id=run_id, reasons_path=reasons_path,
-                                   drift_counts=drift_counts)
-    if not decay:
-        return table
-    from serving.whatif import with_decay_columns
-
-    return with_decay_columns(table, partition_decay(leads, activities, engine, as_of, table))
-
-
 def partition_decay(leads: pd.DataFrame, activities: pd.DataFrame, engine: Any,
                     as_of: pd.Timestamp, table: pa.Table) -> list[dict[str, Any] | None]:
     """``decay`` of every lead of a scored partition (``table``, in ``leads``' order), as
     ``POST /score`` gives it: the model's leads rescored by the model at as_of + 1 ... 30
     days on the vectorised feature path, the rules' leads by the rules
     (:func:`serving.whatif.batch_decay`)."""
-    from features.online import features_at
+    from features.registry import BUILTIN
     from rules_fallback import score_leads
     from serving.scorer import as_of_series, validate_inputs
-    from serving.whatif import batch_decay
+    from serving.whatif import batch_decay, model_at_times
 
     if not table.num_rows:
         return []
     clean, acts = validate_inputs(leads, activities, as_of_series(len(leads), as_of))
     answered = table.select(["lead_id", "as_of", "grade", "scored_by"]).to_pandas()
-    model = None if engine.model is None else engine.model.model
-
-    def model_at(part: pd.DataFrame, past: pd.DataFrame, when: pd.Timestamp
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        X = features_at(part, past, when)[model.feature_names]
-        probability = np.asarray(model.predict_proba(X), dtype=float)
-        score, grade, _ = model.grade(probability)
-        return probability, np.asarray(score), np.asarray(grade)
 
     def rules_at(part: pd.DataFrame, past: pd.DataFrame, when: pd.Series) -> pd.DataFrame:
         return score_leads(engine.rules, part, past, when, reasons=False)
 
-    return batch_decay(clean, acts, as_of, answered,
-                       model=model_at if model is not None else None, rules=rules_at)
+    model = None if engine.model is None else model_at_times(engine.model.model, BUILTIN)
+    return batch_decay(clean, acts, as_of, answered, model=model, rules=rules_at)
 
 
-def _score_partition_table(
+def score_partition_frame(
     leads: pd.DataFrame,
     activities: pd.DataFrame,
     engine: Any,
@@ -828,8 +791,13 @@ def _score_partition(
             lead_table.to_pandas(), acts.to_pandas(), engine,
             as_of=stamp, top_reasons=top_reasons, scored_at=pd.Timestamp(scored_at),
             run_id=run_id, reasons_path=reasons_path,  # type: ignore[arg-type]
-            drift_counts=counts, decay=decay,
+            drift_counts=counts,
         )
+        if decay:
+            from serving.whatif import with_decay_columns
+
+            table = with_decay_columns(table, partition_decay(
+                lead_table.to_pandas(), acts.to_pandas(), engine, stamp, table))
     else:
         table = OUTPUT_SCHEMA.empty_table()
         if decay:

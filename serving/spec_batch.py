@@ -51,7 +51,7 @@ from serving.batch import (
 )
 from serving.scorer import explain_blanks, has_history, rules_records
 from serving.spec_scoring import cold_start_rules
-from serving.whatif import DECAY_COLUMNS, batch_decay, with_decay_columns
+from serving.whatif import DECAY_COLUMNS, batch_decay, model_at_times, with_decay_columns
 
 __all__ = ["SpecRescoreResult", "rescore_spec", "DECAY_COLUMNS", "with_decay_columns"]
 
@@ -178,12 +178,7 @@ def rescore_spec(
     run_id = f"{as_of.strftime('%Y%m%dT%H%M%SZ')}-{digest[:12]}"
     scored_at = pd.Timestamp.now(tz="UTC")
 
-    def model_at(leads: pd.DataFrame, past: pd.DataFrame, when: pd.Timestamp
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        X = features_at(leads, past, when, feature_set=feature_set)[model.feature_names]
-        probability = np.asarray(model.predict_proba(X), dtype=float)
-        score, grade, _ = model.grade(probability)
-        return probability, np.asarray(score), np.asarray(grade)
+    model_at = model_at_times(model, feature_set)
 
     def rules_at(leads: pd.DataFrame, past: pd.DataFrame, when: pd.Series) -> pd.DataFrame:
         from rules_fallback import score_spec_leads as score_with_rules

@@ -42,7 +42,7 @@ from serving.contract import CAUSAL_NOTE
 
 __all__ = ["ActionKind", "DECAY_COLUMNS", "DECAY_DAYS", "DECAY_HORIZON", "ACTION_OFFSET",
            "actionable_kinds", "actions_for", "batch_decay", "decay_answers", "decay_by_rules",
-           "decay_for", "extend_rows", "model_predict", "with_decay_columns", "CAUSAL_NOTE"]
+           "decay_for", "extend_rows", "model_at_times", "model_predict", "with_decay_columns", "CAUSAL_NOTE"]
 
 DECAY_DAYS: tuple[int, ...] = (7, 14, 30)
 """The days after as_of whose probability and grade ``decay`` reports."""
@@ -285,6 +285,21 @@ FramePredict = Callable[[pd.DataFrame, pd.DataFrame, pd.Timestamp],
                         tuple[np.ndarray, np.ndarray, np.ndarray]]
 """``predict(leads, activities, as_of)``: ``(probability, score, grade)`` of every lead at
 one as_of, by the vectorised feature path (the batch jobs')."""
+
+
+def model_at_times(model: Any, feature_set: Any) -> FramePredict:
+    """:func:`batch_decay`'s ``model``: the vectorised features of ``feature_set`` at one
+    as_of (:func:`features.online.features_at`), one model call."""
+    from features.online import features_at
+
+    def predict(leads: pd.DataFrame, acts: pd.DataFrame, when: pd.Timestamp
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = features_at(leads, acts, when, feature_set=feature_set)[model.feature_names]
+        probability = np.asarray(model.predict_proba(X), dtype=float)
+        score, grade, _ = model.grade(probability)
+        return probability, np.asarray(score), np.asarray(grade)
+
+    return predict
 
 
 def decay_in_batch(predict_at: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]],
