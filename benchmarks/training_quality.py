@@ -208,6 +208,10 @@ def _with_tuning(data, store: Path, options, trials: int | None) -> dict:
     return out
 
 
+REFIT = "single"
+"""``--crossfit-refit``: how cross-fitted examples build the final model."""
+
+
 def xeducation(csv: Path, store: Path, seeds=range(5), tune: int | None = None) -> dict:
     import numpy as np
 
@@ -216,7 +220,8 @@ def xeducation(csv: Path, store: Path, seeds=range(5), tune: int | None = None) 
 
     data = training_data_from_spec(example_spec_path("x-education"), csv)
     runs = [_with_tuning(data, store, TrainOptions(experiment="quality-xedu", random_state=seed,
-                                                   register=False), tune) for seed in seeds]
+                                                   register=False, crossfit_refit=REFIT),
+                         tune) for seed in seeds]
     auc = np.array([r["roc_auc"] for r in runs])
     ece = np.array([r["ece"] for r in runs])
     vs = np.array([r["vs_default"] for r in runs])
@@ -280,6 +285,8 @@ def main() -> None:
                         help="Synthetic leads for the oracle figure (slow at 200,000).")
     parser.add_argument("--xeducation", type=Path,
                         default=REPO.parent / "shared" / "data" / "x-education" / "Leads.csv")
+    parser.add_argument("--crossfit-refit", choices=("bag", "single"), default="single",
+                        help="Cross-fitted model: average the fold boosters, or refit one.")
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--skip-xeducation", action="store_true")
     parser.add_argument("--skip-oulad", action="store_true")
@@ -291,6 +298,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out"
                         / "training_quality.json")
     args = parser.parse_args()
+    global REFIT
+    REFIT = args.crossfit_refit
 
     from leadscore.settings import disable_telemetry
 

@@ -180,6 +180,10 @@ class TrainOptions:
     crossfit: str = "auto"
     """``auto`` cross-fits small data (:mod:`training.crossfit`), ``always`` or ``never``."""
     cv_folds: int = 5
+    crossfit_refit: str = "single"
+    """Cross-fitted model: ``single`` refits one booster on train + validation, ``bag``
+    averages the fold boosters (:meth:`LeadModel.fit_crossfit`; bagging measured 0.0007
+    below the single refit on X Education, so it is opt-in)."""
     tune: TuneBudget | None = None
     """Search :data:`training.tune.SEARCH_SPACE` within this budget before fitting."""
 
@@ -187,6 +191,9 @@ class TrainOptions:
         if self.crossfit not in ("auto", "always", "never"):
             raise ValueError("The 'crossfit' parameter of TrainOptions must be 'auto', "
                              f"'always' or 'never'. Got {self.crossfit!r} instead.")
+        if self.crossfit_refit not in ("single", "bag"):
+            raise ValueError("The 'crossfit_refit' parameter of TrainOptions must be 'single' "
+                             f"or 'bag'. Got {self.crossfit_refit!r} instead.")
         if self.cv_folds < 2:
             raise ValueError("The 'cv_folds' parameter of TrainOptions must be 2 or more. "
                              f"Got {self.cv_folds!r} instead.")
@@ -472,7 +479,7 @@ def fit_model(data: TrainingData, frame: pd.DataFrame, split: Split, features: l
                              objective_name=name, random_state=options.random_state)
         model.params = {**model.params, **model.tuning_.best_params}
     if folds is not None:
-        model.fit_crossfit(pool_rows[features], y[pool], folds)
+        model.fit_crossfit(pool_rows[features], y[pool], folds, refit=options.crossfit_refit)
         held = model.crossfit_.pop("calibration_rows")
         return model, pool[held]
     _fit(model, X_train, y[split.train], X_valid, y[split.valid], options.scheduler)
@@ -693,7 +700,8 @@ def _log_run(result: TrainResult, data: TrainingData, frame: pd.DataFrame, X_tes
         **split.summary(),
         "crossfit": options.crossfit,
         **{k: v for k, v in (getattr(model, "crossfit_", None) or {}).items()
-           if k in ("cv_kind", "cv_folds", "cv_fit_rows", "cv_held_rows", "cv_rounds")},
+           if k in ("cv_kind", "cv_folds", "cv_fit_rows", "cv_held_rows", "cv_rounds",
+                    "cv_refit")},
         **({"crossfit_skipped": model.crossfit_skipped_}
            if getattr(model, "crossfit_skipped_", None) else {}),
         "calibration_chosen": model.calibration_method,

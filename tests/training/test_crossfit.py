@@ -100,7 +100,9 @@ def test_crossfit_refits_on_train_and_validation_and_never_is_the_old_path():
     split = random_split(y, random_state=1)
     options = TrainOptions(num_boost_round=150, early_stopping_rounds=30)
     crossfit, _ = fit_model(data, frame, split, FEATURES, CATEGORICAL, options)
-    # The final booster has exactly the CV-chosen rounds and learned from train + valid.
+    # The final booster has exactly the CV-chosen rounds and learned from train + valid
+    # (refit='bag' instead averages the fold boosters: tests/training/test_bagging.py).
+    assert crossfit.crossfit_["cv_refit"] == "single"
     assert crossfit.booster_.current_iteration() == crossfit.crossfit_["cv_rounds"]
     pool = len(split.train) + len(split.valid)
     assert crossfit.crossfit_["cv_held_rows"].count(",") == 4
