@@ -447,3 +447,45 @@ def test_the_few_rows_path_gives_the_vectorised_paths_values():
                 matrix.score(group, part).tolist()[start:start + 5]
     assert min(matrix.score("fit", fit)) <= 5 and max(matrix.score("fit", fit)) >= 95
     assert matrix.score("fit", np.array([-1e9, 1e9])).tolist() == [0, 100]
+
+
+def test_a_spec_lead_the_rules_answer_decays_by_those_rules(acme_model):
+    """A cold start of a spec's model, answered by the operator's spec rules, decays by
+    them: its points at +7/+14/+30 days are the rules' own score at those days."""
+    from features.spec import load_spec, load_tables
+    from rules_fallback import score_spec_leads as score_with_rules
+    from rules_fallback.init import generate_rules
+    from rules_fallback.spec_rules import SpecVocabulary
+    from serving.spec_contract import SpecContract
+    from serving.spec_scoring import score_spec_leads, spec_rules_decay
+    from serving.whatif import actionable_kinds, extend_rows
+
+    spec, frame, model = acme_model
+    spec_obj = load_spec(spec)
+    tables = load_tables(spec_obj)
+    rules = generate_rules(SpecVocabulary.from_spec(spec_obj), tables.leads,
+                           tables.activities).rules
+    contract = SpecContract.from_model(model)
+    as_of = frame["as_of"].max().to_pydatetime()
+    payload = next(iter(_payloads(spec.parent, [frame["lead_id"].iloc[0]]).values()))
+    payload = {**payload, "activities": [],
+               "created_at": (pd.Timestamp(as_of) - pd.Timedelta(days=3)).isoformat()}
+    leads = [contract.lead_model.model_validate(payload)]
+    engine = _engine(model, policy="rules")
+    rows = score_spec_leads(leads, as_of, engine, contract, top_reasons=0, rules=rules)
+    assert (rows[0]["scored_by"], rows[0]["fallback_reason"]) == ("rules", "cold_start")
+    lives = [contract.live_lead(lead, as_of) for lead in leads]
+    extend_rows(rows, lives, engine, contract.feature_set,
+                actionable_kinds(contract.feature_set, contract.spec), actions=0, decay=True,
+                rules_decay=spec_rules_decay(rows, lives, engine, contract, rules))
+    decay = rows[0]["decay"]
+    assert decay is not None
+    from serving.spec_scoring import _frames
+
+    r_leads, r_acts, _ = _frames(lives, [payload["lead_id"]], contract)
+    for point in decay["points"]:
+        later = pd.Series([pd.Timestamp(as_of) + pd.Timedelta(days=point["days"])])
+        want = score_with_rules(rules, r_leads, r_acts, later, reasons=False).iloc[0]
+        assert point["probability"] == pytest.approx(float(want["probability"]), abs=1e-12)
+        assert point["grade"] == str(want["grade"])
+    assert decay["sentence"].startswith("Without new activity this lead ")
