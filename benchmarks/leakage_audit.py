@@ -11,7 +11,7 @@ use, for:
   the known leaks, every other column is a form or web field;
 - **OULAD** through its spec (features are cut at each snapshot's ``as_of``; only the
   declared outcome columns may be flagged);
-- **synthetic CRMs** (``features.synthetic``, two seeds): honest by construction.
+- **synthetic CRMs** (``features.synthetic``, three seeds): honest by construction.
 
 It prints every figure of every column that any rule comes near, each dataset's
 flagged columns, and the false positives (an honest column flagged) and false
@@ -58,8 +58,8 @@ def _summary(name, report, seconds, known_leaks: set[str], declared: set[str]) -
                  | (table["gain_share"] >= 0.3) | (table["feature"].isin(known_leaks))]
     print(f"\n== {name}: {len(table)} columns, audit {seconds:.1f}s, all-features quick "
           f"model OOF AUC {report.all_others_auc:.3f}")
-    cols = ["feature", "auc", "alone_auc", "rest_auc", "gain_share", "missing_pos", "missing_neg",
-            "missing_auc", "rules"]
+    cols = ["feature", "auc", "alone_auc", "rest_auc", "best_other_auc", "gain_share",
+            "missing_pos", "missing_neg", "missing_auc", "rules"]
     print(near[cols].round(3).to_string(index=False))
     fp = sorted(flagged - known_leaks)
     fn = sorted(known_leaks - flagged)
@@ -168,7 +168,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--xeducation", type=Path, default=XEDU)
     parser.add_argument("--leads", type=int, default=5000)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[7, 11])
+    # Seed 1 at 5,000 leads is the CRM where an honest engagement feature once "beat" a
+    # weak rest model (see training.leakage, rule beats_rest).
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 7, 11])
     parser.add_argument("--skip-oulad", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out"
