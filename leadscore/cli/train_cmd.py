@@ -41,8 +41,9 @@ RoundsOpt = Annotated[int, typer.Option("--num-boost-round", min=1, help="Maximu
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (LightGBM, random splits).")]
 CrossfitOpt = Annotated[str, typer.Option(
     "--crossfit", help="K-fold cross-fitting over train + validation: 'auto' "
-    "(small data without time: below 30,000 rows or 300 validation positives), "
-    "'always' (also forward-chaining folds on time-split data) or 'never'.")]
+    "(small data: below 30,000 rows or 300 validation positives; a time split's folds "
+    "keep each lead's snapshots together), 'always' (any size), 'forward' (any size, "
+    "forward-chaining folds on a time split) or 'never' (one validation window).")]
 AssumeUtcOpt = Annotated[bool, typer.Option(
     "--assume-utc", help="Read naive timestamps in --data as UTC.")]
 TuneOpt = Annotated[str | None, typer.Option(
@@ -70,9 +71,12 @@ def _train_and_report(data, dataset, dataset_file, experiment, every, horizon, a
     if scheduler is not None and scheduler != "local" and not scheduler.startswith("tcp://"):
         raise typer.BadParameter(f"{scheduler!r} is not 'local' or a tcp://host:port address",
                                  param_hint="--scheduler")
-    if crossfit not in ("auto", "always", "never"):
-        raise typer.BadParameter(f"{crossfit!r} is not 'auto', 'always' or 'never'",
-                                 param_hint="--crossfit")
+    from training.crossfit import CROSSFIT_MODES
+
+    if crossfit not in CROSSFIT_MODES:
+        raise typer.BadParameter(
+            f"{crossfit!r} is not one of {', '.join(repr(m) for m in CROSSFIT_MODES)}",
+            param_hint="--crossfit")
     from training.tune import TuneBudget
 
     try:

@@ -63,17 +63,17 @@ def test_every_fold_gives_each_row_exactly_one_part():
         assert (t[f.fit] + horizon).max() < t[f.held].min()
 
 
-@pytest.mark.parametrize("time_column", [None, "as_of"])
-def test_cross_fitted_calibration_never_sees_test_rows(time_column):
+@pytest.mark.parametrize(("time_column", "crossfit", "kind"), [
+    (None, "auto", "stratified"), ("as_of", "auto", "grouped"), ("as_of", "forward", "forward")])
+def test_cross_fitted_calibration_never_sees_test_rows(time_column, crossfit, kind):
     frame, _ = make_frame(3000, seed=4)
     data = _data(frame, time_column)
     y = frame["label"].to_numpy()
     split = (time_split(frame["as_of"], y, horizon=data.purge_gap) if time_column
              else random_split(y, random_state=0))
-    # 'auto' cross-fits time-split data on one window for now: ask for it.
-    options = TrainOptions(num_boost_round=150, early_stopping_rounds=30, crossfit="always")
+    options = TrainOptions(num_boost_round=150, early_stopping_rounds=30, crossfit=crossfit)
     model, rows = fit_model(data, frame, split, FEATURES, CATEGORICAL, options)
-    assert model.crossfit_["cv_kind"] == ("forward" if time_column else "stratified")
+    assert model.crossfit_["cv_kind"] == kind
     assert np.intersect1d(rows, split.test).size == 0
     assert set(rows) <= set(split.train) | set(split.valid)
 
@@ -111,14 +111,34 @@ def test_crossfit_refits_on_train_and_validation_and_never_is_the_old_path():
                           TrainOptions(num_boost_round=150, early_stopping_rounds=30,
                                        crossfit="never"))
     assert not hasattr(old, "crossfit_") and np.array_equal(rows, split.valid)
-    # auto keeps a time split on one window (forward folds are opt-in, see fit_model).
+    # auto cross-fits a small time split too, on folds that keep a lead's snapshots
+    # together, and refits on train + validation; never keeps its one window.
     timed = _data(frame, "as_of")
     ts = time_split(frame["as_of"], y, horizon=timed.purge_gap)
     auto, rows = fit_model(timed, frame, ts, FEATURES, CATEGORICAL,
                            TrainOptions(num_boost_round=150, early_stopping_rounds=30))
-    assert not hasattr(auto, "crossfit_") and np.array_equal(rows, ts.valid)
+    assert auto.crossfit_["cv_kind"] == "grouped"
+    assert set(rows) <= set(ts.train) | set(ts.valid) and not set(rows) & set(ts.test)
+    one, rows = fit_model(timed, frame, ts, FEATURES, CATEGORICAL,
+                          TrainOptions(num_boost_round=150, early_stopping_rounds=30,
+                                       crossfit="never"))
+    assert not hasattr(one, "crossfit_") and np.array_equal(rows, ts.valid)
     with pytest.raises(ValueError, match="'crossfit' parameter of TrainOptions"):
         TrainOptions(crossfit="sometimes")
+
+
+def test_grouped_folds_keep_every_snapshot_of_a_lead_in_one_fold():
+    frame, _ = make_frame(3000, seed=7)
+    # Each lead three times, as weekly snapshots of one CRM would give it.
+    frame = pd.concat([frame] * 3, ignore_index=True)
+    y = frame["label"].to_numpy()
+    folds = crossfit_folds(y, groups=frame["lead_id"].to_numpy(), n_splits=5)
+    assert folds.kind == "grouped" and folds.usable and len(folds.folds) == 5
+    lead = frame["lead_id"].to_numpy()
+    assert np.array_equal(folds.held_out, np.arange(len(y)))
+    for f in folds.folds:
+        assert not set(lead[f.fit]) & set(lead[f.held])
+        assert len(f.fit) + len(f.held) == len(y)
 
 
 def test_forward_folds_that_all_fit_on_one_window_are_not_a_cross_validation():
@@ -137,7 +157,7 @@ def test_forward_folds_that_all_fit_on_one_window_are_not_a_cross_validation():
                         purge_gap=horizon)
     model, rows = fit_model(data, frame, split, FEATURES, CATEGORICAL,
                             TrainOptions(num_boost_round=60, early_stopping_rounds=20,
-                                         crossfit="always"))
+                                         crossfit="forward"))
     assert not hasattr(model, "crossfit_") and np.array_equal(rows, split.valid)
     assert "all fit on the same" in model.crossfit_skipped_
     assert "one window repeated" in model.crossfit_skipped_

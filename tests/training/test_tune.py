@@ -107,7 +107,8 @@ def test_one_window_search_scores_the_validation_window_the_fit_early_stops_on()
     data = _data(frame, "as_of")
     y = frame["label"].to_numpy()
     split = time_split(frame["as_of"], y, horizon=data.purge_gap)
-    options = TrainOptions(**FAST, tune=TuneBudget(trials=4))
+    # One window: what data above the cross-fit threshold gets ('never' asks for it here).
+    options = TrainOptions(**FAST, tune=TuneBudget(trials=4), crossfit="never")
     model, rows = fit_model(data, frame, split, FEATURES, CATEGORICAL, options)
     assert not hasattr(model, "crossfit_") and np.array_equal(rows, split.valid)
     assert model.tuning_.objective == "ROC AUC on the validation window"
