@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pandas as pd
 
 OUT = Path(__file__).resolve().parent / "out"

@@ -40,6 +40,7 @@ import pandas as pd
 
 from features.drift import Reference
 from features.errors import InsufficientDataError
+from training.crossfit import CROSSFIT_MODES
 from training.evaluate import (
     classification_metrics,
     decile_table,
@@ -52,7 +53,6 @@ from training.evaluate import (
     safe_auc,
     segment_auc,
 )
-from training.crossfit import CROSSFIT_MODES
 from training.leakage import LEAK_THRESHOLD, LeakageReport, audit_leakage
 from training.model import LeadModel
 from training.split import MIN_PER_CLASS, Split, check_min_data, random_split, time_split
