@@ -114,7 +114,10 @@ class Folds:
     def summary(self) -> dict[str, object]:
         return {"cv_kind": self.kind, "cv_folds": len(self.folds),
                 "cv_fit_rows": ",".join(str(len(f.fit)) for f in self.folds),
-                "cv_held_rows": ",".join(str(len(f.held)) for f in self.folds)}
+                "cv_held_rows": ",".join(str(len(f.held)) for f in self.folds),
+                # Pool rows no fold holds out (a forward fold's first block, a dropped
+                # fold): they have no out-of-fold margin, so no say in the calibration.
+                "cv_unheld_rows": self.n_rows - len(self.held_out)}
 
 
 def is_small(n_pool_rows: int, valid_positives: int) -> bool:
@@ -153,6 +156,9 @@ def crossfit_folds(
     """
     y = np.asarray(y, dtype=int)
     n = len(y)
+    if time is not None and groups is not None:
+        raise ValueError("crossfit_folds takes time (forward folds) or groups (lead-grouped "
+                         "folds), not both.")
     if time is None:
         k = int(max(2, min(n_splits, y.sum(), n - y.sum())))
         if groups is not None:

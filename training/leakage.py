@@ -50,8 +50,10 @@ How one feature gets a score to rank by (``single_auc``):
   leaks and "missing unless converted" patterns, the out-of-fold conversion rate of
   its quantile bin (missing is a bin of its own);
 - categorical: the out-of-fold conversion rate of its category (missing is a
-  category). Out-of-fold (5 folds) so that a high-cardinality id-like column cannot
-  score well by memorising each value's label.
+  category). Out-of-fold (5 folds, a lead's snapshots in one fold when ``groups`` is
+  given) so that a high-cardinality id-like column cannot score well by memorising
+  each value's label, and so cannot raise the "best other column" bar of
+  ``beats_rest`` either.
 
 The audit subsamples to ``max_rows`` stratified rows (``model_rows`` for the quick
 LightGBM models): AUCs at that size are accurate to about 0.005, far finer than any
@@ -149,12 +151,28 @@ class LeakageReport:
         return self.table.loc[flagged, keep].reset_index(drop=True)
 
 
-def _oof_rate(codes: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+def _rate_folds(y: np.ndarray, seed: int,
+                groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The folds of :func:`_oof_rate`, made once for every column of an audit.
+
+    With ``groups`` (a lead per row) a lead's snapshots share a fold: otherwise a
+    column that names the lead scores by recognising it from its other snapshots.
+    """
+    n_splits = int(min(5, max(2, min(y.sum(), len(y) - y.sum()))))
+    rows = np.zeros((len(y), 1))
+    if groups is not None:
+        n_splits = int(max(2, min(n_splits, len(np.unique(groups)))))
+        return list(StratifiedGroupKFold(n_splits=n_splits, shuffle=True,
+                                         random_state=seed).split(rows, y, groups))
+    return list(StratifiedKFold(n_splits=n_splits, shuffle=True,
+                                random_state=seed).split(rows, y))
+
+
+def _oof_rate(codes: np.ndarray, y: np.ndarray,
+              folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """Out-of-fold mean label per code, shrunk towards the fold's base rate."""
     out = np.empty(len(y), dtype=float)
-    n_splits = int(min(5, max(2, min(y.sum(), len(y) - y.sum()))))
-    folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    for fit_idx, held_idx in folds.split(codes.reshape(-1, 1), y):
+    for fit_idx, held_idx in folds:
         fit = pd.DataFrame({"c": codes[fit_idx], "y": y[fit_idx]}).groupby("c")["y"]
         prior, k = y[fit_idx].mean(), 10.0
         rate = (fit.sum() + prior * k) / (fit.count() + k)
@@ -273,6 +291,7 @@ def audit_leakage(
                    else pd.factorize(pd.Series(np.asarray(groups, dtype=object)[keep]))[0])
     categorical = set(categorical)
     declared = set(declared_leaky)
+    rate_folds = _rate_folds(y, random_state, group_codes)
     rows = []
     for name in X.columns:
         col = X[name]
@@ -280,7 +299,7 @@ def audit_leakage(
             codes = col.astype("string").fillna("\x00missing").to_numpy(dtype=object)
             missing = col.isna().to_numpy()
             auc_raw = float("nan")
-            auc_binned = _auc(y, _oof_rate(codes, y, random_state))
+            auc_binned = _auc(y, _oof_rate(codes, y, rate_folds))
             kind = "categorical"
         else:
             v = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -290,7 +309,7 @@ def audit_leakage(
             ranks = pd.Series(v).rank(pct=True).to_numpy()
             # Quantile bin 0-19 of the value; -1 for missing (cast after filling NaN).
             codes = np.minimum(np.nan_to_num(ranks * 20, nan=-1.0).astype(int), 19)
-            auc_binned = _auc(y, _oof_rate(codes, y, random_state))
+            auc_binned = _auc(y, _oof_rate(codes, y, rate_folds))
             kind = "numeric"
         pos = y == 1
         rows.append({
@@ -347,12 +366,13 @@ def audit_leakage(
             # The rest is at least as strong as its best column alone: the quick model
             # of many columns on few rows can fall below that, and must not be the bar.
             best_other = float(table.loc[table["feature"].isin(rest), "auc"].max())
+            bar = np.fmax(rest_auc, best_other)  # no rest column: the rest model alone
             at = table["feature"] == row.feature
             table.loc[at, "rest_auc"] = rest_auc
             table.loc[at, "alone_auc"] = alone_auc
             table.loc[at, "best_other_auc"] = best_other
             if (rest_auc >= REST_SIGNAL
-                    and min(row.auc, alone_auc) >= max(rest_auc, best_other) + BEATS_REST_MARGIN):
+                    and min(row.auc, alone_auc) >= bar + BEATS_REST_MARGIN):
                 rules[row.feature].append("beats_rest")
                 flagged_single.add(row.feature)
         for row in table.itertuples():

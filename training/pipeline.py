@@ -444,6 +444,9 @@ def fit_model(data: TrainingData, frame: pd.DataFrame, split: Split, features: l
         options.crossfit, True)
     folds = None
     pool_rows = frame.iloc[pool]
+    if wanted and options.scheduler is not None:
+        model.crossfit_skipped_ = ("training on Dask fits one window: cross-fitting runs "
+                                   "in process only")
     if wanted and options.scheduler is None:
         timed = data.time_column is not None and split.kind == "time"
         forward = timed and options.crossfit == "forward"
@@ -711,7 +714,7 @@ def _log_run(result: TrainResult, data: TrainingData, frame: pd.DataFrame, X_tes
         "crossfit": options.crossfit,
         **{k: v for k, v in (getattr(model, "crossfit_", None) or {}).items()
            if k in ("cv_kind", "cv_folds", "cv_fit_rows", "cv_held_rows", "cv_rounds",
-                    "cv_refit")},
+                    "cv_refit", "cv_unheld_rows")},
         **({"crossfit_skipped": model.crossfit_skipped_}
            if getattr(model, "crossfit_skipped_", None) else {}),
         "calibration_chosen": model.calibration_method,

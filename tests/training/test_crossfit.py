@@ -139,6 +139,8 @@ def test_grouped_folds_keep_every_snapshot_of_a_lead_in_one_fold():
     for f in folds.folds:
         assert not set(lead[f.fit]) & set(lead[f.held])
         assert len(f.fit) + len(f.held) == len(y)
+    with pytest.raises(ValueError, match="time .* or groups"):
+        crossfit_folds(y, groups=lead, time=frame["as_of"])
 
 
 def test_forward_folds_that_all_fit_on_one_window_are_not_a_cross_validation():
@@ -164,3 +166,33 @@ def test_forward_folds_that_all_fit_on_one_window_are_not_a_cross_validation():
     # Folds over the same pool that chain through time are usable.
     stratified = crossfit_folds(y[pool])
     assert stratified.usable and stratified.distinct_fits == len(stratified.folds)
+
+
+def test_training_a_small_snapshot_set_keeps_each_lead_in_one_fold(monkeypatch):
+    import training.crossfit
+
+    base, _ = make_frame(1200, weeks=20, seed=8)
+    # Three weekly snapshots of every lead, with the same label: what a CRM's history
+    # gives. A fold that fitted on one snapshot of a lead and held out another would
+    # score the lead by recognising it.
+    frame = pd.concat([base.assign(as_of=base["as_of"] + pd.Timedelta(weeks=w))
+                       for w in range(3)], ignore_index=True)
+    frame = frame.sort_values("as_of", kind="stable").reset_index(drop=True)
+    data = _data(frame, "as_of")
+    y = frame["label"].to_numpy()
+    split = time_split(frame["as_of"], y, horizon=data.purge_gap)
+    made = []
+    real = training.crossfit.crossfit_folds
+    monkeypatch.setattr(training.crossfit, "crossfit_folds",
+                        lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    model, rows = fit_model(data, frame, split, FEATURES, CATEGORICAL,
+                            TrainOptions(num_boost_round=100, early_stopping_rounds=20))
+    (folds,) = made
+    assert folds.kind == "grouped" and model.crossfit_["cv_kind"] == "grouped"
+    pool = np.sort(np.concatenate([split.train, split.valid]))
+    lead = frame["lead_id"].to_numpy()[pool]
+    assert len(set(lead)) < len(pool)  # leads do repeat in the pool
+    for f in folds.folds:
+        assert not set(lead[f.fit]) & set(lead[f.held])
+    assert model.crossfit_["cv_unheld_rows"] == 0
+    assert np.array_equal(np.sort(rows), pool)
