@@ -53,8 +53,14 @@ def test_two_earlier_runs_rank_d_to_a_and_the_estimate_is_inside_the_auc_interva
     old_leads.to_parquet(past / "leads.parquet")
     old_acts[old_acts["lead_id"].isin(old_leads["lead_id"])].to_parquet(
         past / "activities.parquet")
+    # One window (the training this test was written against): the backtest, not the
+    # training mode, is under test, and its strict D < C < B < A needs grades far apart.
+    # Cross-fitted (the default for this small base since issue 16), seed 5's model
+    # ranks the test window better (0.733 against 0.703) but puts B at 0.107 and C at
+    # 0.121 in the first run, inside both grades' intervals; over seeds 5-7 the realised
+    # AUCs of the six runs averaged 0.719 cross-fitted against 0.714 on one window.
     trained = train(training_data_from_dir(past), Settings(),
-                    TrainOptions(register=False, num_boost_round=80))
+                    TrainOptions(register=False, num_boost_round=80, crossfit="never"))
     source = ModelSource(_candidate(), _settings(), MemoryLoader(trained.model))
     out = tmp_path / "out"
     for stamp in (FIRST, SECOND):
