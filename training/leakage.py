@@ -26,7 +26,7 @@ Rules (each figure is out-of-fold, so that a column cannot score by memorising):
     (``best_other_auc``): on a small base the quick model of sixty columns can rank
     below one of them alone, and then an honest feature "beats" a rest that its own
     sibling beats too (a 5,000-lead synthetic CRM: ``engagement_decayed_hl7d`` at 0.695
-    alone against a rest model at 0.666, with ``engagement_decayed_hl30d`` at 0.70).
+    alone against a rest model at 0.666, with ``engagement_decayed_hl30d`` at 0.679).
 ``gain_share``
     The feature carries :data:`GAIN_SHARE_THRESHOLD` or more of the total split gain
     of a quick LightGBM on all features, and its single AUC is at least
