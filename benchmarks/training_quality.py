@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -329,6 +331,10 @@ def main() -> None:
 
     disable_telemetry()
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+    # Each tuning trial as it ends: a 50-trial search at 200,000 leads runs for hours.
+    trials_log = logging.getLogger("leadscore.training.tune")
+    trials_log.setLevel(logging.INFO)
+    trials_log.addHandler(logging.StreamHandler(sys.stderr))
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.xeducation.is_file() and not args.skip_xeducation:

@@ -39,6 +39,9 @@ from typing import Any
 __all__ = ["SEARCH_SPACE", "TuneBudget", "TrialRecord", "TuneResult", "tune", "log_trials"]
 
 logger = logging.getLogger("leadscore.training")
+progress = logging.getLogger("leadscore.training.tune")
+"""One INFO line per finished trial; ``leadscore train --tune`` prints them as they come,
+since a search on a large base runs for minutes to hours."""
 
 SEARCH_SPACE: dict[str, tuple[str, float, float]] = {
     # name: (kind, low, high); every range is searched on a log scale but
@@ -142,6 +145,11 @@ def _suggest(trial: Any) -> dict[str, float | int]:
     return params
 
 
+def _short(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in params.items())
+
+
 def tune(
     objective: Callable[[Mapping[str, Any]], tuple[float, int]],
     budget: TuneBudget,
@@ -168,6 +176,12 @@ def tune(
         is_default = trial.number == 0
         records.append(TrialRecord(trial.number, params, float(value), int(rounds), seconds,
                                    defaults=is_default))
+        best = max((r.value for r in records if math.isfinite(r.value)), default=float("nan"))
+        progress.info("tuning: trial %d%s %s: held-out AUC %.4f at %d rounds in %.1f s "
+                      "(best so far %.4f)", trial.number + 1,
+                      f"/{budget.trials}" if budget.trials else "",
+                      "(the defaults)" if is_default else _short(params), value, rounds,
+                      seconds, best)
         if not math.isfinite(value):
             raise optuna.TrialPruned(f"held-out AUC is {value}")
         return float(value)

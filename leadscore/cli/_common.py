@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -71,3 +74,27 @@ def parse_timestamp(value: str | None, *, option: str) -> pd.Timestamp | None:
             param_hint=option,
         ) from exc
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+class _ConsoleHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(self.format(record), highlight=False, markup=False)
+
+
+@contextmanager
+def echo_log(name: str, level: int = logging.INFO) -> Iterator[None]:
+    """Print the ``name`` logger's records on the console while the block runs.
+
+    For progress a long command owes its user (each tuning trial as it ends), without
+    turning on the library's other logging.
+    """
+    log = logging.getLogger(name)
+    handler = _ConsoleHandler(level)
+    previous = log.level
+    log.addHandler(handler)
+    log.setLevel(min(level, previous) if previous else level)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous)

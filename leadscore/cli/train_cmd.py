@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from leadscore.cli._common import console, json_text, parse_duration, settings
+from leadscore.cli._common import console, echo_log, json_text, parse_duration, settings
 from leadscore.cli.app import app
 
 EXIT_PROMOTED = 0
@@ -110,11 +111,12 @@ def _train_and_report(data, dataset, dataset_file, experiment, every, horizon, a
         resolve_allowed(allow_leaky, training_data)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--allow-leaky") from exc
-    result = train(training_data, cfg, TrainOptions(
-        experiment=experiment, source_name=source_name, allow_leaky=tuple(allow_leaky),
-        scheduler=scheduler, promote=promote, num_boost_round=num_boost_round, random_state=seed,
-        crossfit=crossfit, promotion_why=why, tune=budget,
-    ))
+    with echo_log("leadscore.training.tune") if budget is not None else nullcontext():
+        result = train(training_data, cfg, TrainOptions(
+            experiment=experiment, source_name=source_name, allow_leaky=tuple(allow_leaky),
+            scheduler=scheduler, promote=promote, num_boost_round=num_boost_round,
+            random_state=seed, crossfit=crossfit, promotion_why=why, tune=budget,
+        ))
     m = result.metrics
     console.print(
         f"run {result.run_id}: test ROC AUC {m['roc_auc']:.4f}, ECE {m['ece']:.4f}, "

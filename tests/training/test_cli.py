@@ -52,6 +52,23 @@ def small_crm(tmp_path_factory) -> Path:
     return out
 
 
+def test_train_tune_prints_each_trial_as_it_ends_and_the_choice(small_crm, isolated_env):
+    """A search runs for minutes on a real base: the user sees every trial, then the pick."""
+    result = runner.invoke(app, ["train", "--data", str(small_crm), "--tune", "3",
+                                 "--num-boost-round", "60"])
+    assert result.exit_code == 0, result.output
+    trial_lines = [line for line in result.stderr.splitlines()
+                   if line.startswith("tuning: trial ")]
+    assert [line.split()[2] for line in trial_lines] == ["1/3", "2/3", "3/3"]
+    assert "(the defaults)" in trial_lines[0]
+    assert all("num_leaves=" in line for line in trial_lines[1:])
+    tuning = _summary(result)["tuning"]
+    assert tuning["trials"] == 3 and tuning["budget"] == "3 trials"
+    best = max(float(line.split("held-out AUC ")[1].split()[0]) for line in trial_lines)
+    assert tuning["best_value"] == pytest.approx(best, abs=5e-5)
+    assert f"best so far {best:.4f}" in trial_lines[-1]
+
+
 @pytest.mark.slow
 def test_train_data_promote_leaves_a_champion(small_crm, isolated_env):
     result = runner.invoke(app, ["train", "--data", str(small_crm), "--promote",
