@@ -177,10 +177,11 @@ def tune(
         records.append(TrialRecord(trial.number, params, float(value), int(rounds), seconds,
                                    defaults=is_default))
         best = max((r.value for r in records if math.isfinite(r.value)), default=float("nan"))
-        progress.info("tuning: trial %d%s %s: held-out AUC %.4f at %d rounds in %.1f s "
-                      "(best so far %.4f)", trial.number + 1,
-                      f"/{budget.trials}" if budget.trials else "",
-                      "(the defaults)" if is_default else _short(params), value, rounds,
+        # Numbered from 0 like the nested runs ("tune trial 3") and the summary's best.
+        progress.info("tuning: trial %d (%d%s) %s: held-out AUC %.4f at %d rounds in %.1f s "
+                      "(best so far %.4f)", trial.number, trial.number + 1,
+                      f" of {budget.trials}" if budget.trials else f" in {budget}",
+                      "the defaults" if is_default else _short(params), value, rounds,
                       seconds, best)
         if not math.isfinite(value):
             raise optuna.TrialPruned(f"held-out AUC is {value}")

@@ -59,14 +59,17 @@ def test_train_tune_prints_each_trial_as_it_ends_and_the_choice(small_crm, isola
     assert result.exit_code == 0, result.output
     trial_lines = [line for line in result.stderr.splitlines()
                    if line.startswith("tuning: trial ")]
-    assert [line.split()[2] for line in trial_lines] == ["1/3", "2/3", "3/3"]
-    assert "(the defaults)" in trial_lines[0]
-    assert all("num_leaves=" in line for line in trial_lines[1:])
+    # Numbered as the nested runs and the summary's best trial are: from 0.
+    assert [line.split(" (")[0] for line in trial_lines] == [
+        "tuning: trial 0", "tuning: trial 1", "tuning: trial 2"]
+    assert "(1 of 3) the defaults:" in trial_lines[0]
+    assert all(f"({n + 1} of 3) num_leaves=" in trial_lines[n] for n in (1, 2))
     tuning = _summary(result)["tuning"]
     assert tuning["trials"] == 3 and tuning["budget"] == "3 trials"
-    best = max(float(line.split("held-out AUC ")[1].split()[0]) for line in trial_lines)
-    assert tuning["best_value"] == pytest.approx(best, abs=5e-5)
-    assert f"best so far {best:.4f}" in trial_lines[-1]
+    aucs = [float(line.split("held-out AUC ")[1].split()[0]) for line in trial_lines]
+    assert tuning["best_value"] == pytest.approx(max(aucs), abs=5e-5)
+    assert aucs[tuning["best_trial"]] == pytest.approx(max(aucs), abs=5e-5)
+    assert f"best so far {max(aucs):.4f}" in trial_lines[-1]
 
 
 @pytest.mark.slow
