@@ -489,7 +489,9 @@ def fit_model(data: TrainingData, frame: pd.DataFrame, split: Split, features: l
                                         y_valid=y[split.valid]))
         model.tuning_ = tune(objective, options.tune,
                              defaults={**DEFAULT_PARAMS, **options.params},
-                             objective_name=name, random_state=options.random_state)
+                             objective_name=name, random_state=options.random_state,
+                             round_cap=model.num_boost_round,
+                             patience=model.early_stopping_rounds)
         model.params = {**model.params, **model.tuning_.best_params}
     if folds is not None:
         model.fit_crossfit(pool_rows[features], y[pool], folds, refit=options.crossfit_refit)

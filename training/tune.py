@@ -105,6 +105,9 @@ class TrialRecord:
     rounds: int
     seconds: float
     defaults: bool = False
+    capped: bool = False
+    """The round cap ended the trial before early stopping could: its best round lies
+    within the patience of the cap, so more rounds might have scored higher."""
 
 
 @dataclass
@@ -130,6 +133,8 @@ class TuneResult:
             "seconds": round(self.seconds, 2), "best_trial": self.best_trial.number,
             "best_value": self.best_value, "default_value": self.default_value,
             "best_params": dict(self.best_params),
+            "best_capped": self.best_trial.capped,
+            "capped_trials": sum(t.capped for t in self.trials),
         }
 
 
@@ -157,11 +162,17 @@ def tune(
     defaults: Mapping[str, Any],
     objective_name: str,
     random_state: int = 0,
+    round_cap: int | None = None,
+    patience: int = 0,
 ) -> TuneResult:
     """Search :data:`SEARCH_SPACE` within ``budget``; trial 0 is ``defaults``.
 
     ``objective`` maps parameter overrides to (held-out ROC AUC, rounds); higher is
     better. A trial whose AUC cannot be computed (NaN) counts as failed, not as best.
+    With ``round_cap`` (the objective's ``num_boost_round``) and ``patience`` (its early
+    stopping rounds), a trial whose best round is within ``patience`` of the cap is
+    marked ``capped``: at a low learning rate the cap, not the data, ended it. The
+    search warns when the best trial is capped.
     """
     import optuna
 
@@ -174,15 +185,16 @@ def tune(
         value, rounds = objective(params)
         seconds = time.perf_counter() - started
         is_default = trial.number == 0
+        capped = round_cap is not None and int(rounds) + patience > round_cap
         records.append(TrialRecord(trial.number, params, float(value), int(rounds), seconds,
-                                   defaults=is_default))
+                                   defaults=is_default, capped=capped))
         best = max((r.value for r in records if math.isfinite(r.value)), default=float("nan"))
         # Numbered from 0 like the nested runs ("tune trial 3") and the summary's best.
-        progress.info("tuning: trial %d (%d%s) %s: held-out AUC %.4f at %d rounds in %.1f s "
+        progress.info("tuning: trial %d (%d%s) %s: held-out AUC %.4f at %d rounds%s in %.1f s "
                       "(best so far %.4f)", trial.number, trial.number + 1,
                       f" of {budget.trials}" if budget.trials else f" in {budget}",
                       "the defaults" if is_default else _short(params), value, rounds,
-                      seconds, best)
+                      f" (the cap of {round_cap})" if capped else "", seconds, best)
         if not math.isfinite(value):
             raise optuna.TrialPruned(f"held-out AUC is {value}")
         return float(value)
@@ -203,6 +215,11 @@ def tune(
     default = records[0]
     logger.info("tuning: %d trials in %.1f s; best %.4f (trial %d) vs defaults %.4f",
                 len(records), elapsed, best.value, best.number, default.value)
+    if best.capped:
+        logger.warning(
+            "tuning: the best trial (%d, learning rate %.3g) reached the cap of %s rounds "
+            "before early stopping ended it; a larger --num-boost-round may score higher",
+            best.number, best.params.get("learning_rate", float("nan")), round_cap)
     return TuneResult(best_params=dict(best.params), best_value=best.value,
                       default_value=default.value, objective=objective_name,
                       budget=str(budget), trials=records, seconds=elapsed)
@@ -221,7 +238,8 @@ def log_trials(result: TuneResult, parent_run_id: str, experiment_id: str) -> No
             "mlflow.parentRunId": parent_run_id, "leadscore.tune_trial": str(record.number),
             "leadscore.tune_defaults": str(record.defaults).lower(),
         })
-        metrics = [Metric("seconds", record.seconds, now, 0), Metric("rounds", record.rounds, now, 0)]
+        metrics = [Metric("seconds", record.seconds, now, 0), Metric("rounds", record.rounds, now, 0),
+                   Metric("round_capped", float(record.capped), now, 0)]
         if math.isfinite(record.value):
             metrics.append(Metric("heldout_roc_auc", record.value, now, 0))
         client.log_batch(child.info.run_id, metrics=metrics,

@@ -159,3 +159,42 @@ def test_the_run_shows_each_trial_as_a_nested_run_and_the_choice_on_the_parent(
         run_id=result.run_id, artifact_path="tuning/trials.json",
         dst_path=str(tmp_path))).read_text())
     assert len(trials["trials"]) == 3 and trials["summary"]["best_params"] == best
+
+
+def test_a_trial_ended_by_the_round_cap_is_marked_and_a_capped_best_is_warned(caplog):
+    """At a low learning rate the cap, not early stopping, ends a trial: the user must
+    know, since its score is a floor and a larger --num-boost-round may beat it."""
+    import logging
+
+    from training.tune import tune
+
+    cap, patience = 300, 50
+
+    def objective(params):
+        # Lower learning rates score higher and need every round: the cap binds them.
+        rate = params["learning_rate"]
+        return 1.0 - rate, cap if rate < 0.05 else 120
+
+    with caplog.at_level(logging.INFO, logger="leadscore.training"):
+        result = tune(objective, TuneBudget(trials=12), defaults=DEFAULT_PARAMS,
+                      objective_name="fake", round_cap=cap, patience=patience)
+    for record in result.trials:
+        assert record.capped == (record.params["learning_rate"] < 0.05), record
+    assert result.best_trial.capped and result.summary()["best_capped"] is True
+    assert result.summary()["capped_trials"] == sum(t.capped for t in result.trials) > 0
+    capped_lines = [r.getMessage() for r in caplog.records
+                    if r.name == "leadscore.training.tune" and "(the cap of 300)" in r.getMessage()]
+    assert len(capped_lines) == result.summary()["capped_trials"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(f"best trial ({result.best_trial.number}," in w and "cap of 300" in w
+               for w in warnings), warnings
+
+
+def test_a_trial_that_early_stopping_ended_is_not_capped():
+    from training.tune import tune
+
+    result = tune(lambda params: (0.7, 249), TuneBudget(trials=3), defaults=DEFAULT_PARAMS,
+                  objective_name="fake", round_cap=300, patience=50)
+    # 249 + 50 rounds without gain fit under 300: early stopping ended every trial.
+    assert not any(t.capped for t in result.trials)
+    assert result.summary()["best_capped"] is False
