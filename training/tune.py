@@ -216,7 +216,8 @@ def tune(
     logger.info("tuning: %d trials in %.1f s; best %.4f (trial %d) vs defaults %.4f",
                 len(records), elapsed, best.value, best.number, default.value)
     if best.capped:
-        logger.warning(
+        # On the progress logger: ``leadscore train --tune`` shows it once, with the trials.
+        progress.warning(
             "tuning: the best trial (%d, learning rate %.3g) reached the cap of %s rounds "
             "before early stopping ended it; a larger --num-boost-round may score higher",
             best.number, best.params.get("learning_rate", float("nan")), round_cap)

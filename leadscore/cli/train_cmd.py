@@ -133,11 +133,6 @@ def _train_and_report(data, dataset, dataset_file, experiment, every, horizon, a
             f"{tuning.objective}: best {tuning.best_value:.4f} (trial "
             f"{tuning.best_trial.number}) against {tuning.default_value:.4f} for the "
             f"defaults; chosen {chosen}", highlight=False, soft_wrap=True)
-        if tuning.best_trial.capped:
-            console.print(
-                f"tuning: the best trial reached the cap of {result.model.num_boost_round} rounds "
-                "before early stopping ended it; a larger --num-boost-round may score higher",
-                highlight=False, soft_wrap=True)
     if result.leakage.flagged:
         console.print(f"leakage audit flagged {list(result.leakage.flagged)}; excluded "
                       f"{list(result.leakage.excluded)}", highlight=False)
